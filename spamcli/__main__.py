@@ -1,0 +1,5 @@
+"""``python -m spamcli``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""The public Python API: :class:`SpamFilter`, for web apps and bots as well as the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .bundle import Bundle, load_bundle
+from .records import Record
+from .router import ContextModel, Thresholds, Verdict
+from .stream import micro_batches
+
+
+class SpamFilter:
+    """A loaded model bundle, ready to score texts of one context (``content`` or ``profile``).
+
+    >>> spam_filter = SpamFilter.load()                 # doctest: +SKIP
+    >>> spam_filter.score(["WIN a FREE iPhone"])[0].label  # doctest: +SKIP
+    'spam'
+    """
+
+    def __init__(self, bundle: Bundle, context: str = "content", thresholds: Thresholds | None = None):
+        self.bundle = bundle
+        self.context_name = context
+        self.model: ContextModel = bundle.context(context)
+        self.thresholds = thresholds or self.model.thresholds
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, context: str = "content") -> SpamFilter:
+        """Load a model directory (default: the model shipped with spamcli)."""
+        return cls(load_bundle(Path(path) if path else None), context=context)
+
+    def with_thresholds(self, ham: float | None = None, spam: float | None = None) -> SpamFilter:
+        """A copy whose spam/ham thresholds are overridden where given."""
+        current = self.thresholds
+        return SpamFilter(
+            self.bundle,
+            self.context_name,
+            Thresholds(ham=current.ham if ham is None else ham, spam=current.spam if spam is None else spam),
+        )
+
+    def score(
+        self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0
+    ) -> list[Verdict]:
+        """Score texts; ``langs`` may give known languages (None entries are detected)."""
+        return self.model.score(texts, langs, explain=explain, thresholds=self.thresholds)
+
+    def score_records(self, records: list[Record], explain: int = 0) -> list[dict]:
+        """Output dicts (the JSON-lines contract) for a batch of records, in order."""
+        good = [r for r in records if not r.error]
+        verdicts = iter(self.score([r.text for r in good], [r.lang for r in good], explain)) if good else iter(())
+        out = []
+        for rec in records:
+            if rec.error:
+                out.append({"id": rec.id, "error": rec.error})
+                continue
+            verdict = next(verdicts)
+            item = {
+                "id": rec.id,
+                "score": round(verdict.score, 4),
+                "label": verdict.label,
+                "lang": verdict.lang,
+                "model": verdict.model,
+            }
+            if explain:
+                item["lang_confidence"] = verdict.lang_confidence
+                item["reasons"] = [{"token": tok, "weight": w} for tok, w in verdict.reasons or []]
+            out.append(item)
+        return out
+
+    def classify_batches(
+        self,
+        records: Iterable[Record],
+        explain: int = 0,
+        max_batch: int = 1024,
+        max_wait: float = 0.01,
+    ) -> Iterator[list[dict]]:
+        """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
+        at a time: big batches for bulk input, immediate answers for a slow trickle."""
+        for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
+            yield self.score_records(batch, explain=explain)
+
+    def classify_stream(self, records: Iterable[Record], explain: int = 0) -> Iterator[dict]:
+        """Like :meth:`classify_batches`, one output dict at a time."""
+        for batch in self.classify_batches(records, explain=explain):
+            yield from batch

@@ -1,0 +1,234 @@
+"""The model bundle on disk: a directory with ``manifest.json`` and one ``.npz`` per model.
+
+Layout (format version 1)::
+
+    MODEL_DIR/
+      manifest.json                      format, versions, contexts, languages, thresholds,
+                                         feature settings, training summary, sha256 per file
+      content-en-3f2a9c1b0d4e.npz        columns (int32), counts (float64 2 x n), doc_counts
+      content-multi-8b1c....npz          ... one file per (context, language) model
+
+Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
+file's sha256 against the manifest, so a model file can never run code. Atomicity: data files get
+content-addressed names and are written first; ``manifest.json`` is replaced last with
+``os.replace`` (atomic on POSIX); only then are files no longer referenced deleted. A crash at any
+point leaves the previous manifest and its files intact, so the previous model stays loadable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ModelError
+from .model import NaiveBayesModel
+from .router import ContextModel, Thresholds
+from .text import FEATURES_VERSION, FeatureSettings
+
+FORMAT_NAME = "spamcli-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def default_model_dir() -> Path:
+    """The model shipped with the package (``models/default`` in the source tree)."""
+    override = os.environ.get("SPAMCLI_MODEL")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("spamcli.models").joinpath("default")))
+
+
+@dataclass
+class Bundle:
+    """All contexts of one model directory, plus its manifest metadata."""
+
+    contexts: dict[str, ContextModel]
+    created: str = ""
+    spamcli_version: str = __version__
+    path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def context(self, name: str) -> ContextModel:
+        if name not in self.contexts:
+            have = ", ".join(sorted(self.contexts)) or "none"
+            raise ModelError(f"model has no {name!r} context (it has: {have})")
+        return self.contexts[name]
+
+
+# ---- writing ------------------------------------------------------------------------------
+def _npz_bytes(model: NaiveBayesModel) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        columns=model.columns.astype(np.int32),
+        counts=model.counts.astype(np.float64),
+        doc_counts=model.doc_counts.astype(np.float64),
+    )
+    return buf.getvalue()
+
+
+def _write_file_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
+    return {
+        "features": ctx.settings.to_dict(),
+        "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+        "min_lang_confidence": ctx.min_lang_confidence,
+        "lang_backend": ctx.lang_backend,
+        "models": files,
+        "summary": ctx.summary,
+    }
+
+
+def save_bundle(bundle: Bundle, directory: Path) -> Path:
+    """Write ``bundle`` to ``directory`` atomically (see module docstring)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    contexts_manifest = {}
+    written: set[str] = set()
+    for ctx_name, ctx in bundle.contexts.items():
+        files = {}
+        for lang, model in sorted(ctx.models.items()):
+            data = _npz_bytes(model)
+            digest = hashlib.sha256(data).hexdigest()
+            name = f"{ctx_name}-{lang}-{digest[:12]}.npz"
+            if not (directory / name).exists():
+                _write_file_atomic(directory / name, data)
+            written.add(name)
+            files[lang] = {
+                "file": name,
+                "sha256": digest,
+                "alpha": model.alpha,
+                "n_features": model.n_features,
+                "calibration": {"a": model.calib_a, "b": model.calib_b},
+                "examples": {"ham": int(model.doc_counts[0]), "spam": int(model.doc_counts[1])},
+            }
+        contexts_manifest[ctx_name] = _context_manifest(ctx, files)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "features_version": FEATURES_VERSION,
+        "spamcli_version": __version__,
+        "created": bundle.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "contexts": contexts_manifest,
+        **bundle.extra,
+    }
+    _write_file_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+    for stale in directory.glob("*.npz"):
+        if stale.name not in written:
+            stale.unlink(missing_ok=True)
+    return directory
+
+
+# ---- reading ------------------------------------------------------------------------------
+def read_manifest(directory: Path) -> dict:
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ModelError(f"model directory not found: {directory}")
+    if not path.is_file():
+        raise ModelError(f"not a spamcli model (no {MANIFEST}): {directory}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"corrupt model manifest {path}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ModelError(f"not a spamcli model manifest: {path}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ModelError(f"model manifest has no format version: {path}")
+    if version > FORMAT_VERSION:
+        raise ModelError(
+            f"model format version {version} is newer than this spamcli supports "
+            f"({FORMAT_VERSION}); upgrade spamcli"
+        )
+    if manifest.get("features_version", 1) > FEATURES_VERSION:
+        raise ModelError("model uses a newer feature version than this spamcli; upgrade spamcli")
+    return manifest
+
+
+def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
+    name = entry["file"]
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ModelError(f"model manifest names an unsafe file: {name!r}")
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model file missing: {path} ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
+    except (ValueError, KeyError, OSError) as exc:
+        raise ModelError(f"model file unreadable: {path}: {exc}") from None
+    if counts.shape != (2, len(columns)) or docs.shape != (2,):
+        raise ModelError(f"model file has inconsistent shapes: {path}")
+    calib = entry.get("calibration", {})
+    return NaiveBayesModel(
+        n_features=int(entry["n_features"]),
+        alpha=float(entry["alpha"]),
+        columns=columns.astype(np.int32),
+        counts=counts.astype(np.float64),
+        doc_counts=docs.astype(np.float64),
+        calib_a=float(calib.get("a", 1.0)),
+        calib_b=float(calib.get("b", 0.0)),
+    )
+
+
+def load_bundle(directory: Path | None = None) -> Bundle:
+    """Load and verify a model directory (default: the shipped model)."""
+    directory = Path(directory) if directory else default_model_dir()
+    manifest = read_manifest(directory)
+    contexts = {}
+    try:
+        for ctx_name, ctx in manifest["contexts"].items():
+            models = {lang: _load_model(directory, e) for lang, e in ctx["models"].items()}
+            th = ctx["thresholds"]
+            contexts[ctx_name] = ContextModel(
+                context=ctx_name,
+                settings=FeatureSettings.from_dict(ctx["features"]),
+                models=models,
+                thresholds=Thresholds(ham=float(th["ham"]), spam=float(th["spam"])),
+                min_lang_confidence=float(ctx.get("min_lang_confidence", 0.5)),
+                lang_backend=str(ctx.get("lang_backend", "fasttext")),
+                summary=ctx.get("summary", {}),
+            )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"model manifest is incomplete or malformed ({exc!r}): {directory}") from None
+    if not contexts:
+        raise ModelError(f"model has no contexts: {directory}")
+    extra = {k: v for k, v in manifest.items() if k in ("training",)}
+    return Bundle(
+        contexts=contexts,
+        created=manifest.get("created", ""),
+        spamcli_version=manifest.get("spamcli_version", ""),
+        path=directory,
+        extra=extra,
+    )

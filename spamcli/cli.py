@@ -1,0 +1,379 @@
+"""The ``spamcli`` command: a thin layer that turns options into library calls.
+
+Data goes to stdout, everything else (progress, summaries, warnings, errors) to stderr. Errors are
+one line, ``spamcli: error: ...``, with the exit codes of :mod:`spamcli.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .errors import EXIT_BUG, EXIT_INPUT, EXIT_OK, EXIT_USAGE, InputError, SpamcliError, UsageError
+
+app = typer.Typer(
+    name="spamcli",
+    help="Spam classifier for online communities: language-routed Naive Bayes, calibrated and explainable.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Model directory (default: the model shipped with spamcli)."),
+]
+ContextOpt = Annotated[str, typer.Option("--context", "-c", help="content (messages) or profile.")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="auto, text, jsonl, csv, tsv, parquet or decidim.")
+]
+TextColOpt = Annotated[str | None, typer.Option("--text-col", help="Text field/column (default: auto).")]
+LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label field/column (default: auto).")]
+LangColOpt = Annotated[
+    str, typer.Option("--lang-col", help="Field with a known language code; '' to always detect.")
+]
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"spamcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """spamcli: spam scores for messages and profiles, one JSON line per record.
+
+    Example: echo "WIN a FREE iPhone at http://x.example" | spamcli classify
+    """
+
+
+def _read_options(fmt: str, text_col, label_col, lang_col: str, need_label: bool, max_bytes: int = 1_000_000):
+    from .records import ReadOptions
+
+    return ReadOptions(
+        format=fmt, text_field=text_col, label_field=label_col, lang_field=lang_col or None,
+        need_label=need_label, max_bytes=max_bytes,
+    )
+
+
+def _load_filter(model: Path | None, context: str, ham: float | None = None, spam: float | None = None):
+    from .api import SpamFilter
+
+    spam_filter = SpamFilter.load(model, context=context)
+    if ham is not None or spam is not None:
+        spam_filter = spam_filter.with_thresholds(ham=ham, spam=spam)
+        if spam_filter.thresholds.ham > spam_filter.thresholds.spam:
+            raise UsageError("--ham-threshold must not be above --spam-threshold")
+    return spam_filter
+
+
+# ---- classify -----------------------------------------------------------------------------
+@app.command(
+    epilog="Examples:  echo 'WIN a FREE iPhone at http://x.example' | spamcli classify\n\n"
+    "tail -f comments.jsonl | spamcli classify --explain | jq -c 'select(.label==\"spam\")'"
+)
+def classify(
+    inputs: Annotated[list[str] | None, typer.Argument(help="Files to read; '-' or none for stdin.")] = None,
+    model: ModelOpt = None,
+    context: ContextOpt = "content",
+    fmt: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="Id field/column (default: id).")] = None,
+    lang_col: LangColOpt = "lang",
+    explain: Annotated[bool, typer.Option("--explain", help="Add the tokens that drove each score.")] = False,
+    top: Annotated[int, typer.Option("--top", help="How many tokens --explain lists.")] = 5,
+    spam_threshold: Annotated[float | None, typer.Option(help="Score at or above which: spam.")] = None,
+    ham_threshold: Annotated[float | None, typer.Option(help="Score below which: ham.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Largest micro-batch.")] = 1024,
+    max_bytes: Annotated[int, typer.Option(help="Longest record accepted, in bytes.")] = 1_000_000,
+) -> None:
+    """Score messages: one JSON line per input record, in order.
+
+    Reads plain lines or JSON lines (or CSV/TSV/Parquet by extension or --format). Each output line
+    is {"id", "score", "label": spam|unsure|ham, "lang", "model"}, or {"id", "error"} for a record
+    that could not be read. Exit code 0, or 3 when the input held no usable record.
+    """
+    from .records import read_records
+
+    spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+    opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
+    opts.id_field = id_col
+    out = sys.stdout
+    seen = usable = 0
+    for path in inputs or ["-"]:
+        batches = spam_filter.classify_batches(
+            read_records(path, opts), explain=top if explain else 0, max_batch=batch_size
+        )
+        for batch in batches:
+            seen += len(batch)
+            usable += sum("error" not in item for item in batch)
+            out.write("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in batch))
+            out.flush()
+    if seen == 0:
+        raise InputError("no records in the input")
+    if usable == 0:
+        raise InputError(f"none of the {seen} records could be read (see the error records)")
+
+
+# ---- train --------------------------------------------------------------------------------
+@app.command(
+    epilog="Examples:  spamcli train messages.csv --out my-model\n\n"
+    "spamcli train --spam spam.txt --ham ham.txt --out my-model\n\n"
+    "spamcli train export.jsonl --text-col body --label-col hidden --out my-model"
+)
+def train(
+    inputs: Annotated[list[str] | None, typer.Argument(help="Labeled CSV/TSV/JSONL/Decidim files.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")] = Path("model"),
+    spam: Annotated[list[str] | None, typer.Option("--spam", help="File of spam, one per line.")] = None,
+    ham: Annotated[list[str] | None, typer.Option("--ham", help="File of ham, one per line.")] = None,
+    context: ContextOpt = "content",
+    fmt: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    lang_col: LangColOpt = "lang",
+    min_per_class: Annotated[int, typer.Option(help="Examples of each class a language needs.")] = 30,
+    max_fpr: Annotated[float, typer.Option(help="Held-out false-positive rate allowed at the spam threshold.")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Naive Bayes smoothing.")] = 0.1,
+    lang_backend: Annotated[str, typer.Option(help="fasttext or langdetect.")] = "fasttext",
+    dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Learn a model from labeled data and write it atomically to --out.
+
+    Labels: spam/ham, 1/0, true/false. One Naive Bayes model per language with enough examples of
+    both classes, plus a multilingual fallback; thresholds chosen on held-out folds.
+    """
+    import itertools
+
+    from .bundle import Bundle, load_bundle, save_bundle
+    from .records import ReadOptions, read_records
+    from .training import TrainOptions, train_context
+
+    if not inputs and not spam and not ham:
+        raise UsageError("give labeled files, or --spam and --ham files")
+    if lang_backend not in ("fasttext", "langdetect"):
+        raise UsageError("--lang-backend must be fasttext or langdetect")
+    opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
+    sources = [read_records(p, opts) for p in inputs or []]
+    for paths, label in ((spam or [], 1), (ham or [], 0)):
+        for p in paths:
+            sources.append(read_records(p, ReadOptions(format="text", default_label=label)))
+    console = _stderr()
+    train_opts = TrainOptions(
+        context=context, alpha=alpha, min_per_class=min_per_class, max_fpr=max_fpr,
+        lang_backend=lang_backend, dedupe=dedupe,
+    )
+    with console.status("training") as status:
+        ctx, report = train_context(
+            itertools.chain.from_iterable(sources), train_opts, progress=lambda m: status.update(m)
+        )
+    existing = {}
+    if (out / "manifest.json").exists():
+        try:
+            existing = dict(load_bundle(out).contexts)
+        except SpamcliError as exc:
+            console.print(f"[yellow]warning:[/] replacing unreadable model in {out}: {exc}")
+    existing[context] = ctx
+    save_bundle(Bundle(contexts=existing), out)
+    _print_train_report(console, report, out)
+    if json_summary:
+        print(json.dumps(report.to_dict(), indent=2))
+
+
+def _print_train_report(console, report, out: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"training summary ({report.spam} spam, {report.ham} ham)")
+    for col in ("language", "spam", "ham", "model", "AUC own", "AUC fallback"):
+        table.add_column(col, justify="right" if col not in ("language", "model") else "left")
+    for row in report.languages:
+        table.add_row(
+            row.lang, str(row.spam), str(row.ham), row.reason,
+            "-" if row.auc_own is None else f"{row.auc_own:.3f}",
+            "-" if row.auc_fallback is None else f"{row.auc_fallback:.3f}",
+        )
+    console.print(table)
+    console.print(
+        f"read {report.records_read}, unreadable {report.unreadable}, duplicates dropped "
+        f"{report.duplicates}, conflicting labels dropped {report.conflicting}; "
+        f"thresholds ham < {report.thresholds.ham} <= unsure < {report.thresholds.spam} <= spam; "
+        f"held-out AUC {report.auc_out_of_fold:.4f}"
+    )
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"model written to {out}")
+
+
+# ---- evaluate -----------------------------------------------------------------------------
+@app.command(
+    epilog="Examples:  spamcli evaluate test.csv --model my-model\n\n"
+    "spamcli evaluate data.csv --cv 5 --json | jq .overall"
+)
+def evaluate(
+    inputs: Annotated[list[str], typer.Argument(help="Labeled files.")],
+    model: ModelOpt = None,
+    context: ContextOpt = "content",
+    fmt: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    label_col: LabelColOpt = None,
+    lang_col: LangColOpt = "lang",
+    cv: Annotated[int, typer.Option("--cv", help="Cross-validate training on the file, K folds.")] = 0,
+    target_precision: Annotated[float, typer.Option(help="Precision the recommended threshold keeps.")] = 0.99,
+    errors: Annotated[int, typer.Option("--errors", help="List the N worst false positives/negatives.")] = 0,
+    spam_threshold: Annotated[float | None, typer.Option(help="Override the spam threshold.")] = None,
+    ham_threshold: Annotated[float | None, typer.Option(help="Override the ham threshold.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
+) -> None:
+    """Measure a model on labeled data: precision, recall, F1, false-positive rate, ROC-AUC.
+
+    Overall and per language, with a recommended spam threshold for --target-precision.
+    "unsure" counts as not flagged.
+    """
+    import itertools
+
+    from .evaluation import cross_validate, evaluate_model
+    from .records import read_records
+
+    opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
+    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    if cv:
+        from .training import TrainOptions
+
+        console = _stderr()
+        with console.status("cross-validating") as status:
+            result = cross_validate(records, TrainOptions(context=context), folds=cv,
+                                    target_precision=target_precision, errors=errors,
+                                    progress=lambda m: status.update(m))
+    else:
+        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+        result = evaluate_model(spam_filter, records, target_precision=target_precision, errors=errors)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_evaluation(result)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_evaluation(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="evaluation (unsure counts as not flagged)")
+    for col in ("group", "n", "spam", "ham", "precision", "recall", "F1", "FP rate", "AUC",
+                "unsure", "TP", "FP", "TN", "FN"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for name, rep in [("all", result.overall), *result.by_language.items()]:
+        c = rep.confusion
+        table.add_row(name, str(rep.n), str(rep.n_spam), str(rep.n_ham), _fmt(rep.precision),
+                      _fmt(rep.recall), _fmt(rep.f1), _fmt(rep.fpr), _fmt(rep.auc),
+                      f"{rep.unsure_rate:.1%}", str(c["tp"]), str(c["fp"]), str(c["tn"]), str(c["fn"]))
+    console.print(table)
+    t = result.thresholds
+    console.print(f"thresholds: ham < {t.ham}, spam >= {t.spam}; Brier score {result.brier:.4f}; "
+                  f"recall at FP rate 0.5%: {_fmt(result.recall_at_fpr.get('0.005'))}")
+    rec = result.recommended
+    if rec:
+        console.print(f"recommended spam threshold for precision >= {result.target_precision}: "
+                      f"{rec['threshold']:.4f} (recall {rec['recall']:.3f}, FP rate {rec['fpr']:.4f})")
+    else:
+        console.print(f"no threshold reaches precision {result.target_precision} on this data")
+    rel = Table(title="reliability (calibration)")
+    for col in ("score bin", "n", "mean score", "spam fraction"):
+        rel.add_column(col, justify="right")
+    for row in result.reliability:
+        rel.add_row(row["bin"], str(row["count"]), f"{row['mean_score']:.3f}", f"{row['spam_fraction']:.3f}")
+    console.print(rel)
+    for title, items in (("worst false positives", result.false_positives),
+                         ("worst false negatives", result.false_negatives)):
+        if items:
+            console.print(f"[bold]{title}[/]")
+            for e in items:
+                snippet = " ".join(e.text.split())[:120]
+                console.print(f"  {e.score:.3f} [{e.lang}/{e.model}] {e.id}: {snippet}", markup=False)
+    if result.skipped:
+        console.print(f"skipped {result.skipped} unreadable or unlabeled records")
+
+
+# ---- export -------------------------------------------------------------------------------
+@app.command(epilog="Example:  spamcli export --model my-model --out model.json.gz")
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.json or .json.gz).")],
+    model: ModelOpt = None,
+    with_counts: Annotated[bool, typer.Option(help="Include the raw NB counts too.")] = False,
+) -> None:
+    """Write the model as portable JSON (no pickle), specified in docs/FORMAT.md."""
+    from .bundle import load_bundle
+    from .export import export_bundle
+
+    bundle = load_bundle(model)
+    path = export_bundle(bundle, out, with_counts=with_counts)
+    _stderr().print(f"exported {', '.join(bundle.contexts)} to {path} ({path.stat().st_size:,} bytes)")
+
+
+# ---- entry point --------------------------------------------------------------------------
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``| head -1``): stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def _click_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a click/typer usage exception (typer >= 0.29 vendors click)."""
+    return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map errors to one line on stderr and the documented exit codes."""
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="spamcli")
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+    except SpamcliError as exc:
+        print(f"spamcli: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        sys.exit(EXIT_OK)
+    except (KeyboardInterrupt, typer.Abort):
+        sys.exit(130)
+    except OSError as exc:
+        print(f"spamcli: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INPUT)
+    except Exception as exc:
+        if _click_error(exc):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                print(exc.format_message(), file=sys.stderr)
+                sys.exit(EXIT_USAGE)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see 'spamcli {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
+            print(f"spamcli: error: {exc.format_message()}{hint}", file=sys.stderr)
+            sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+        if os.environ.get("SPAMCLI_DEBUG"):
+            raise
+        print(f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        sys.exit(EXIT_BUG)

@@ -1,0 +1,112 @@
+"""Portable, pickle-free export of a model bundle as one JSON document (optionally gzipped).
+
+The document is specified in ``docs/FORMAT.md``: feature extraction (normalisation regexes,
+tokens, n-grams, CRC-32 hashing), then per language a sparse weight vector, a default weight for
+unseen columns and Platt calibration, so that::
+
+    z     = sum over distinct columns c of the message:  x_c * weight(c)
+    score = 1 / (1 + exp(-(a * z + b)))
+
+where ``x_c`` is 1 (binary features) or the count, and ``weight(c)`` is ``weights[i]`` when
+``columns[i] == c`` else ``default_weight``. ``test_vectors`` hold texts with their expected
+features and scores, so a re-implementation can check itself.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__, text
+from .bundle import Bundle, _write_file_atomic
+from .router import FALLBACK
+
+EXPORT_FORMAT = "spamcli-export"
+EXPORT_VERSION = 1
+_VECTOR_TEXTS = (
+    "WIN a FREE iPhone!!! Claim now at http://win.example/claim or call 0800 123 4567",
+    "Are we still meeting for lunch tomorrow at 12?",
+    "Gagnez 1000€ maintenant, cliquez ici: www.gain.example",
+    "这是一个测试 免费领取",
+)
+
+
+def _patterns() -> dict[str, str]:
+    """The regular expressions of the normaliser, as Python ``re`` source (see FORMAT.md)."""
+    names = ("_INVISIBLE_RE", "_HREF_RE", "_TAG_RE", "_EMAIL_RE", "_URL_RE", "_PHONE_RE",
+             "_NUMBER_RE", "_REPEAT_RE", "_SPACE_RE", "_EMOJI_RE", "_TOKEN_RE", "_NOSPACE_RE")
+    return {name.strip("_").removesuffix("_RE").lower(): getattr(text, name).pattern for name in names}
+
+
+def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
+    contexts = {}
+    vectors = []
+    for ctx_name, ctx in bundle.contexts.items():
+        models = {}
+        for lang, model in ctx.models.items():
+            entry = {
+                "alpha": model.alpha,
+                "default_weight": model.default_weight,
+                "calibration": {"a": model.calib_a, "b": model.calib_b},
+                "columns": model.columns.tolist(),
+                "weights": model.sparse_weights().tolist(),
+            }
+            if with_counts:
+                entry["counts"] = {"ham": model.counts[0].tolist(), "spam": model.counts[1].tolist()}
+                entry["doc_counts"] = {"ham": float(model.doc_counts[0]), "spam": float(model.doc_counts[1])}
+            models[lang] = entry
+        contexts[ctx_name] = {
+            "features": ctx.settings.to_dict(),
+            "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+            "min_lang_confidence": ctx.min_lang_confidence,
+            "language_identification": "fastText lid.176.ftz, top-1 label without '__label__'",
+            "fallback_model": FALLBACK,
+            "models": models,
+        }
+        for sample in _VECTOR_TEXTS:
+            verdict = ctx.score([sample], [None])[0]
+            vectors.append({
+                "context": ctx_name,
+                "text": sample,
+                "normalised": text.normalise(sample),
+                "features": text.features(sample, ctx.settings),
+                "lang": verdict.lang,
+                "model": verdict.model,
+                "score": verdict.score,
+            })
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_VERSION,
+        "spamcli_version": __version__,
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "specification": "docs/FORMAT.md in the spamcli source",
+        "hashing": "zlib CRC-32 (IEEE 802.3, reflected, init 0xFFFFFFFF, xorout 0xFFFFFFFF) of the "
+        "UTF-8 feature string, modulo n_features",
+        "normaliser_patterns": _patterns(),
+        "contexts": contexts,
+        "test_vectors": vectors,
+    }
+
+
+def export_bundle(bundle: Bundle, out: Path, with_counts: bool = False) -> Path:
+    """Write the export document to ``out`` (gzip when it ends in ``.gz``), atomically."""
+    out = Path(out)
+    data = json.dumps(export_document(bundle, with_counts), ensure_ascii=False).encode("utf-8")
+    if out.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_file_atomic(out, data)
+    return out
+
+
+def load_export(path: Path) -> dict:
+    """Read an export document (JSON or gzipped JSON); plain data, nothing executed."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    doc = json.loads(raw.decode("utf-8"))
+    if doc.get("format") != EXPORT_FORMAT:
+        raise ValueError("not a spamcli export document")
+    return doc

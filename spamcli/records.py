@@ -1,0 +1,347 @@
+"""Reading input: plain lines, JSON lines, CSV/TSV, Parquet and Decidim's ``label;text`` files.
+
+Every reader yields :class:`Record` objects, one per input record, in input order. A record that
+cannot be read (invalid UTF-8, broken JSON, no text field, an over-long line, an empty message)
+is still yielded, with ``error`` set, so a stream keeps one output line per input record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InputError, UsageError
+
+FORMATS = ("auto", "text", "jsonl", "csv", "tsv", "parquet", "decidim")
+TEXT_FIELDS = ("text", "content", "message", "body", "comment", "sms", "about", "bio", "description")
+LABEL_FIELDS = ("label", "class", "is_spam", "spam", "category", "type")
+ID_FIELDS = ("id", "comment_id", "message_id", "uuid")
+DEFAULT_MAX_BYTES = 1_000_000
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+
+SPAM_LABELS = {"spam", "1", "true", "yes", "y", "t", "junk", "scam", "fraud", "promo", "blocked"}
+HAM_LABELS = {"ham", "0", "false", "no", "n", "f", "normal", "ok", "legit", "not_spam", "not spam"}
+
+
+@dataclass
+class Record:
+    """One input record. ``error`` is set when it could not be read; ``label``: 1 spam, 0 ham."""
+
+    id: object
+    text: str = ""
+    lang: str | None = None
+    label: int | None = None
+    fields: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+def parse_label(value: object) -> int:
+    """Map spam/ham, 1/0, true/false (and a few synonyms) to 1/0; ValueError otherwise."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return int(value)
+    text = str(value).strip().lower()
+    if text in SPAM_LABELS:
+        return 1
+    if text in HAM_LABELS:
+        return 0
+    raise ValueError(f"unknown label {value!r} (use spam/ham, 1/0 or true/false)")
+
+
+def detect_format(path: str | None, first_line: bytes = b"") -> str:
+    """Format from the file extension, else from the first line (``{`` means JSON lines)."""
+    if path and path != "-":
+        suffix = "".join(Path(path).suffixes[-2:]).lower()
+        for ext, fmt in (
+            (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+            (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet"), (".pq", "parquet"),
+        ):
+            if suffix.endswith(ext):
+                return fmt
+    stripped = first_line.lstrip()
+    if stripped.startswith(b"{"):
+        return "jsonl"
+    head = stripped.split(b";", 1)[0].lower()
+    if b";" in stripped and head in (b"spam", b"ham"):
+        return "decidim"
+    return "text"
+
+
+# ---- bounded line reading -----------------------------------------------------------------
+def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[bytes | None]:
+    """Lines without their newline; ``None`` for a line longer than ``max_bytes`` (skipped in
+    bounded chunks, so a 10 MB line never sits in memory whole)."""
+    while True:
+        line = stream.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while True:  # discard the rest of the over-long line
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield None
+            continue
+        yield line.rstrip(b"\r\n")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+def _too_long(max_bytes: int) -> str:
+    return f"record longer than {max_bytes} bytes (raise --max-bytes to accept it)"
+
+
+def _pick(fields: dict, wanted: str | None, candidates: tuple[str, ...]) -> str | None:
+    """The key of ``fields`` to use: ``wanted`` if given, else the first candidate present
+    (case-insensitive)."""
+    if wanted:
+        return wanted if wanted in fields else None
+    lower = {str(k).lower(): k for k in fields}
+    for name in candidates:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+@dataclass
+class ReadOptions:
+    """How to find text, id, language and label in structured records."""
+
+    format: str = "auto"
+    text_field: str | None = None
+    id_field: str | None = None
+    label_field: str | None = None
+    lang_field: str | None = "lang"
+    need_label: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    default_label: int | None = None  # for --spam/--ham plain files
+
+
+def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
+    """Build a Record from a dict (a JSON object or a CSV row)."""
+    id_key = _pick(fields, opts.id_field, ID_FIELDS)
+    rec_id = fields.get(id_key) if id_key else number
+    if rec_id is None or rec_id == "":
+        rec_id = number
+    text_key = _pick(fields, opts.text_field, TEXT_FIELDS)
+    if text_key is None:
+        want = opts.text_field or "/".join(TEXT_FIELDS[:4])
+        return Record(id=rec_id, fields=fields, error=f"no text field ({want})")
+    text = fields.get(text_key)
+    text = "" if text is None else str(text)
+    lang = None
+    if opts.lang_field and opts.lang_field in fields:
+        value = str(fields.get(opts.lang_field) or "").strip()
+        lang = value if value and value != "und" else None
+    rec = Record(id=rec_id, text=text, lang=lang, fields=fields)
+    if opts.need_label or opts.label_field:
+        label_key = _pick(fields, opts.label_field, LABEL_FIELDS)
+        if label_key is None:
+            rec.error = f"no label field ({opts.label_field or '/'.join(LABEL_FIELDS[:3])})"
+            return rec
+        try:
+            rec.label = parse_label(fields.get(label_key))
+        except ValueError as exc:
+            rec.error = str(exc)
+            return rec
+    if _SURROGATE_RE.search(text):
+        rec.error = "invalid UTF-8"
+    elif not text.strip():
+        rec.error = "empty text"
+    return rec
+
+
+def _read_text(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
+    for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
+        if raw is None:
+            yield Record(id=number, error=_too_long(opts.max_bytes))
+            continue
+        try:
+            text = _decode(raw)
+        except UnicodeDecodeError as exc:
+            yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
+            continue
+        if not text.strip():
+            yield Record(id=number, error="empty line")
+            continue
+        yield Record(id=number, text=text, label=opts.default_label)
+
+
+def _read_jsonl(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
+    for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
+        if raw is None:
+            yield Record(id=number, error=_too_long(opts.max_bytes))
+            continue
+        try:
+            obj = json.loads(_decode(raw))
+        except UnicodeDecodeError as exc:
+            yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
+            continue
+        except json.JSONDecodeError as exc:
+            if not raw.strip():
+                yield Record(id=number, error="empty line")
+            else:
+                yield Record(id=number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(obj, dict):
+            yield Record(id=number, error="JSON line is not an object")
+            continue
+        yield record_from_fields(obj, number, opts)
+
+
+def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
+    """Decidim's dataset format: no header, ``label;text``, split at the first ``;``."""
+    for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
+        if raw is None:
+            yield Record(id=number, error=_too_long(opts.max_bytes))
+            continue
+        try:
+            line = _decode(raw)
+        except UnicodeDecodeError as exc:
+            yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
+            continue
+        if not line.strip():
+            yield Record(id=number, error="empty line")
+            continue
+        label_text, sep, text = line.partition(";")
+        if not sep:
+            yield Record(id=number, error="expected 'label;text'")
+            continue
+        try:
+            label = parse_label(label_text)
+        except ValueError as exc:
+            yield Record(id=number, error=str(exc))
+            continue
+        if not text.strip():
+            yield Record(id=number, error="empty text")
+            continue
+        yield Record(id=number, text=text, label=label)
+
+
+def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[Record]:
+    csv.field_size_limit(max(opts.max_bytes, 131072))
+    text_stream = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    reader = csv.reader(text_stream, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise InputError(f"cannot read the CSV header: {exc}") from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    wanted = opts.text_field
+    if wanted and wanted not in header:
+        raise InputError(f"no column {wanted!r} in the header (columns: {', '.join(header)})")
+    if opts.label_field and opts.label_field not in header:
+        raise InputError(f"no column {opts.label_field!r} in the header (columns: {', '.join(header)})")
+    number = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            number += 1
+            yield Record(id=number, error=f"unreadable CSV row: {exc}")
+            continue
+        number += 1
+        if not row:
+            yield Record(id=number, error="empty line")
+            continue
+        yield record_from_fields(dict(zip(header, row)), number, opts)
+
+
+def _read_parquet(path: str, opts: ReadOptions) -> Iterator[Record]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise UsageError("reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise InputError(f"cannot read Parquet file {path}: {exc}") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for fields in batch.to_pylist():
+            number += 1
+            yield record_from_fields(fields, number, opts)
+
+
+def open_binary(path: str | None) -> BinaryIO:
+    """``-`` or ``None`` is stdin; a missing or unreadable file raises InputError."""
+    if path in (None, "-"):
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by read_records
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror}") from None
+
+
+class _Peekable:
+    """Wraps a binary stream to look at its first line without consuming it."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int):
+        self._stream = stream
+        self._head = stream.readline(min(max_bytes, 65536))
+
+    @property
+    def first_line(self) -> bytes:
+        return self._head
+
+    def readline(self, size: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            if head.endswith(b"\n") or size < 0 or len(head) >= size:
+                return head
+            return head + self._stream.readline(size - len(head))
+        return self._stream.readline(size)
+
+
+def read_records(path: str | None, opts: ReadOptions | None = None) -> Iterator[Record]:
+    """All records of a file (or stdin for ``-``/None), in order, in the given or detected format."""
+    opts = opts or ReadOptions()
+    if opts.format not in FORMATS:
+        raise UsageError(f"unknown format {opts.format!r}; choose from {', '.join(FORMATS)}")
+    fmt = opts.format
+    if fmt == "auto" and path not in (None, "-"):
+        fmt = detect_format(path)
+        if fmt == "text":
+            fmt = "auto"  # sniff the content below
+    if fmt == "parquet":
+        if path in (None, "-"):
+            raise UsageError("Parquet cannot be read from stdin; give a file")
+        yield from _read_parquet(path, opts)
+        return
+    stream = open_binary(path)
+    try:
+        if fmt == "auto":
+            peek = _Peekable(stream, opts.max_bytes)
+            fmt = detect_format(None, peek.first_line)
+            stream_in: BinaryIO = peek  # type: ignore[assignment]
+        else:
+            stream_in = stream
+        if fmt == "text":
+            yield from _read_text(stream_in, opts)
+        elif fmt == "jsonl":
+            yield from _read_jsonl(stream_in, opts)
+        elif fmt == "decidim":
+            yield from _read_decidim(stream_in, opts)
+        else:
+            yield from _read_csv(stream_in, opts, "," if fmt == "csv" else "\t")
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()

@@ -1,0 +1,128 @@
+"""The language router: detect each text's language, pick that language's model or the fallback.
+
+A :class:`ContextModel` is everything needed to score one context (``content`` or ``profile``):
+feature settings, one :class:`~spamcli.model.NaiveBayesModel` per language that had enough data of
+both classes (and beat the fallback on held-out data), the multilingual fallback trained on
+everything, the minimum language-id confidence, and the spam/ham thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .langid import get_detector
+from .model import NaiveBayesModel
+from .text import FeatureSettings, Vectoriser
+
+FALLBACK = "multi"
+SPAM, UNSURE, HAM = "spam", "unsure", "ham"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """``score >= spam`` is spam, ``score < ham`` is ham, in between is unsure."""
+
+    ham: float = 0.3
+    spam: float = 0.7
+
+    def label(self, score: float) -> str:
+        if score >= self.spam:
+            return SPAM
+        if score < self.ham:
+            return HAM
+        return UNSURE
+
+
+@dataclass
+class Verdict:
+    """The score of one text, before it becomes an output record."""
+
+    score: float
+    label: str
+    lang: str
+    lang_confidence: float
+    model: str
+    reasons: list[tuple[str, float]] | None = None
+
+
+@dataclass
+class ContextModel:
+    context: str
+    settings: FeatureSettings
+    models: dict[str, NaiveBayesModel]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    min_lang_confidence: float = 0.5
+    lang_backend: str = "fasttext"
+    summary: dict = field(default_factory=dict)
+    _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def vectoriser(self) -> Vectoriser:
+        if self._vectoriser is None:
+            self._vectoriser = Vectoriser(self.settings)
+        return self._vectoriser
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(k for k in self.models if k != FALLBACK)
+
+    def route(self, lang: str, confidence: float) -> str:
+        """The model name for a detected language: its own model if sure enough, else fallback."""
+        if confidence >= self.min_lang_confidence and lang in self.models:
+            return lang
+        return FALLBACK
+
+    def detect(self, texts: list[str], langs: list[str | None] | None = None) -> list[tuple[str, float]]:
+        """Language of each text; a given language (e.g. a ``lang`` field) is taken as certain."""
+        if langs is None:
+            langs = [None] * len(texts)
+        todo = [i for i, lang in enumerate(langs) if not lang]
+        found = get_detector(self.lang_backend).detect([texts[i] for i in todo]) if todo else []
+        out: list[tuple[str, float]] = [(lang or "", 1.0) for lang in langs]
+        for i, result in zip(todo, found):
+            out[i] = result
+        return out
+
+    def score(
+        self,
+        texts: list[str],
+        langs: list[str | None] | None = None,
+        explain: int = 0,
+        thresholds: Thresholds | None = None,
+    ) -> list[Verdict]:
+        """Score a batch of texts; ``explain=N`` adds the N features that moved each score most."""
+        thresholds = thresholds or self.thresholds
+        detected = self.detect(texts, langs)
+        routes = [self.route(lang, conf) for lang, conf in detected]
+        scores = np.empty(len(texts))
+        for name in set(routes):
+            idx = [i for i, r in enumerate(routes) if r == name]
+            rows = self.vectoriser.transform([texts[i] for i in idx])
+            scores[idx] = self.models[name].predict_proba(rows)
+        verdicts = []
+        for i, text in enumerate(texts):
+            lang, conf = detected[i]
+            verdict = Verdict(
+                score=float(scores[i]),
+                label=thresholds.label(float(scores[i])),
+                lang=lang,
+                lang_confidence=round(conf, 3),
+                model=routes[i],
+            )
+            if explain:
+                verdict.reasons = self.explain(text, routes[i], explain)
+            verdicts.append(verdict)
+        return verdicts
+
+    def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
+        """The ``top`` features with the largest absolute contribution to the log-odds."""
+        model = self.models[model_name]
+        names = self.vectoriser.explain_tokens(text)
+        row = self.vectoriser.row(text)
+        cols = np.fromiter(row, dtype=np.int64, count=len(row))
+        vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        contrib = model.contributions(cols, vals)
+        order = np.argsort(-np.abs(contrib))[:top]
+        return [(names[int(cols[k])], round(float(contrib[k]), 3)) for k in order]

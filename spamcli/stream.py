@@ -1,0 +1,74 @@
+"""Micro-batching of a record stream.
+
+A reader thread pulls records from the input into a bounded queue; the consumer takes what is
+there, up to ``max_batch``, waiting at most ``max_wait`` seconds for more once it has one. Bulk
+input thus gets large batches (throughput), while a line written to ``tail -f`` is scored within
+``max_wait`` plus the scoring time (latency). The bounded queue keeps memory flat on endless input.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+_END = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def micro_batches(items: Iterable[T], max_batch: int = 1024, max_wait: float = 0.01) -> Iterator[list[T]]:
+    """Group ``items`` into lists, in order; exceptions of the producer are re-raised here."""
+    buffer: queue.Queue = queue.Queue(maxsize=max_batch * 4)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            buffer.put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, name="spamcli-reader", daemon=True)
+    thread.start()
+    try:
+        done = False
+        while not done:
+            first = buffer.get()
+            if first is _END:
+                return
+            if isinstance(first, _Failure):
+                raise first.exc
+            batch = [first]
+            deadline = time.monotonic() + max_wait
+            while len(batch) < max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = buffer.get_nowait() if remaining <= 0 else buffer.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is _END:
+                    done = True
+                    break
+                if isinstance(item, _Failure):
+                    if batch:
+                        yield batch
+                    raise item.exc
+                batch.append(item)
+            yield batch
+    finally:
+        stop.set()

@@ -1,0 +1,246 @@
+"""Text normalisation, tokenisation and feature hashing.
+
+This module is the contract between training, scoring and the exported model format: every
+function here is documented in ``docs/FORMAT.md`` so that another program can reproduce the
+exact feature indices. Change it only together with ``FEATURES_VERSION``.
+
+The way from a message to features:
+
+1. :func:`normalise` - NFKC, drop zero-width characters, unescape HTML, keep link targets, strip
+   tags, replace URLs, e-mail addresses, phone numbers, numbers and emoji by marker tokens such as
+   ``⟨url⟩`` and ``⟨dom:example.com⟩``, collapse characters repeated 3+ times, lower-case.
+2. :func:`tokenise` - markers, a few symbols and ``\\w+`` words; runs of scripts written without
+   spaces (Chinese, Japanese, Thai, ...) become overlapping character bigrams.
+3. :func:`features` - word unigrams ``w:``, word bigrams ``b:`` and (optionally) character n-grams
+   ``c:`` of each word, as strings.
+4. :func:`hash_feature` - CRC-32 of the UTF-8 feature string modulo ``n_features``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FEATURES_VERSION = 1
+
+_INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_HREF_RE = re.compile(r"""<a\s[^>]*?href\s*=\s*["'\u201c\u201d]?([^"'\u201c\u201d\s>]+)[^>]*>""", re.I)
+_TAG_RE = re.compile(r"</?[a-z][^>]{0,500}>", re.I)
+_EMAIL_RE = re.compile(r"\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b")
+_TLDS = (
+    "com|net|org|info|biz|ru|xyz|top|io|co|me|ly|ltd|site|online|club|shop|store|link|click|"
+    "live|app|uk|de|fr|in|cn|tk|ml|ga|cf|gq|us|eu|es|it|nl|br|id|th|tr|vn|pl|su|cc|tv|ws|pw|gl|gd"
+)
+_URL_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'\u201c\u201d]+"
+    r"|(?<![\w:.@/-])(?:[a-z0-9-]+\.)+(?:" + _TLDS + r")\b(?:/[^\s<>\"']*)?",
+    re.I,
+)
+_PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?![\w.])")
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_REPEAT_RE = re.compile(r"(.)\1{2,}")
+_SPACE_RE = re.compile(r"\s+")
+_EMOJI_RE = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+# \w plus the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script, which \w omits.
+_WORD = (
+    r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
+    r"\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+"
+)
+_TOKEN_RE = re.compile(r"⟨[^⟩\s]{1,80}⟩|[$€£¥₹₽%!?]|" + _WORD)
+# Scripts written without spaces between words: CJK, kana, Hangul syllables are spaced but short,
+# Thai, Lao, Khmer, Myanmar.
+_NOSPACE_RE = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
+)
+
+
+def _domain(url: str) -> str:
+    """The host of a URL without ``www.``, lower-cased (``http://www.X.example/a`` -> ``x.example``)."""
+    host = re.sub(r"^(?:https?://)?", "", url, flags=re.I).split("/", 1)[0].split("?", 1)[0]
+    host = host.split("@")[-1].split(":", 1)[0].lower().strip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+def _url_marker(match: re.Match[str]) -> str:
+    return f" ⟨url⟩ ⟨dom:{_domain(match.group(0))}⟩ "
+
+
+def _number_marker(match: re.Match[str]) -> str:
+    digits = sum(ch.isdigit() for ch in match.group(0))
+    return f" ⟨num{min(digits, 5)}⟩ "
+
+
+def normalise(text: str) -> str:
+    """Normalise a message to stable, lower-case text with marker tokens (see module docstring)."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE_RE.sub("", text)
+    text = html.unescape(text)
+    text = _HREF_RE.sub(r" \1 ", text)
+    text = _TAG_RE.sub(" ", text)
+    letters = [ch for ch in text if ch.isalpha()]
+    shouting = len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+    text = _EMAIL_RE.sub(lambda m: f" ⟨email⟩ ⟨dom:{m.group(1).lower()}⟩ ", text)
+    text = _URL_RE.sub(_url_marker, text)
+    text = _PHONE_RE.sub(" ⟨phone⟩ ", text)
+    text = _NUMBER_RE.sub(_number_marker, text)
+    text = _EMOJI_RE.sub(" ⟨emoji⟩ ", text)
+    text = _REPEAT_RE.sub(r"\1\1", text)
+    text = text.lower()
+    if shouting:
+        text += " ⟨caps⟩"
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def tokenise(normalised: str) -> list[str]:
+    """Split normalised text into tokens; no-space scripts become character bigrams."""
+    tokens: list[str] = []
+    for token in _TOKEN_RE.findall(normalised):
+        if token[0] == "⟨" or not _NOSPACE_RE.search(token):
+            tokens.append(token)
+            continue
+        pos = 0
+        for run in _NOSPACE_RE.finditer(token):
+            if run.start() > pos:
+                tokens.append(token[pos : run.start()])
+            chars = run.group(0)
+            if len(chars) == 1:
+                tokens.append(chars)
+            else:
+                tokens.extend(chars[i : i + 2] for i in range(len(chars) - 1))
+            pos = run.end()
+        if pos < len(token):
+            tokens.append(token[pos:])
+    return tokens
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a text becomes hashed features; stored in every model's manifest."""
+
+    n_features: int = 2**20
+    word_ngrams: int = 2
+    char_ngrams: tuple[int, int] | None = None
+    binary: bool = True
+    max_chars: int = 20_000
+    version: int = FEATURES_VERSION
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["char_ngrams"] = list(self.char_ngrams) if self.char_ngrams else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSettings:
+        char = data.get("char_ngrams")
+        return cls(
+            n_features=int(data["n_features"]),
+            word_ngrams=int(data["word_ngrams"]),
+            char_ngrams=(int(char[0]), int(char[1])) if char else None,
+            binary=bool(data["binary"]),
+            max_chars=int(data["max_chars"]),
+            version=int(data["version"]),
+        )
+
+
+def features(text: str, settings: FeatureSettings) -> list[str]:
+    """The feature strings of one raw message, in order, with repeats."""
+    tokens = tokenise(normalise(text[: settings.max_chars]))
+    feats = ["w:" + t for t in tokens]
+    if settings.word_ngrams >= 2:
+        feats.extend(f"b:{a} {b}" for a, b in zip(tokens, tokens[1:]))
+    if settings.char_ngrams:
+        lo, hi = settings.char_ngrams
+        for token in tokens:
+            if token[0] == "⟨" or len(token) < 2:
+                continue
+            padded = f" {token} "
+            for n in range(lo, hi + 1):
+                feats.extend("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return feats
+
+
+def hash_feature(feature: str, n_features: int) -> int:
+    """Column index of a feature string: CRC-32 (IEEE, as zlib) of its UTF-8 bytes mod n_features."""
+    return zlib.crc32(feature.encode("utf-8")) % n_features
+
+
+@dataclass
+class SparseRows:
+    """A CSR matrix as three numpy arrays, without importing scipy (kept off the scoring path)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_features: int
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    def to_scipy(self):
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix(
+            (self.data, self.indices, self.indptr), shape=(self.n_rows, self.n_features)
+        )
+
+
+class Vectoriser:
+    """Turns texts into hashed feature rows (counts, or 1/0 presence when ``binary``).
+
+    Keeps a bounded cache from feature string to column, since the same tokens recur in a stream.
+    """
+
+    _CACHE_LIMIT = 500_000
+
+    def __init__(self, settings: FeatureSettings):
+        self.settings = settings
+        self._cache: dict[str, int] = {}
+
+    def _index(self, feature: str) -> int:
+        index = self._cache.get(feature)
+        if index is None:
+            index = hash_feature(feature, self.settings.n_features)
+            if len(self._cache) >= self._CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[feature] = index
+        return index
+
+    def row(self, text: str) -> dict[int, float]:
+        """One text's features as ``{column: value}``."""
+        counts: dict[int, float] = {}
+        for feat in features(text, self.settings):
+            col = self._index(feat)
+            counts[col] = counts.get(col, 0.0) + 1.0
+        if self.settings.binary:
+            return dict.fromkeys(counts, 1.0)
+        return counts
+
+    def transform(self, texts: list[str]) -> SparseRows:
+        indptr = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        for text in texts:
+            row = self.row(text)
+            cols = sorted(row)
+            indices.extend(cols)
+            data.extend(row[c] for c in cols)
+            indptr.append(len(indices))
+        return SparseRows(
+            indptr=np.asarray(indptr, dtype=np.int64),
+            indices=np.asarray(indices, dtype=np.int32),
+            data=np.asarray(data, dtype=np.float32),
+            n_features=self.settings.n_features,
+        )
+
+    def explain_tokens(self, text: str) -> dict[int, str]:
+        """Column -> a readable feature string for that column in this text (first one wins)."""
+        names: dict[int, str] = {}
+        for feat in features(text, self.settings):
+            names.setdefault(self._index(feat), feat.split(":", 1)[1])
+        return names

@@ -1,0 +1,261 @@
+"""Training a context model from labeled records.
+
+The way: clean (drop unreadable records and duplicates) -> detect languages -> hash features ->
+out-of-fold scores for the multilingual fallback and for each language with enough data ->
+keep a language's own model only where it beats the fallback on that language's held-out rows ->
+Platt calibration and spam/ham thresholds from the out-of-fold scores -> final models on all data.
+
+Out-of-fold means every training message is scored by a model that did not see it (K folds,
+grouped so that duplicates share a fold), so calibration and thresholds are chosen on held-out data.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .metrics import roc_auc, spam_threshold_for_fpr
+from .model import NaiveBayesModel, fit_platt
+from .records import Record
+from .router import FALLBACK, ContextModel, Thresholds
+from .text import FeatureSettings, Vectoriser, normalise
+
+
+@dataclass
+class TrainOptions:
+    context: str = "content"
+    settings: FeatureSettings = field(default_factory=FeatureSettings)
+    alpha: float = 0.1
+    min_per_class: int = 30
+    folds: int = 5
+    max_fpr: float = 0.01  # false-positive rate allowed at the spam threshold (held-out)
+    max_missed: float = 0.10  # share of spam allowed to fall below the ham threshold
+    min_lang_confidence: float = 0.5
+    lang_backend: str = "fasttext"
+    dedupe: bool = True
+    seed: int = 13
+
+
+@dataclass
+class LanguageRow:
+    """One line of the training summary table."""
+
+    lang: str
+    spam: int
+    ham: int
+    own_model: bool
+    reason: str
+    auc_own: float | None = None
+    auc_fallback: float | None = None
+
+
+@dataclass
+class TrainReport:
+    records_read: int
+    unreadable: int
+    duplicates: int
+    conflicting: int
+    spam: int
+    ham: int
+    languages: list[LanguageRow]
+    thresholds: Thresholds
+    auc_out_of_fold: float | None
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "records_read": self.records_read,
+            "unreadable": self.unreadable,
+            "duplicates_dropped": self.duplicates,
+            "conflicting_labels_dropped": self.conflicting,
+            "spam": self.spam,
+            "ham": self.ham,
+            "auc_out_of_fold": None if self.auc_out_of_fold is None else round(self.auc_out_of_fold, 4),
+            "languages": [
+                {
+                    "lang": r.lang, "spam": r.spam, "ham": r.ham, "own_model": r.own_model,
+                    "reason": r.reason,
+                    "auc_own": None if r.auc_own is None else round(r.auc_own, 4),
+                    "auc_fallback": None if r.auc_fallback is None else round(r.auc_fallback, 4),
+                }
+                for r in self.languages
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def _group_key(text: str) -> int:
+    """Duplicates and near-exact duplicates (same normalised text) share a key, hence a fold."""
+    return zlib.crc32(normalise(text).encode("utf-8"))
+
+
+def clean_records(records: Iterable[Record], dedupe: bool = True) -> tuple[list[Record], dict]:
+    """Drop unreadable records, exact/normalised duplicates, and texts labeled both ways."""
+    stats: Counter[str] = Counter()
+    first_error = ""
+    by_key: dict[int, Record] = {}
+    conflicts: set[int] = set()
+    kept: list[Record] = []
+    for rec in records:
+        stats["read"] += 1
+        if rec.error or rec.label is None:
+            stats["unreadable"] += 1
+            first_error = first_error or f"record {rec.id}: {rec.error or 'no label'}"
+            continue
+        if not dedupe:
+            kept.append(rec)
+            continue
+        key = _group_key(rec.text)
+        seen = by_key.get(key)
+        if seen is None:
+            by_key[key] = rec
+            kept.append(rec)
+        elif seen.label != rec.label:
+            conflicts.add(key)
+            stats["duplicates"] += 1
+        else:
+            stats["duplicates"] += 1
+    if conflicts:
+        before = len(kept)
+        kept = [r for r in kept if _group_key(r.text) not in conflicts]
+        stats["conflicting"] = before - len(kept)
+    return kept, {**stats, "first_error": first_error}
+
+
+def _fold_ids(texts: list[str], folds: int, seed: int) -> np.ndarray:
+    keys = np.array([_group_key(t) for t in texts], dtype=np.int64)
+    return (keys * 2654435761 + seed) % (2**32) % folds
+
+
+def _oof_decisions(X, y: np.ndarray, fold_of: np.ndarray, folds: int, alpha: float) -> np.ndarray:
+    """Out-of-fold NB log-odds for every row of X."""
+    from .text import SparseRows
+
+    z = np.zeros(len(y))
+    for k in range(folds):
+        test = fold_of == k
+        train = ~test
+        if not test.any() or len(set(y[train])) < 2:
+            continue
+        model = NaiveBayesModel.fit(X[train], y[train], alpha=alpha)
+        Xt = X[test]
+        z[test] = model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
+    return z
+
+
+def train_context(
+    records: Iterable[Record],
+    opts: TrainOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[ContextModel, TrainReport]:
+    """Train one context (``content`` or ``profile``) from labeled records."""
+    opts = opts or TrainOptions()
+    say = progress or (lambda _msg: None)
+    kept, stats = clean_records(records, dedupe=opts.dedupe)
+    if not kept:
+        detail = stats["first_error"]
+        raise InputError(
+            "no usable training records" + (f" (first problem: {detail})" if detail else "")
+        )
+    y = np.array([r.label for r in kept], dtype=np.int64)
+    n_spam, n_ham = int(y.sum()), int(len(y) - y.sum())
+    if n_spam == 0 or n_ham == 0:
+        only = "spam" if n_ham == 0 else "ham"
+        raise InputError(
+            f"training data has only {only} examples ({len(y)}); a filter needs both spam and ham"
+        )
+    texts = [r.text for r in kept]
+
+    say(f"detecting languages of {len(texts)} records")
+    tmp_ctx = ContextModel(
+        opts.context, opts.settings, {}, lang_backend=opts.lang_backend,
+        min_lang_confidence=opts.min_lang_confidence,
+    )
+    detected = tmp_ctx.detect(texts, [r.lang for r in kept])
+    langs = np.array(
+        [lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object
+    )
+
+    say("hashing features")
+    X = Vectoriser(opts.settings).transform(texts).to_scipy()
+    fold_of = _fold_ids(texts, opts.folds, opts.seed)
+
+    say(f"cross-validating the fallback model ({opts.folds} folds)")
+    z_fallback = _oof_decisions(X, y, fold_of, opts.folds, opts.alpha)
+    a, b = fit_platt(z_fallback, y)
+    fallback = NaiveBayesModel.fit(X, y, alpha=opts.alpha)
+    fallback.calib_a, fallback.calib_b = a, b
+    routed = fallback.calibrate(z_fallback)
+    models = {FALLBACK: fallback}
+
+    rows: list[LanguageRow] = []
+    warnings: list[str] = []
+    for lang, _count in Counter(langs).most_common():
+        mask = langs == lang
+        ls, lh = int(y[mask].sum()), int(mask.sum() - y[mask].sum())
+        row = LanguageRow(lang=str(lang), spam=ls, ham=lh, own_model=False, reason="")
+        rows.append(row)
+        row.auc_fallback = roc_auc(y[mask], z_fallback[mask])
+        if lang == "und":
+            row.reason = "language uncertain: fallback"
+            continue
+        if min(ls, lh) < opts.min_per_class:
+            row.reason = f"fewer than {opts.min_per_class} of a class: fallback"
+            continue
+        say(f"cross-validating the {lang} model")
+        idx = np.flatnonzero(mask)
+        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts.folds, opts.alpha)
+        row.auc_own = roc_auc(y[idx], z_own)
+        if row.auc_fallback is not None and row.auc_own is not None and row.auc_own < row.auc_fallback:
+            row.reason = "fallback scored better on held-out data"
+            continue
+        own = NaiveBayesModel.fit(X[idx], y[idx], alpha=opts.alpha)
+        own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
+        models[str(lang)] = own
+        routed[idx] = own.calibrate(z_own)
+        row.own_model = True
+        row.reason = "own model"
+
+    spam_t = spam_threshold_for_fpr(y, routed, opts.max_fpr, floor=0.5)
+    spam_scores = np.sort(routed[y == 1])
+    ham_t = float(spam_scores[int(np.floor(opts.max_missed * len(spam_scores)))]) if len(spam_scores) else 0.5
+    thresholds = Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
+
+    share = min(n_spam, n_ham) / len(y)
+    if share < 0.2:
+        minority = "spam" if n_spam < n_ham else "ham"
+        warnings.append(
+            f"classes are imbalanced: {minority} is {share:.0%} of the data; priors are balanced, "
+            f"but add more {minority} examples if you can"
+        )
+    for row in rows:
+        if row.lang != "und" and (row.spam + row.ham) >= 20 and min(row.spam, row.ham) == 0:
+            only = "spam" if row.ham == 0 else "ham"
+            warnings.append(f"language {row.lang}: only {only} examples; it is scored by the fallback")
+    report = TrainReport(
+        records_read=stats.get("read", 0),
+        unreadable=stats.get("unreadable", 0),
+        duplicates=stats.get("duplicates", 0),
+        conflicting=stats.get("conflicting", 0),
+        spam=n_spam,
+        ham=n_ham,
+        languages=rows,
+        thresholds=thresholds,
+        auc_out_of_fold=roc_auc(y, routed),
+        warnings=warnings,
+    )
+    ctx = ContextModel(
+        context=opts.context,
+        settings=opts.settings,
+        models=models,
+        thresholds=thresholds,
+        min_lang_confidence=opts.min_lang_confidence,
+        lang_backend=opts.lang_backend,
+        summary=report.to_dict(),
+    )
+    return ctx, report
