@@ -39,9 +39,7 @@ class SpamFilter:
             Thresholds(ham=current.ham if ham is None else ham, spam=current.spam if spam is None else spam),
         )
 
-    def score(
-        self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0
-    ) -> list[Verdict]:
+    def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""
         return self.model.score(texts, langs, explain=explain, thresholds=self.thresholds)
 

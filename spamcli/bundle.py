@@ -164,8 +164,7 @@ def read_manifest(directory: Path) -> dict:
         raise ModelError(f"model manifest has no format version: {path}")
     if version > FORMAT_VERSION:
         raise ModelError(
-            f"model format version {version} is newer than this spamcli supports "
-            f"({FORMAT_VERSION}); upgrade spamcli"
+            f"model format version {version} is newer than this spamcli supports ({FORMAT_VERSION}); upgrade spamcli"
         )
     if manifest.get("features_version", 1) > FEATURES_VERSION:
         raise ModelError("model uses a newer feature version than this spamcli; upgrade spamcli")

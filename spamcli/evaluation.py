@@ -45,8 +45,7 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         def example(e: ScoredExample) -> dict:
-            return {"id": e.id, "score": round(e.score, 4), "lang": e.lang, "model": e.model,
-                    "text": e.text[:300]}
+            return {"id": e.id, "score": round(e.score, 4), "lang": e.lang, "model": e.model, "text": e.text[:300]}
 
         return {
             "overall": self.overall.to_dict(),
@@ -99,7 +98,10 @@ def summarise(
 
 
 def evaluate_model(
-    spam_filter, records: Iterable[Record], target_precision: float = 0.99, errors: int = 0,
+    spam_filter,
+    records: Iterable[Record],
+    target_precision: float = 0.99,
+    errors: int = 0,
     batch_size: int = 2048,
 ) -> Evaluation:
     """Score labeled records with a loaded SpamFilter and measure it."""
@@ -126,7 +128,11 @@ def evaluate_model(
 
 
 def cross_validate(
-    records: Iterable[Record], options, folds: int = 5, target_precision: float = 0.99, errors: int = 0,
+    records: Iterable[Record],
+    options,
+    folds: int = 5,
+    target_precision: float = 0.99,
+    errors: int = 0,
     progress=None,
 ) -> Evaluation:
     """Train ``options`` (a TrainOptions) on K-1 folds and score the held-out fold, K times."""

@@ -35,8 +35,20 @@ _VECTOR_TEXTS = (
 
 def _patterns() -> dict[str, str]:
     """The regular expressions of the normaliser, as Python ``re`` source (see FORMAT.md)."""
-    names = ("_INVISIBLE_RE", "_HREF_RE", "_TAG_RE", "_EMAIL_RE", "_URL_RE", "_PHONE_RE",
-             "_NUMBER_RE", "_REPEAT_RE", "_SPACE_RE", "_EMOJI_RE", "_TOKEN_RE", "_NOSPACE_RE")
+    names = (
+        "_INVISIBLE_RE",
+        "_HREF_RE",
+        "_TAG_RE",
+        "_EMAIL_RE",
+        "_URL_RE",
+        "_PHONE_RE",
+        "_NUMBER_RE",
+        "_REPEAT_RE",
+        "_SPACE_RE",
+        "_EMOJI_RE",
+        "_TOKEN_RE",
+        "_NOSPACE_RE",
+    )
     return {name.strip("_").removesuffix("_RE").lower(): getattr(text, name).pattern for name in names}
 
 
@@ -67,15 +79,17 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         }
         for sample in _VECTOR_TEXTS:
             verdict = ctx.score([sample], [None])[0]
-            vectors.append({
-                "context": ctx_name,
-                "text": sample,
-                "normalised": text.normalise(sample),
-                "features": text.features(sample, ctx.settings),
-                "lang": verdict.lang,
-                "model": verdict.model,
-                "score": verdict.score,
-            })
+            vectors.append(
+                {
+                    "context": ctx_name,
+                    "text": sample,
+                    "normalised": text.normalise(sample),
+                    "features": text.features(sample, ctx.settings),
+                    "lang": verdict.lang,
+                    "model": verdict.model,
+                    "score": verdict.score,
+                }
+            )
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_VERSION,

@@ -61,9 +61,7 @@ class Confusion:
 def confusion(y: np.ndarray, predicted_spam: np.ndarray) -> Confusion:
     y = np.asarray(y).astype(bool)
     p = np.asarray(predicted_spam).astype(bool)
-    return Confusion(
-        tp=int((y & p).sum()), fp=int((~y & p).sum()), tn=int((~y & ~p).sum()), fn=int((y & ~p).sum())
-    )
+    return Confusion(tp=int((y & p).sum()), fp=int((~y & p).sum()), tn=int((~y & ~p).sum()), fn=int((y & ~p).sum()))
 
 
 def spam_threshold_for_fpr(y: np.ndarray, scores: np.ndarray, max_fpr: float, floor: float = 0.5) -> float:

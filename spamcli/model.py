@@ -91,9 +91,7 @@ class NaiveBayesModel:
         """The log-ratio weights of the seen columns (aligned with ``columns``)."""
         ham_total, spam_total = self._totals()
         log_ham = np.log(self.counts[0] + self.alpha) - np.log(ham_total + self.alpha * self.n_features)
-        log_spam = np.log(self.counts[1] + self.alpha) - np.log(
-            spam_total + self.alpha * self.n_features
-        )
+        log_spam = np.log(self.counts[1] + self.alpha) - np.log(spam_total + self.alpha * self.n_features)
         return log_spam - log_ham
 
     @property

@@ -61,8 +61,14 @@ def detect_format(path: str | None, first_line: bytes = b"") -> str:
     if path and path != "-":
         suffix = "".join(Path(path).suffixes[-2:]).lower()
         for ext, fmt in (
-            (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-            (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet"), (".pq", "parquet"),
+            (".jsonl", "jsonl"),
+            (".ndjson", "jsonl"),
+            (".json", "jsonl"),
+            (".csv", "csv"),
+            (".tsv", "tsv"),
+            (".tab", "tsv"),
+            (".parquet", "parquet"),
+            (".pq", "parquet"),
         ):
             if suffix.endswith(ext):
                 return fmt

@@ -185,9 +185,7 @@ class SparseRows:
     def to_scipy(self):
         from scipy.sparse import csr_matrix
 
-        return csr_matrix(
-            (self.data, self.indices, self.indptr), shape=(self.n_rows, self.n_features)
-        )
+        return csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_rows, self.n_features))
 
 
 class Vectoriser:

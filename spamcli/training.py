@@ -78,7 +78,10 @@ class TrainReport:
             "auc_out_of_fold": None if self.auc_out_of_fold is None else round(self.auc_out_of_fold, 4),
             "languages": [
                 {
-                    "lang": r.lang, "spam": r.spam, "ham": r.ham, "own_model": r.own_model,
+                    "lang": r.lang,
+                    "spam": r.spam,
+                    "ham": r.ham,
+                    "own_model": r.own_model,
                     "reason": r.reason,
                     "auc_own": None if r.auc_own is None else round(r.auc_own, 4),
                     "auc_fallback": None if r.auc_fallback is None else round(r.auc_fallback, 4),
@@ -159,27 +162,24 @@ def train_context(
     kept, stats = clean_records(records, dedupe=opts.dedupe)
     if not kept:
         detail = stats["first_error"]
-        raise InputError(
-            "no usable training records" + (f" (first problem: {detail})" if detail else "")
-        )
+        raise InputError("no usable training records" + (f" (first problem: {detail})" if detail else ""))
     y = np.array([r.label for r in kept], dtype=np.int64)
     n_spam, n_ham = int(y.sum()), int(len(y) - y.sum())
     if n_spam == 0 or n_ham == 0:
         only = "spam" if n_ham == 0 else "ham"
-        raise InputError(
-            f"training data has only {only} examples ({len(y)}); a filter needs both spam and ham"
-        )
+        raise InputError(f"training data has only {only} examples ({len(y)}); a filter needs both spam and ham")
     texts = [r.text for r in kept]
 
     say(f"detecting languages of {len(texts)} records")
     tmp_ctx = ContextModel(
-        opts.context, opts.settings, {}, lang_backend=opts.lang_backend,
+        opts.context,
+        opts.settings,
+        {},
+        lang_backend=opts.lang_backend,
         min_lang_confidence=opts.min_lang_confidence,
     )
     detected = tmp_ctx.detect(texts, [r.lang for r in kept])
-    langs = np.array(
-        [lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object
-    )
+    langs = np.array([lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object)
 
     say("hashing features")
     X = Vectoriser(opts.settings).transform(texts).to_scipy()
