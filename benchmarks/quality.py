@@ -1,0 +1,433 @@
+"""Detection quality of spamcli against established filters, trained and tested on the same split.
+
+    python benchmarks/quality.py [--datasets PATH] [--out benchmarks/results]
+                                 [--tools spamcli,bogofilter,fasttext,sklearn_nb] [--quick]
+
+Every tool is trained on the same training records and scores the same test records; the metrics
+come from :mod:`spamcli.metrics` so they are computed one way for all. Progress goes to stderr, the
+result table to stdout, and ``quality.md`` / ``quality.json`` are written under ``--out``.
+
+The split (see benchmarks/README.md for the reasoning):
+
+- training: the train side of the shippable content sets (SMS, its translations, YouTube comments
+  of three videos, Decidim hidden comments, tg-spam, Thai SMS, SpamAssassin), split by message
+  group with :func:`spamcli.datasets.split_by_group` (20% test). A translated SMS triplet is
+  joined to its English original, so a message and its translations are on one side.
+- test: the test side of those sets, reported per set (translated SMS per language), plus the
+  whole held-out YouTube video (Youtube05-Shakira) and two research-only sets that no tool ever
+  trains on (Turkish and Indonesian SMS: unseen languages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spamcli.datasets import datasets_root, load, split_by_group
+from spamcli.metrics import confusion, recall_at_fpr, roc_auc
+from spamcli.records import Record
+
+
+def train_spamcli(train_records: list[Record]):
+    """Train spamcli's content model: the one place to change its options for the benchmark."""
+    from spamcli.training import TrainOptions, train_context
+
+    ctx, _report = train_context(train_records, TrainOptions(), progress=lambda msg: log(f"  spamcli: {msg}"))
+    return ctx
+
+
+TRAIN_SETS = (
+    "sms_spam_collection",
+    "sms_multilingual",
+    "youtube_spam_collection",
+    "decidim_comments",
+    "telegram_tgspam",
+    "thai_sms",
+    "spamassassin_email",
+)
+UNSEEN_SETS = ("turkish_sms", "indonesian_sms")  # research-only licences: test, never train
+HELD_OUT_VIDEO = "Youtube05-Shakira.csv"
+TEST_FRACTION = 0.2
+MAX_FPR = 0.005
+ALL_TOOLS = ("spamcli", "bogofilter", "fasttext", "sklearn_nb")
+QUICK_TRAIN_CAP = 600  # --quick: at most this many training records per dataset
+QUICK_TEST_CAP = 300  # --quick: at most this many records per test set
+
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class SkipTool(Exception):
+    """A peer that cannot run here (not installed); the benchmark goes on without it."""
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class TestSet:
+    name: str
+    records: list[Record]
+    note: str = ""
+
+
+@dataclass
+class Split:
+    train: list[Record]
+    tests: list[TestSet]
+    train_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _counts(records: list[Record]) -> dict[str, int]:
+    spam = sum(1 for r in records if r.label == 1)
+    return {"spam": spam, "ham": len(records) - spam}
+
+
+def join_translations(english: list[Record], translated: list[Record]) -> int:
+    """Give each translated triplet (hi, de, fr) the group of its English original.
+
+    The translated file follows the English file's order with small drifts, so each triplet is
+    matched to the most similar English message (character 3-4 grams of its de + fr text) within
+    a window of nearby rows, with the same label. A wrong match only merges two groups, which
+    keeps the split honest. Returns how many triplets were joined.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    window = 20
+    triplets = [translated[i : i + 3] for i in range(0, len(translated) - 2, 3)]
+    pair_texts = [t[1].text + " " + t[2].text for t in triplets]
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=2, sublinear_tf=True)
+    vec.fit([r.text for r in english] + pair_texts)
+    en_m, tr_m = vec.transform([r.text for r in english]), vec.transform(pair_texts)
+
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    joined = 0
+    for i, triplet in enumerate(triplets):
+        lo, hi = max(0, i - window), min(len(english), i + window + 1)
+        if lo >= hi:
+            continue
+        sims = (tr_m[i] @ en_m[lo:hi].T).toarray().ravel()
+        j = lo + int(sims.argmax())
+        if english[j].label != triplet[0].label or sims.max() <= 0:
+            continue
+        a, b = find(english[j].fields["group"]), find(triplet[0].fields["group"])
+        if a != b:
+            parent[b] = a
+        joined += 1
+    for rec in english + translated:
+        rec.fields["group"] = find(rec.fields["group"])
+    return joined
+
+
+def _cap(records: list[Record], cap: int | None) -> list[Record]:
+    """Every k-th record, so a capped set keeps the original mix."""
+    if cap is None or len(records) <= cap:
+        return records
+    step = len(records) / cap
+    return [records[int(k * step)] for k in range(cap)]
+
+
+def build_split(root: Path, quick: bool) -> Split:
+    data = {name: load(name, root) for name in TRAIN_SETS + UNSEEN_SETS}
+    joined = join_translations(data["sms_spam_collection"], data["sms_multilingual"])
+    log(f"joined {joined} translated SMS triplets to their English originals")
+
+    train_cap = QUICK_TRAIN_CAP if quick else None
+    test_cap = QUICK_TEST_CAP if quick else None
+    train: list[Record] = []
+    train_counts: dict[str, dict[str, int]] = {}
+    tests: list[TestSet] = []
+    sides: dict[str, list[Record]] = {}
+    for name in TRAIN_SETS:
+        if name == "youtube_spam_collection":
+            tr = [r for r in data[name] if r.fields["file"] != HELD_OUT_VIDEO]
+            te = [r for r in data[name] if r.fields["file"] == HELD_OUT_VIDEO]
+        else:
+            tr, te = split_by_group(data[name], test_fraction=TEST_FRACTION)
+        tr = _cap(tr, train_cap)
+        train += tr
+        train_counts[name] = _counts(tr)
+        sides[name] = te
+
+    tests.append(TestSet("SMS (en)", sides["sms_spam_collection"]))
+    for lang in ("de", "fr", "hi"):
+        tests.append(TestSet(f"SMS translated {lang}", [r for r in sides["sms_multilingual"] if r.lang == lang]))
+    tests.append(TestSet("YouTube (held-out video)", sides["youtube_spam_collection"], HELD_OUT_VIDEO))
+    tests.append(TestSet("Decidim comments", sides["decidim_comments"], "spam only"))
+    tests.append(TestSet("Telegram (tg-spam)", sides["telegram_tgspam"]))
+    tests.append(TestSet("Thai SMS", sides["thai_sms"]))
+    tests.append(TestSet("SpamAssassin email", sides["spamassassin_email"]))
+    tests.append(TestSet("Turkish SMS (unseen)", data["turkish_sms"], "never trained on"))
+    tests.append(TestSet("Indonesian SMS (unseen)", data["indonesian_sms"], "never trained on"))
+    tests = [TestSet(t.name, _cap(t.records, test_cap), t.note) for t in tests]
+    return Split(train=train, tests=tests, train_counts=train_counts)
+
+
+# ---------------------------------------------------------------- tools
+# Each tool trains on the training records and scores the pooled test texts, returning per text
+# (score, flagged): ``score`` is higher for spammier texts and only its order matters (ROC-AUC and
+# recall at a false-positive rate are rank metrics), so tools whose P(spam) saturates at 1.0 in
+# floating point report their log-odds instead; ``flagged`` is the tool's own spam decision.
+
+ToolResult = tuple[np.ndarray, np.ndarray]
+
+
+def run_spamcli(train: list[Record], test: list[Record], workdir: Path, quick: bool) -> ToolResult:
+    ctx = train_spamcli(train)
+    log(f"  spamcli: thresholds ham<{ctx.thresholds.ham} spam>={ctx.thresholds.spam}; scoring")
+    verdicts = ctx.score([r.text for r in test], [r.lang for r in test])
+    scores = np.array([v.score for v in verdicts])
+    flagged = np.array([v.label == "spam" for v in verdicts])
+    return scores, flagged
+
+
+def _mbox(texts: list[str]) -> str:
+    """Minimal RFC 822 messages (a From: and a Content-Type header, no Subject) as one mbox."""
+    parts = []
+    for text in texts:
+        lines = [">" + line if line.startswith(("From ", ">From ")) else line for line in text.splitlines()]
+        parts.append(
+            "From bench@localhost Thu Jan  1 00:00:00 1970\n"
+            "From: bench@localhost\n"
+            "Content-Type: text/plain; charset=UTF-8\n\n" + "\n".join(lines) + "\n\n"
+        )
+    return "".join(parts)
+
+
+def run_bogofilter(train: list[Record], test: list[Record], workdir: Path, quick: bool) -> ToolResult:
+    exe = shutil.which("bogofilter")
+    if exe is None:
+        raise SkipTool("bogofilter is not installed (Debian: apt-get install bogofilter)")
+    db = workdir / "bogofilter"
+    db.mkdir()
+    # -C: no config file (compiled defaults: ham_cutoff 0.45, spam_cutoff 0.99); -d: private wordlist
+    base = [exe, "-C", "-d", str(db)]
+    for flag, label in (("-s", 1), ("-n", 0)):
+        mbox = _mbox([r.text for r in train if r.label == label])
+        subprocess.run([*base, flag, "-M"], input=mbox, text=True, check=True)
+    log("  bogofilter: trained; scoring")
+    # -t with a terse format = -T's "S 0.99" lines, but with 13 digits: -T prints %g, so every
+    # spamicity above 0.9999995 reads "1" and ties
+    fmt = ["-t", "--terse-format=%1.1c %p", "--spamicity-formats=%.12e,%.12e,%.12e"]
+    out = subprocess.run([*base, "-M", *fmt], input=_mbox([r.text for r in test]), capture_output=True, text=True)
+    if out.returncode == 3:
+        raise RuntimeError(f"bogofilter failed: {out.stderr.strip()}")
+    lines = out.stdout.split("\n")[: len(test)]
+    if len(lines) != len(test) or not all(lines):
+        raise RuntimeError(f"bogofilter returned {len(lines)} results for {len(test)} messages")
+    verdict = [line.split() for line in lines]  # "S 0.999" | "H 1e-05" | "U 0.52"
+    scores = np.array([float(v[1]) for v in verdict])
+    flagged = np.array([v[0] == "S" for v in verdict])
+    return scores, flagged
+
+
+def _ft_line(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def run_fasttext(train: list[Record], test: list[Record], workdir: Path, quick: bool) -> ToolResult:
+    try:
+        import fasttext
+    except ImportError as exc:
+        raise SkipTool(f"fasttext is not importable ({exc})") from exc
+    if not hasattr(fasttext, "train_supervised"):
+        raise SkipTool("this fasttext module cannot train (fasttext-predict?); install fasttext-numpy2")
+    path = workdir / "fasttext_train.txt"
+    with open(path, "w", encoding="utf-8") as handle:
+        for r in train:
+            handle.write(f"__label__{'spam' if r.label == 1 else 'ham'} {_ft_line(r.text)}\n")
+    # thread >= 10: fasttext-numpy2's train_supervised yields NaN with fewer threads
+    model = fasttext.train_supervised(
+        input=str(path), lr=0.5, epoch=10 if quick else 25, wordNgrams=2, dim=100, loss="softmax", thread=10, verbose=0
+    )
+    # P(spam) = softmax(output . hidden); its log-odds (output_spam - output_ham) . hidden ranks the
+    # same without float32 saturation. " </s>" adds the end-of-line token that predict() adds.
+    hidden = np.array([model.get_sentence_vector(_ft_line(r.text) + " </s>") for r in test], dtype=np.float64)
+    out = model.get_output_matrix().astype(np.float64)
+    spam, ham = model.labels.index("__label__spam"), model.labels.index("__label__ham")
+    log_odds = hidden @ (out[spam] - out[ham])
+    return log_odds, log_odds > 0  # own decision: the top label
+
+
+def run_sklearn_nb(train: list[Record], test: list[Record], workdir: Path, quick: bool) -> ToolResult:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+
+    vec = CountVectorizer()
+    X = vec.fit_transform([r.text for r in train])
+    model = MultinomialNB().fit(X, [r.label for r in train])
+    jll = model.predict_joint_log_proba(vec.transform([r.text for r in test]))
+    spam, ham = list(model.classes_).index(1), list(model.classes_).index(0)
+    log_odds = jll[:, spam] - jll[:, ham]
+    return log_odds, log_odds >= 0  # own decision: predict_proba >= 0.5
+
+
+TOOLS: dict[str, Callable[[list[Record], list[Record], Path, bool], ToolResult]] = {
+    "spamcli": run_spamcli,
+    "bogofilter": run_bogofilter,
+    "fasttext": run_fasttext,
+    "sklearn_nb": run_sklearn_nb,
+}
+
+
+# ---------------------------------------------------------------- metrics and tables
+
+
+def set_metrics(y: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> dict:
+    c = confusion(y, flagged)
+    return {
+        "auc": roc_auc(y, scores),
+        "recall_at_fpr": recall_at_fpr(y, scores, MAX_FPR),
+        "fpr_own": c.fpr,
+        "recall_own": c.recall,
+        "confusion_own": {"tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn},
+    }
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def markdown_tables(results: dict) -> str:
+    tools = results["tools"]
+    sets = results["test_sets"]
+    out = ["ROC-AUC (best per row in bold):", ""]
+    out.append("| test set | spam / ham | " + " | ".join(tools) + " |")
+    out.append("|---|---|" + "---|" * len(tools))
+    for s in sets:
+        aucs = [s["metrics"][t]["auc"] for t in tools]
+        best = max((a for a in aucs if a is not None), default=None)
+        cells = [f"**{_num(a)}**" if a is not None and a == best else _num(a) for a in aucs]
+        out.append(f"| {s['name']} | {s['spam']} / {s['ham']} | " + " | ".join(cells) + " |")
+    out += ["", f"ROC-AUC, spam recall at {MAX_FPR:.1%} FPR, FPR and recall at each tool's own decision:", ""]
+    out.append(f"| test set | tool | AUC | recall @ {MAX_FPR:.1%} FPR | FPR (own) | recall (own) |")
+    out.append("|---|---|---|---|---|---|")
+    for s in sets:
+        for t in tools:
+            m = s["metrics"][t]
+            out.append(
+                f"| {s['name']} | {t} | {_num(m['auc'])} | {_pct(m['recall_at_fpr'])} | "
+                f"{_pct(m['fpr_own'])} | {_pct(m['recall_own'])} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", help="directory laid out like shared/datasets (default: $SPAMCLI_DATASETS)")
+    parser.add_argument("--out", default="benchmarks/results", help="where quality.md and quality.json go")
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {ALL_TOOLS}")
+    parser.add_argument("--quick", action="store_true", help="small samples of train and test, for a smoke run")
+    args = parser.parse_args(argv)
+
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tool(s) {unknown}; choose from {ALL_TOOLS}")
+    root = datasets_root(args.datasets)
+    if root is None:
+        print("no datasets directory: pass --datasets or set SPAMCLI_DATASETS", file=sys.stderr)
+        return 2
+
+    log(f"loading datasets from {root}")
+    split = build_split(root, args.quick)
+    test = [r for t in split.tests for r in t.records]
+    log(f"{len(split.train)} training records, {len(test)} test records in {len(split.tests)} sets")
+
+    outputs: dict[str, ToolResult] = {}
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="spamcli-bench-") as tmp:
+        for tool in tools:
+            log(f"{tool}: training on {len(split.train)} and scoring {len(test)} records")
+            workdir = Path(tmp) / tool
+            workdir.mkdir()
+            start = time.monotonic()
+            try:
+                outputs[tool] = TOOLS[tool](split.train, test, workdir, args.quick)
+            except SkipTool as exc:
+                skipped[tool] = str(exc)
+                log(f"{tool}: skipped: {exc}")
+                continue
+            timings[tool] = round(time.monotonic() - start, 1)
+            ties = int((outputs[tool][0] == outputs[tool][0].max()).sum())
+            log(f"{tool}: done in {timings[tool]}s ({ties} test scores tie at the top score)")
+    ran = [t for t in tools if t in outputs]
+
+    y_all = np.array([r.label for r in test])
+    spans, start = [], 0
+    for t in split.tests:
+        spans.append((t.name, t.note, slice(start, start + len(t.records))))
+        start += len(t.records)
+    spans.append(("Overall (all test rows)", "", slice(0, len(test))))
+    sets = []
+    for name, note, span in spans:
+        y = y_all[span]
+        metrics = {tool: set_metrics(y, outputs[tool][0][span], outputs[tool][1][span]) for tool in ran}
+        counts = {"spam": int(y.sum()), "ham": int(len(y) - y.sum())}
+        sets.append({"name": name, "note": note, **counts, "metrics": metrics})
+
+    results = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "git_commit": _git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "max_fpr": MAX_FPR,
+        "train_counts": split.train_counts,
+        "tools": ran,
+        "skipped": skipped,
+        "seconds_train_and_score": timings,
+        "seconds_total": round(time.monotonic() - _T0, 1),
+        "test_sets": sets,
+    }
+    table = markdown_tables(results)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    header = f"`{results['command']}` (commit {results['git_commit']}, {results['date']}, {results['machine']})\n\n"
+    seconds = ", ".join(f"{t} {s}s" for t, s in timings.items())
+    footer = f"\nTrain + score time: {seconds}; total {results['seconds_total']}s.\n"
+    if skipped:
+        footer += "".join(f"\nSkipped {t}: {why}" for t, why in skipped.items()) + "\n"
+    (out / "quality.md").write_text(header + table + footer, encoding="utf-8")
+    log(f"wrote {out / 'quality.md'} and {out / 'quality.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
