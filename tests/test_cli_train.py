@@ -1,0 +1,168 @@
+"""``spamcli train`` end to end: input formats, label spellings, the summary, bad training data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from helpers import SAMPLES, assert_one_line_error, run_cli
+
+from spamcli import SpamFilter
+from spamcli.bundle import load_bundle
+
+HAM_TEXT = "Thanks for the notes from the meeting, see you on Monday."
+SPAM_TEXT = "WIN a FREE iPhone now, claim your prize at http://win.example"
+
+
+def _train(tmp_path: Path, *args) -> tuple[Path, object]:
+    out = tmp_path / "model"
+    return out, run_cli("train", *args, "--out", out, "--min-per-class", "5")
+
+
+def _assert_usable_model(out: Path) -> None:
+    """A written model has a manifest, loads, and ranks an obvious spam above an obvious ham."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "spamcli-model"
+    assert "multi" in manifest["contexts"]["content"]["models"]
+    ham, spam = SpamFilter.load(out).score([HAM_TEXT, SPAM_TEXT], ["en", "en"])
+    assert spam.score > ham.score
+
+
+def _relabel(tmp_path: Path, spellings: list[tuple[str, str]]) -> Path:
+    """messages.csv with its labels spelled by cycling through ``(spam, ham)`` pairs."""
+    with open(SAMPLES / "messages.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    path = tmp_path / "relabeled.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            spam, ham = spellings[i % len(spellings)]
+            writer.writerow({"text": row["text"], "label": spam if row["label"] == "spam" else ham})
+    return path
+
+
+def test_train_csv_with_detected_columns_writes_model_and_prints_summary_on_stderr_only(trained_run):
+    out, result = trained_run
+    assert result.stdout == ""
+    assert "training summary" in result.stderr
+    for lang in ("en", "es", "de"):
+        assert lang in result.stderr
+    assert f"model written to {out}" in result.stderr
+    _assert_usable_model(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    summary = manifest["contexts"]["content"]["summary"]
+    assert (summary["spam"], summary["ham"]) == (32, 32)
+    for entry in manifest["contexts"]["content"]["models"].values():
+        assert (out / entry["file"]).is_file()
+        assert len(entry["sha256"]) == 64
+
+
+@pytest.mark.parametrize(
+    ("args", "counts"),
+    [
+        pytest.param(
+            [SAMPLES / "comments.tsv", "--text-col", "msg", "--label-col", "verdict"], 8, id="tsv-named-columns"
+        ),
+        pytest.param([SAMPLES / "messages.jsonl"], 8, id="jsonl-1-0-labels"),
+        pytest.param(["--spam", SAMPLES / "spam.txt", "--ham", SAMPLES / "ham.txt"], 12, id="plain-spam-ham-files"),
+        pytest.param([SAMPLES / "decidim.txt"], 6, id="decidim-label-semicolon-text"),
+    ],
+)
+def test_train_reads_each_input_format(tmp_path, args, counts):
+    out, result = _train(tmp_path, *args)
+    assert result.code == 0, result.stderr
+    assert f"{counts} spam, {counts} ham" in result.stderr
+    _assert_usable_model(out)
+
+
+def test_train_accepts_1_0_true_false_and_any_case_labels(tmp_path):
+    path = _relabel(tmp_path, [("1", "0"), ("true", "false"), ("SPAM", "Ham"), ("True", "FALSE")])
+    out, result = _train(tmp_path, path)
+    assert result.code == 0, result.stderr
+    assert "32 spam, 32 ham" in result.stderr
+    _assert_usable_model(out)
+
+
+def test_train_tsv_whose_columns_cannot_be_detected_exits_3(tmp_path):
+    out, result = _train(tmp_path, SAMPLES / "comments.tsv")
+    assert_one_line_error(result, 3)
+    assert "no text field" in result.stderr
+    assert not out.exists()
+
+
+def test_train_with_one_class_only_exits_3_with_one_line(tmp_path):
+    out, result = _train(tmp_path, "--spam", SAMPLES / "spam.txt")
+    assert_one_line_error(result, 3)
+    assert "only spam" in result.stderr
+    assert not (out / "manifest.json").exists()
+
+
+def test_train_with_unknown_labels_exits_3_naming_the_label(tmp_path):
+    path = _relabel(tmp_path, [("maybe", "perhaps")])
+    _, result = _train(tmp_path, path)
+    assert_one_line_error(result, 3)
+    assert "unknown label" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--text-col", "--label-col"])
+def test_train_with_missing_named_column_exits_3(tmp_path, option):
+    _, result = _train(tmp_path, SAMPLES / "messages.csv", option, "no_such_column")
+    assert_one_line_error(result, 3)
+    assert "no_such_column" in result.stderr
+
+
+def test_train_csv_without_label_column_exits_3(tmp_path):
+    path = tmp_path / "unlabeled.csv"
+    path.write_text("text\nhello there\nbuy cheap pills now\n", encoding="utf-8")
+    _, result = _train(tmp_path, path)
+    assert_one_line_error(result, 3)
+    assert "no label field" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.jsonl", "empty.txt"])
+def test_train_on_empty_file_exits_3(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    _, result = _train(tmp_path, path)
+    assert_one_line_error(result, 3)
+
+
+def test_train_on_missing_file_exits_3(tmp_path):
+    _, result = _train(tmp_path, tmp_path / "nowhere.csv")
+    assert_one_line_error(result, 3)
+    assert "no such file" in result.stderr
+
+
+def test_train_without_any_input_is_a_usage_error(tmp_path):
+    _, result = _train(tmp_path)
+    assert_one_line_error(result, 2)
+
+
+def test_train_into_existing_model_dir_replaces_it_and_keeps_it_loadable(model_copy):
+    before = {p.name for p in model_copy.glob("*.npz")}
+    result = run_cli(
+        "train",
+        "--spam",
+        SAMPLES / "spam.txt",
+        "--ham",
+        SAMPLES / "ham.txt",
+        "--out",
+        model_copy,
+        "--min-per-class",
+        "5",
+    )
+    assert result.code == 0, result.stderr
+    bundle = load_bundle(model_copy)
+    assert bundle.contexts["content"].summary["spam"] == 12
+    after = {p.name for p in model_copy.glob("*.npz")}
+    referenced = {
+        e["file"]
+        for e in json.loads((model_copy / "manifest.json").read_text())["contexts"]["content"]["models"].values()
+    }
+    assert after == referenced, "files of the replaced model are cleaned up"
+    assert after != before
+    assert not list(model_copy.glob(".*.tmp")), "no temporary files left behind"
+    _assert_usable_model(model_copy)

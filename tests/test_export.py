@@ -1,0 +1,102 @@
+"""``spamcli export``: portable JSON, and a scorer re-implemented from the document alone."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import zlib
+
+import pytest
+from helpers import run_cli
+
+from spamcli import text
+from spamcli.export import load_export
+from spamcli.text import FeatureSettings
+
+TEXTS = [
+    ("WIN a FREE iPhone!!! Claim now at http://win.example/claim", "en"),
+    ("Are we still meeting for lunch tomorrow at 12?", "en"),
+    ("Gana dinero desde casa, llama al 600 123 456", "es"),
+    ("Danke für die Hilfe beim Umzug am Wochenende.", "de"),
+    ("Sie haben im Lotto gewonnen, rufen Sie sofort an", "de"),
+    ("这是一个测试 免费领取", "zh"),
+    ("Bonjour, on se voit demain ?", "fr"),
+    ("<a href='http://x.example'>click</a> 😀😀 mail me: a@b.example", "en"),
+]
+
+
+def _portable_score(context: dict, text_: str, model_name: str) -> float:
+    """Score as docs/FORMAT.md says, using only the exported document and the feature strings."""
+    settings = FeatureSettings.from_dict(context["features"])
+    model = context["models"][model_name]
+    weight = dict(zip(model["columns"], model["weights"]))
+    counts: dict[int, int] = {}
+    for feature in text.features(text_, settings):
+        column = zlib.crc32(feature.encode("utf-8")) % settings.n_features
+        counts[column] = counts.get(column, 0) + 1
+    z = sum((1 if settings.binary else n) * weight.get(column, model["default_weight"]) for column, n in counts.items())
+    calibration = model["calibration"]
+    return 1.0 / (1.0 + math.exp(-(calibration["a"] * z + calibration["b"])))
+
+
+def _route(context: dict, lang: str) -> str:
+    """A known language (confidence 1) goes to its own model if there is one, else the fallback."""
+    return lang if lang in context["models"] else context["fallback_model"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "model.json"
+    result = run_cli("export", "--model", trained_model, "--out", out)
+    assert result.code == 0, result.stderr
+    assert result.stdout == ""
+    return out
+
+
+def test_export_writes_plain_json_without_pickle(exported):
+    raw = exported.read_bytes()
+    doc = json.loads(raw.decode("utf-8"))
+    assert doc["format"] == "spamcli-export"
+    assert b"\x80\x04" not in raw and b"\x80\x05" not in raw  # no pickle protocol header
+    context = doc["contexts"]["content"]
+    assert "multi" in context["models"]
+    for model in context["models"].values():
+        assert len(model["columns"]) == len(model["weights"])
+        assert isinstance(model["default_weight"], float)
+        assert set(model["calibration"]) == {"a", "b"}
+
+
+def test_export_json_gz_is_gzipped_json_and_loads(trained_model, tmp_path, exported):
+    out = tmp_path / "model.json.gz"
+    result = run_cli("export", "--model", trained_model, "--out", out)
+    assert result.code == 0, result.stderr
+    doc = json.loads(gzip.decompress(out.read_bytes()))
+    assert doc["contexts"] == json.loads(exported.read_text())["contexts"]
+    assert load_export(out)["format"] == "spamcli-export"
+
+
+def test_exported_document_alone_reproduces_the_scores_of_the_model(exported, spam_filter):
+    context = load_export(exported)["contexts"]["content"]
+    texts, langs = [t for t, _ in TEXTS], [lang for _, lang in TEXTS]
+    verdicts = spam_filter.score(texts, langs)
+    for (text_, lang), verdict in zip(TEXTS, verdicts):
+        assert verdict.model == _route(context, lang)
+        assert abs(_portable_score(context, text_, verdict.model) - verdict.score) < 1e-9
+
+
+def test_export_test_vectors_match_the_portable_scorer(exported):
+    doc = load_export(exported)
+    assert doc["test_vectors"]
+    for vector in doc["test_vectors"]:
+        context = doc["contexts"][vector["context"]]
+        settings = FeatureSettings.from_dict(context["features"])
+        assert text.normalise(vector["text"]) == vector["normalised"]
+        assert text.features(vector["text"], settings) == vector["features"]
+        assert abs(_portable_score(context, vector["text"], vector["model"]) - vector["score"]) < 1e-9
+
+
+def test_export_of_missing_model_exits_4(tmp_path):
+    result = run_cli("export", "--model", tmp_path / "none", "--out", tmp_path / "x.json")
+    assert result.code == 4
+    assert not (tmp_path / "x.json").exists()
