@@ -338,11 +338,20 @@ def markdown_tables(results: dict) -> str:
 
 
 def _git_commit() -> str | None:
+    """HEAD's short hash, with a note when spamcli/ has uncommitted changes (they were measured)."""
+    import spamcli
+
+    repo = Path(spamcli.__file__).resolve().parents[1]  # the checkout whose spamcli was measured
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        return out.stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", repo, "status", "--porcelain", "spamcli"], capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
+    return head.stdout.strip() + (" + uncommitted spamcli/ changes" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:
