@@ -1,0 +1,132 @@
+"""The model bundle on disk: loading never runs code, saving is atomic, a round trip keeps scores."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_one_line_error, run_cli
+
+from spamcli import SpamFilter, bundle
+from spamcli.errors import EXIT_MODEL, ModelError
+from spamcli.router import Thresholds
+
+TEXTS = ["WIN a FREE iPhone now at http://x.example", "see you at lunch", "Geld verdienen von zu Hause"]
+LANGS = ["en", "en", "de"]
+
+
+def _scores(path: Path) -> list[float]:
+    return [v.score for v in SpamFilter.load(path).score(TEXTS, LANGS)]
+
+
+def _replace_model_file(model: Path, data: bytes) -> None:
+    """Overwrite the first model file and update its sha256, as an attacker with write access could."""
+    manifest_path = model / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = next(iter(manifest["contexts"]["content"]["models"].values()))
+    (model / entry["file"]).write_bytes(data)
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+
+
+class _Payload:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_load_bundle_reads_arrays_with_allow_pickle_false(trained_model, monkeypatch):
+    calls = []
+    real_load = np.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("allow_pickle"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(bundle.np, "load", spy)
+    bundle.load_bundle(trained_model)
+    assert calls and all(flag is False for flag in calls)
+
+
+def test_model_file_replaced_by_a_pickle_is_refused_without_running_it(model_copy, tmp_path):
+    marker = tmp_path / "code-ran"
+    _replace_model_file(model_copy, pickle.dumps(_Payload(marker)))
+    with pytest.raises(ModelError) as info:
+        bundle.load_bundle(model_copy)
+    assert info.value.exit_code == EXIT_MODEL
+    assert not marker.exists()
+    result = run_cli("classify", "--model", model_copy, stdin="hello\n")
+    assert_one_line_error(result, 4)
+    assert not marker.exists()
+
+
+def test_npz_holding_pickled_object_arrays_is_refused(model_copy, tmp_path):
+    marker = tmp_path / "code-ran"
+    buf = io.BytesIO()
+    objects = np.array([_Payload(marker)], dtype=object)
+    np.savez(buf, columns=objects, counts=objects, doc_counts=objects)
+    _replace_model_file(model_copy, buf.getvalue())
+    with pytest.raises(ModelError):
+        bundle.load_bundle(model_copy)
+    assert not marker.exists()
+
+
+def test_manifest_naming_a_file_outside_the_model_dir_is_refused(model_copy):
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    entry = next(iter(manifest["contexts"]["content"]["models"].values()))
+    entry["file"] = "../elsewhere.npz"
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="unsafe"):
+        bundle.load_bundle(model_copy)
+
+
+def test_save_and_load_round_trip_keeps_scores_and_thresholds(trained_model, tmp_path):
+    loaded = bundle.load_bundle(trained_model)
+    bundle.save_bundle(loaded, tmp_path / "copy")
+    again = bundle.load_bundle(tmp_path / "copy")
+    assert again.contexts["content"].thresholds == loaded.contexts["content"].thresholds
+    assert sorted(again.contexts["content"].models) == sorted(loaded.contexts["content"].models)
+    assert _scores(tmp_path / "copy") == _scores(trained_model)
+
+
+def test_crash_while_saving_leaves_the_previous_model_loadable(model_copy, monkeypatch):
+    before = _scores(model_copy)
+    manifest_before = (model_copy / "manifest.json").read_bytes()
+    changed = bundle.load_bundle(model_copy)
+    ctx = changed.contexts["content"]
+    ctx.thresholds = Thresholds(ham=0.01, spam=0.02)
+    for model in ctx.models.values():
+        model.counts = model.counts * 2 + 1  # new data files, new names
+        model.invalidate()
+
+    real_replace = os.replace
+
+    def crash_on_manifest(src, dst):
+        if Path(dst).name == "manifest.json":
+            raise OSError("simulated crash while writing the manifest")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(bundle.os, "replace", crash_on_manifest)
+    with pytest.raises(OSError, match="simulated crash"):
+        bundle.save_bundle(changed, model_copy)
+    monkeypatch.undo()
+
+    assert (model_copy / "manifest.json").read_bytes() == manifest_before
+    assert not list(model_copy.glob(".*.tmp"))
+    assert _scores(model_copy) == before
+    assert SpamFilter.load(model_copy).thresholds != Thresholds(ham=0.01, spam=0.02)
+
+
+def test_default_model_dir_honours_spamcli_model_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPAMCLI_MODEL", str(tmp_path))
+    assert bundle.default_model_dir() == tmp_path
