@@ -20,6 +20,7 @@ from .errors import EXIT_BUG, EXIT_INPUT, EXIT_OK, EXIT_USAGE, InputError, Spamc
 app = typer.Typer(
     name="spamcli",
     help="Spam classifier for online communities: language-routed Naive Bayes, calibrated and explainable.",
+    epilog="Example:  echo 'WIN a FREE iPhone at http://x.example' | spamcli classify",
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
