@@ -25,6 +25,7 @@ LABEL_FIELDS = ("label", "class", "is_spam", "spam", "category", "type")
 ID_FIELDS = ("id", "comment_id", "message_id", "uuid")
 DEFAULT_MAX_BYTES = 1_000_000
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Windows tools write at the start of a file
 
 SPAM_LABELS = {"spam", "1", "true", "yes", "y", "t", "junk", "scam", "fraud", "promo", "blocked"}
 HAM_LABELS = {"ham", "0", "false", "no", "n", "f", "normal", "ok", "legit", "not_spam", "not spam"}
@@ -72,7 +73,7 @@ def detect_format(path: str | None, first_line: bytes = b"") -> str:
         ):
             if suffix.endswith(ext):
                 return fmt
-    stripped = first_line.lstrip()
+    stripped = first_line.removeprefix(_BOM).lstrip()
     if stripped.startswith(b"{"):
         return "jsonl"
     head = stripped.split(b";", 1)[0].lower()
@@ -84,11 +85,15 @@ def detect_format(path: str | None, first_line: bytes = b"") -> str:
 # ---- bounded line reading -----------------------------------------------------------------
 def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[bytes | None]:
     """Lines without their newline; ``None`` for a line longer than ``max_bytes`` (skipped in
-    bounded chunks, so a 10 MB line never sits in memory whole)."""
+    bounded chunks, so a 10 MB line never sits in memory whole). A leading UTF-8 BOM is dropped."""
+    first = True
     while True:
         line = stream.readline(max_bytes + 1)
         if not line:
             return
+        if first:
+            first = False
+            line = line.removeprefix(_BOM)
         if len(line) > max_bytes and not line.endswith(b"\n"):
             while True:  # discard the rest of the over-long line
                 rest = stream.readline(1 << 20)
