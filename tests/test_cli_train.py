@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES, assert_one_line_error, run_cli
+from helpers import REPO, SAMPLES, assert_one_line_error, cli_env, run_cli
 
 from spamcli import SpamFilter
 from spamcli.bundle import load_bundle
@@ -165,4 +169,21 @@ def test_train_into_existing_model_dir_replaces_it_and_keeps_it_loadable(model_c
     assert after == referenced, "files of the replaced model are cleaned up"
     assert after != before
     assert not list(model_copy.glob(".*.tmp")), "no temporary files left behind"
+    _assert_usable_model(model_copy)
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_train_killed_midway_leaves_a_loadable_model(model_copy, delay):
+    """Whenever the kill lands, the directory holds the old model or the new one, both loadable."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamcli", "train", SAMPLES / "messages.csv", SAMPLES / "messages.jsonl"]
+        + ["--out", model_copy, "--min-per-class", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+        cwd=REPO,
+    )
+    time.sleep(delay)  # not a timing assertion: any moment of the run must be safe
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
     _assert_usable_model(model_copy)

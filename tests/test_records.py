@@ -55,6 +55,7 @@ def test_parse_label_rejects_unknown_values(value):
         ("a.parquet", b"", "parquet"),
         ("a.txt", b"", "text"),
         (None, b'  {"text": "hi"}', "jsonl"),
+        (None, b'\xef\xbb\xbf{"text": "hi"}', "jsonl"),
         (None, b"spam;buy now", "decidim"),
         (None, b"HAM;hello; how are you", "decidim"),
         (None, b"hello; how are you", "text"),
@@ -74,6 +75,14 @@ def test_read_plain_text_numbers_records_and_flags_bad_lines(tmp_path):
     assert records[1].error == "empty line"
     assert "UTF-8" in records[2].error
     assert records[3].text == "last line"
+
+
+@pytest.mark.parametrize("name", ["in.jsonl", "in.txt"])
+def test_leading_utf8_bom_is_dropped_so_the_first_record_survives(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a", "text": "hello"}\n{"id": "b", "text": "bye"}\n')
+    records = _read(path)
+    assert [(r.id, r.text, r.error) for r in records] == [("a", "hello", None), ("b", "bye", None)]
 
 
 def test_read_csv_detects_text_label_id_and_lang_columns():
