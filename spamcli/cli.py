@@ -260,6 +260,8 @@ def evaluate(
     from .evaluation import cross_validate, evaluate_model
     from .records import read_records
 
+    if cv < 0 or cv == 1:
+        raise UsageError("--cv needs at least 2 folds (0 evaluates --model instead)")
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
     if cv:

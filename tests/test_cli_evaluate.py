@@ -58,3 +58,8 @@ def test_evaluate_unlabeled_file_exits_3(trained_model, tmp_path):
     path.write_text("hello\nfree money\n", encoding="utf-8")
     result = run_cli("evaluate", path, "--model", trained_model)
     assert_one_line_error(result, 3)
+
+
+def test_evaluate_cv_below_2_is_a_usage_error():
+    result = run_cli("evaluate", SAMPLES / "messages.csv", "--cv", "1")
+    assert_one_line_error(result, 2)
