@@ -23,7 +23,12 @@ class SpamFilter:
         self.bundle = bundle
         self.context_name = context
         self.model: ContextModel = bundle.context(context)
-        self.thresholds = thresholds or self.model.thresholds
+        self.override = thresholds  # None: each model's own thresholds from training
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds in force: the override, else the context's default (models may refine)."""
+        return self.override or self.model.thresholds
 
     @classmethod
     def load(cls, path: str | Path | None = None, context: str = "content") -> SpamFilter:
@@ -41,7 +46,7 @@ class SpamFilter:
 
     def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""
-        return self.model.score(texts, langs, explain=explain, thresholds=self.thresholds)
+        return self.model.score(texts, langs, explain=explain, thresholds=self.override)
 
     def score_records(self, records: list[Record], explain: int = 0) -> list[dict]:
         """Output dicts (the JSON-lines contract) for a batch of records, in order."""

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ModelError
-from .model import NaiveBayesModel
+from .model import KINDS, NaiveBayesModel
 from .router import ContextModel, Thresholds
 from .text import FEATURES_VERSION, FeatureSettings
 
@@ -68,12 +69,15 @@ class Bundle:
 # ---- writing ------------------------------------------------------------------------------
 def _npz_bytes(model: NaiveBayesModel) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        columns=model.columns.astype(np.int32),
-        counts=model.counts.astype(np.float64),
-        doc_counts=model.doc_counts.astype(np.float64),
-    )
+    arrays = {
+        "columns": model.columns.astype(np.int32),
+        "counts": model.counts.astype(np.float64),
+        "doc_counts": model.doc_counts.astype(np.float64),
+    }
+    if model.kind == "nblr":
+        arrays["coef_plain"] = np.asarray(model.coef_plain, dtype=np.float64)
+        arrays["coef_nb"] = np.asarray(model.coef_nb, dtype=np.float64)
+    np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
@@ -94,10 +98,21 @@ def _write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _thresholds_dict(t: Thresholds) -> dict:
+    return {"ham": t.ham, "spam": t.spam}
+
+
+def _thresholds(data: dict) -> Thresholds:
+    ham, spam = float(data["ham"]), float(data["spam"])
+    if not 0.0 <= ham <= spam <= 1.0:
+        raise ValueError(f"thresholds out of order: ham {ham}, spam {spam}")
+    return Thresholds(ham=ham, spam=spam)
+
+
 def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
     return {
         "features": ctx.settings.to_dict(),
-        "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+        "thresholds": _thresholds_dict(ctx.thresholds),
         "min_lang_confidence": ctx.min_lang_confidence,
         "lang_backend": ctx.lang_backend,
         "models": files,
@@ -123,9 +138,12 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
             files[lang] = {
                 "file": name,
                 "sha256": digest,
+                "kind": model.kind,
                 "alpha": model.alpha,
+                "intercept": model.intercept,
                 "n_features": model.n_features,
                 "calibration": {"a": model.calib_a, "b": model.calib_b},
+                "thresholds": _thresholds_dict(ctx.thresholds_for(lang)),
                 "examples": {"ham": int(model.doc_counts[0]), "spam": int(model.doc_counts[1])},
             }
         contexts_manifest[ctx_name] = _context_manifest(ctx, files)
@@ -185,12 +203,22 @@ def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
-    except (ValueError, KeyError, OSError) as exc:
+            kind = entry.get("kind", "nb")
+            coefs = (arrays["coef_plain"], arrays["coef_nb"]) if kind == "nblr" else (None, None)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
         raise ModelError(f"model file unreadable: {path}: {exc}") from None
+    if kind not in KINDS:
+        raise ModelError(f"unknown model kind {kind!r} in {path}; upgrade spamcli")
     if counts.shape != (2, len(columns)) or docs.shape != (2,):
+        raise ModelError(f"model file has inconsistent shapes: {path}")
+    if kind == "nblr" and any(c.shape != columns.shape for c in coefs):
         raise ModelError(f"model file has inconsistent shapes: {path}")
     calib = entry.get("calibration", {})
     return NaiveBayesModel(
+        kind=kind,
+        coef_plain=coefs[0],
+        coef_nb=coefs[1],
+        intercept=float(entry.get("intercept", 0.0)),
         n_features=int(entry["n_features"]),
         alpha=float(entry["alpha"]),
         columns=columns.astype(np.int32),
@@ -209,12 +237,14 @@ def load_bundle(directory: Path | None = None) -> Bundle:
     try:
         for ctx_name, ctx in manifest["contexts"].items():
             models = {lang: _load_model(directory, e) for lang, e in ctx["models"].items()}
-            th = ctx["thresholds"]
             contexts[ctx_name] = ContextModel(
                 context=ctx_name,
                 settings=FeatureSettings.from_dict(ctx["features"]),
                 models=models,
-                thresholds=Thresholds(ham=float(th["ham"]), spam=float(th["spam"])),
+                thresholds=_thresholds(ctx["thresholds"]),
+                model_thresholds={
+                    lang: _thresholds(e["thresholds"]) for lang, e in ctx["models"].items() if "thresholds" in e
+                },
                 min_lang_confidence=float(ctx.get("min_lang_confidence", 0.5)),
                 lang_backend=str(ctx.get("lang_backend", "fasttext")),
                 summary=ctx.get("summary", {}),

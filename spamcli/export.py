@@ -1,15 +1,19 @@
 """Portable, pickle-free export of a model bundle as one JSON document (optionally gzipped).
 
 The document is specified in ``docs/FORMAT.md``: feature extraction (normalisation regexes,
-tokens, n-grams, CRC-32 hashing), then per language a sparse weight vector, a default weight for
-unseen columns and Platt calibration, so that::
+tokens, n-grams, CRC-32 hashing), then per language the NB log-count ratios ``r`` (a sparse vector
+plus ``default_weight`` for unseen columns), for ``kind == "nblr"`` the regression weights ``u``,
+``v`` and ``intercept``, and Platt calibration ``a``, ``b``. For the distinct columns ``c`` of a
+message (``x_c`` = 1 with binary features)::
 
-    z     = sum over distinct columns c of the message:  x_c * weight(c)
+    kind "nb":    z = sum_c x_c r_c
+    kind "nblr":  z = intercept + sum_c x_c u_c / sqrt(sum_c x_c^2)
+                                + sum_c x_c r_c v_c / sqrt(sum_c (x_c r_c)^2)
     score = 1 / (1 + exp(-(a * z + b)))
 
-where ``x_c`` is 1 (binary features) or the count, and ``weight(c)`` is ``weights[i]`` when
-``columns[i] == c`` else ``default_weight``. ``test_vectors`` hold texts with their expected
-features and scores, so a re-implementation can check itself.
+``r_c`` is ``r[i]`` where ``columns[i] == c``, else ``default_weight``; ``u_c``/``v_c`` are 0 for
+columns not listed. ``test_vectors`` hold texts with their expected features and scores, so a
+re-implementation can check itself.
 """
 
 from __future__ import annotations
@@ -59,12 +63,18 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         models = {}
         for lang, model in ctx.models.items():
             entry = {
+                "kind": model.kind,
                 "alpha": model.alpha,
                 "default_weight": model.default_weight,
                 "calibration": {"a": model.calib_a, "b": model.calib_b},
+                "thresholds": {"ham": ctx.thresholds_for(lang).ham, "spam": ctx.thresholds_for(lang).spam},
                 "columns": model.columns.tolist(),
                 "weights": model.sparse_weights().tolist(),
             }
+            if model.kind == "nblr":
+                entry["intercept"] = model.intercept
+                entry["coef_plain"] = model.coef_plain.tolist()
+                entry["coef_nb"] = model.coef_nb.tolist()
             if with_counts:
                 entry["counts"] = {"ham": model.counts[0].tolist(), "spam": model.counts[1].tolist()}
                 entry["doc_counts"] = {"ham": float(model.doc_counts[0]), "spam": float(model.doc_counts[1])}

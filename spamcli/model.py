@@ -1,28 +1,45 @@
-"""One language's Naive Bayes model, stored as counts, scored with numpy alone.
+"""One language's model: Naive Bayes counts, optionally NB-weighted logistic regression on top.
 
-Training uses scikit-learn's :class:`~sklearn.naive_bayes.MultinomialNB` with uniform class
-priors (``fit_prior=False``: the class balance of the training data must not decide the verdict;
-for two classes this is also exactly what Complement NB computes). What we keep of it are the
-additive counts (documents per class, per-feature totals per class), so that a model can learn or
-forget one message later without retraining, and so that the model file is plain numbers.
+**Counts.** Training runs scikit-learn's :class:`~sklearn.naive_bayes.MultinomialNB` with uniform
+class priors (``fit_prior=False``: the class balance of the training data must not decide the
+verdict; for two classes this is also what Complement NB computes). We keep its additive counts
+(documents per class, per-feature totals per class): a model can learn or forget one message later
+without retraining (:meth:`NaiveBayesModel.add`), and the model file is plain numbers.
 
-Scoring is the NB log-odds, a sparse dot product::
+**NB log-count ratio** of column ``j`` (the NB evidence of one occurrence)::
 
-    z(x) = sum_j x_j * (log P(j | spam) - log P(j | ham))
-    P(j | c) = (count_c[j] + alpha) / (total_c + alpha * n_features)
+    r_j = log P(j | spam) - log P(j | ham),   P(j | c) = (count_c[j] + alpha) / (total_c + alpha * n_features)
 
-Columns never seen in training all share one weight, ``default_weight``. The calibrated score is
-Platt scaling of z, fitted on out-of-fold predictions with balanced classes:
-``score = 1 / (1 + exp(-(calib_a * z + calib_b)))``.
+Columns never seen in training share one value, ``default_weight``.
+
+**Two kinds of score** ``z`` for a message with features ``x`` (1/0 presence per column):
+
+- ``kind="nb"``: the Naive Bayes log-odds ``z = sum_j x_j r_j``.
+- ``kind="nblr"`` (default): logistic regression over two views of the message, its L2-normalised
+  features and its NB-weighted, L2-normalised features (Wang & Manning's NBSVM, 2012)::
+
+      z = b + sum_j x_j u_j / ||x|| + sum_j x_j r_j v_j / ||x * r||
+
+  ``u`` and ``v`` are the regression's weights (zero for columns unseen in training). The NB view
+  carries the per-token evidence, the plain view corrects what NB's independence assumption gets
+  wrong, and the normalisation stops long messages from drowning short ones. Because ``r`` comes
+  from the counts, learning or forgetting a message still changes the score, and exactly reversibly.
+
+The calibrated score is Platt scaling of ``z``, fitted on out-of-fold predictions with balanced
+classes: ``score = 1 / (1 + exp(-(calib_a * z + calib_b)))``. Everything here is numpy; only
+:meth:`NaiveBayesModel.fit` imports scikit-learn.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .text import SparseRows
+
+KINDS = ("nb", "nblr")
 
 
 def row_sums(rows: SparseRows, values: np.ndarray) -> np.ndarray:
@@ -36,30 +53,68 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _safe_inverse(norms: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(norms)
+    np.divide(1.0, norms, out=out, where=norms > 0)
+    return out
+
+
 @dataclass
 class NaiveBayesModel:
-    """Counts of a binary (ham=0, spam=1) multinomial NB over hashed features."""
+    """Counts of a binary (ham=0, spam=1) multinomial NB over hashed features, plus the
+    optional regression weights of ``kind="nblr"`` (see module docstring)."""
 
     n_features: int
     alpha: float
     columns: np.ndarray  # int32, sorted: the columns seen in training
     counts: np.ndarray  # float64, shape (2, len(columns)): ham row 0, spam row 1
     doc_counts: np.ndarray  # float64, shape (2,): documents of ham and spam
+    kind: str = "nb"
+    coef_plain: np.ndarray | None = None  # u, aligned with columns (nblr only)
+    coef_nb: np.ndarray | None = None  # v, aligned with columns (nblr only)
+    intercept: float = 0.0
     calib_a: float = 1.0
     calib_b: float = 0.0
-    _weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _dense: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---- training -------------------------------------------------------------------------
     @classmethod
-    def fit(cls, X, y: np.ndarray, alpha: float = 0.1) -> NaiveBayesModel:
-        """Fit scikit-learn's MultinomialNB on a scipy CSR matrix and keep its counts."""
+    def fit(cls, X, y: np.ndarray, alpha: float = 0.1, kind: str = "nblr", C: float = 30.0) -> NaiveBayesModel:
+        """Fit on a scipy CSR matrix of 1/0 features; ``y`` is 1 for spam, 0 for ham."""
         from sklearn.naive_bayes import MultinomialNB
 
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind {kind!r}")
         nb = MultinomialNB(alpha=alpha, fit_prior=False)
         nb.fit(X, y)
         if list(nb.classes_) != [0, 1]:
             raise ValueError("training data needs both classes (0 = ham, 1 = spam)")
-        return cls.from_counts(X.shape[1], alpha, nb.feature_count_, nb.class_count_)
+        model = cls.from_counts(X.shape[1], alpha, nb.feature_count_, nb.class_count_)
+        if kind == "nblr":
+            model._fit_regression(X, y, C)
+        return model
+
+    def _fit_regression(self, X, y: np.ndarray, C: float) -> None:
+        import scipy.sparse as sp
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import normalize
+
+        sub = X[:, self.columns]  # only seen columns can get weights
+        r = self.sparse_weights()
+        views = sp.hstack([normalize(sub), normalize(sub.multiply(r).tocsr())]).tocsr()
+        # liblinear's dual solver is the fastest here (features >> messages). Capped at 150 passes:
+        # held-out AUC measured the same as lbfgs run to convergence, at a fraction of the time.
+        lr = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", dual=True, max_iter=150)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lr.fit(views, y)
+        coef = lr.coef_.ravel()
+        k = len(self.columns)
+        self.kind = "nblr"
+        self.coef_plain, self.coef_nb = coef[:k].copy(), coef[k:].copy()
+        self.intercept = float(lr.intercept_[0])
+        self._dense.clear()
 
     @classmethod
     def from_counts(
@@ -76,40 +131,65 @@ class NaiveBayesModel:
         )
 
     # ---- weights --------------------------------------------------------------------------
-    def _totals(self) -> np.ndarray:
-        return self.counts.sum(axis=1)
+    def _log_denominators(self) -> tuple[float, float]:
+        ham_total, spam_total = self.counts.sum(axis=1)
+        return (
+            float(np.log(ham_total + self.alpha * self.n_features)),
+            float(np.log(spam_total + self.alpha * self.n_features)),
+        )
 
     @property
     def default_weight(self) -> float:
-        """The weight of every column not seen in training."""
-        ham_total, spam_total = self._totals()
-        denom_ham = ham_total + self.alpha * self.n_features
-        denom_spam = spam_total + self.alpha * self.n_features
-        return float(np.log(denom_ham) - np.log(denom_spam))
+        """The NB log-count ratio of every column not seen in training."""
+        log_ham, log_spam = self._log_denominators()
+        return log_ham - log_spam
 
     def sparse_weights(self) -> np.ndarray:
-        """The log-ratio weights of the seen columns (aligned with ``columns``)."""
-        ham_total, spam_total = self._totals()
-        log_ham = np.log(self.counts[0] + self.alpha) - np.log(ham_total + self.alpha * self.n_features)
-        log_spam = np.log(self.counts[1] + self.alpha) - np.log(spam_total + self.alpha * self.n_features)
-        return log_spam - log_ham
+        """The NB log-count ratios ``r`` of the seen columns (aligned with ``columns``)."""
+        log_ham, log_spam = self._log_denominators()
+        return (np.log(self.counts[1] + self.alpha) - log_spam) - (np.log(self.counts[0] + self.alpha) - log_ham)
+
+    def _dense_vector(self, name: str) -> np.ndarray:
+        """Dense float64 per-column vectors, built once per loaded model (8 MB each at 2^20)."""
+        vec = self._dense.get(name)
+        if vec is None:
+            if name == "r":
+                vec = np.full(self.n_features, self.default_weight, dtype=np.float64)
+                vec[self.columns] = self.sparse_weights()
+            else:
+                vec = np.zeros(self.n_features, dtype=np.float64)
+                vec[self.columns] = self.coef_plain if name == "u" else self.coef_nb
+            self._dense[name] = vec
+        return vec
 
     @property
     def weights(self) -> np.ndarray:
-        """Dense float64 weight per column, built once per loaded model (8 MB at 2^20)."""
-        if self._weights is None:
-            dense = np.full(self.n_features, self.default_weight, dtype=np.float64)
-            dense[self.columns] = self.sparse_weights()
-            self._weights = dense
-        return self._weights
+        """Dense NB log-count ratio per column."""
+        return self._dense_vector("r")
 
     def invalidate(self) -> None:
-        self._weights = None
+        self._dense.clear()
 
     # ---- scoring --------------------------------------------------------------------------
+    def _terms(self, rows: SparseRows) -> tuple[np.ndarray, ...]:
+        """Per stored entry: NB-weighted value; per row: the two inverse norms (nblr)."""
+        r = self.weights[rows.indices]
+        weighted = rows.data * r
+        if self.kind == "nb":
+            return (weighted,)
+        inv_plain = _safe_inverse(np.sqrt(row_sums(rows, rows.data.astype(np.float64) ** 2)))
+        inv_nb = _safe_inverse(np.sqrt(row_sums(rows, weighted**2)))
+        return weighted, inv_plain, inv_nb
+
     def decision_function(self, rows: SparseRows) -> np.ndarray:
-        """NB log-odds of spam vs ham for each row (uniform priors)."""
-        return row_sums(rows, rows.data * self.weights[rows.indices])
+        """The uncalibrated score ``z`` of each row (see module docstring)."""
+        terms = self._terms(rows)
+        if self.kind == "nb":
+            return row_sums(rows, terms[0])
+        weighted, inv_plain, inv_nb = terms
+        plain = row_sums(rows, rows.data * self._dense_vector("u")[rows.indices]) * inv_plain
+        nb = row_sums(rows, weighted * self._dense_vector("v")[rows.indices]) * inv_nb
+        return self.intercept + plain + nb
 
     def calibrate(self, z: np.ndarray) -> np.ndarray:
         return sigmoid(self.calib_a * np.asarray(z, dtype=np.float64) + self.calib_b)
@@ -119,24 +199,41 @@ class NaiveBayesModel:
         return self.calibrate(self.decision_function(rows))
 
     def contributions(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Signed log-odds contribution of each feature of one row (before calibration)."""
-        return values * self.weights[columns] * self.calib_a
+        """Signed contribution of each feature of one message to ``calib_a * z``."""
+        rows = SparseRows(
+            np.array([0, len(columns)]), np.asarray(columns), np.asarray(values, dtype=np.float64), self.n_features
+        )
+        terms = self._terms(rows)
+        if self.kind == "nb":
+            return terms[0] * self.calib_a
+        weighted, inv_plain, inv_nb = terms
+        plain = values * self._dense_vector("u")[columns] * inv_plain[0]
+        nb = weighted * self._dense_vector("v")[columns] * inv_nb[0]
+        return (plain + nb) * self.calib_a
 
     # ---- incremental learning --------------------------------------------------------------
     def add(self, columns: np.ndarray, values: np.ndarray, label: int, sign: float = 1.0) -> None:
-        """Add (sign=+1) or remove (sign=-1) one document's features to class ``label``."""
+        """Add (sign=+1) or remove (sign=-1) one document's features to class ``label``.
+
+        Only the NB counts change (so ``r`` does); regression weights of columns first seen here
+        are zero. Adding then removing the same document restores the counts exactly.
+        """
         merged = np.union1d(self.columns, columns).astype(np.int32)
         if len(merged) != len(self.columns):
+            old_pos = np.searchsorted(merged, self.columns)
             grown = np.zeros((2, len(merged)))
-            grown[:, np.searchsorted(merged, self.columns)] = self.counts
-            self.columns, self.counts = merged, grown
+            grown[:, old_pos] = self.counts
+            self.counts = grown
+            if self.coef_plain is not None and self.coef_nb is not None:
+                for name in ("coef_plain", "coef_nb"):
+                    coef = np.zeros(len(merged))
+                    coef[old_pos] = getattr(self, name)
+                    setattr(self, name, coef)
+            self.columns = merged
         pos = np.searchsorted(self.columns, columns)
-        self.counts[label, pos] += sign * values
+        self.counts[label, pos] += sign * np.asarray(values, dtype=np.float64)
         np.maximum(self.counts, 0.0, out=self.counts)
         self.doc_counts[label] = max(0.0, self.doc_counts[label] + sign)
-        keep = self.counts.sum(axis=0) > 0
-        if not keep.all():
-            self.columns, self.counts = self.columns[keep], self.counts[:, keep]
         self.invalidate()
 
 
@@ -168,4 +265,6 @@ def fit_platt(z: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-10:
             break
+    if a <= 0:  # held-out scores ranked worse than chance (tiny data): never invert the model
+        return 1.0 / scale, 0.0
     return float(a / scale), float(b)

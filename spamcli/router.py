@@ -53,6 +53,7 @@ class ContextModel:
     settings: FeatureSettings
     models: dict[str, NaiveBayesModel]
     thresholds: Thresholds = field(default_factory=Thresholds)
+    model_thresholds: dict[str, Thresholds] = field(default_factory=dict)  # per model, from training
     min_lang_confidence: float = 0.5
     lang_backend: str = "fasttext"
     summary: dict = field(default_factory=dict)
@@ -67,6 +68,9 @@ class ContextModel:
     @property
     def languages(self) -> list[str]:
         return sorted(k for k in self.models if k != FALLBACK)
+
+    def thresholds_for(self, model_name: str) -> Thresholds:
+        return self.model_thresholds.get(model_name, self.thresholds)
 
     def route(self, lang: str, confidence: float) -> str:
         """The model name for a detected language: its own model if sure enough, else fallback."""
@@ -92,8 +96,9 @@ class ContextModel:
         explain: int = 0,
         thresholds: Thresholds | None = None,
     ) -> list[Verdict]:
-        """Score a batch of texts; ``explain=N`` adds the N features that moved each score most."""
-        thresholds = thresholds or self.thresholds
+        """Score a batch of texts; ``explain=N`` adds the N features that moved each score most.
+
+        Labels use ``thresholds`` if given, else the routed model's own thresholds."""
         detected = self.detect(texts, langs)
         routes = [self.route(lang, conf) for lang, conf in detected]
         scores = np.empty(len(texts))
@@ -106,7 +111,7 @@ class ContextModel:
             lang, conf = detected[i]
             verdict = Verdict(
                 score=float(scores[i]),
-                label=thresholds.label(float(scores[i])),
+                label=(thresholds or self.thresholds_for(routes[i])).label(float(scores[i])),
                 lang=lang,
                 lang_confidence=round(conf, 3),
                 model=routes[i],

@@ -28,6 +28,7 @@ import numpy as np
 
 FEATURES_VERSION = 1
 
+_CAPS_SAMPLE = 500  # ⟨caps⟩ is judged on the first 500 characters
 _INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _HREF_RE = re.compile(r"""<a\s[^>]*?href\s*=\s*["'\u201c\u201d]?([^"'\u201c\u201d\s>]+)[^>]*>""", re.I)
 _TAG_RE = re.compile(r"</?[a-z][^>]{0,500}>", re.I)
@@ -82,8 +83,9 @@ def normalise(text: str) -> str:
     text = html.unescape(text)
     text = _HREF_RE.sub(r" \1 ", text)
     text = _TAG_RE.sub(" ", text)
-    letters = [ch for ch in text if ch.isalpha()]
-    shouting = len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+    head = text[:_CAPS_SAMPLE]
+    n_letters = sum(map(str.isalpha, head))
+    shouting = n_letters >= 12 and sum(map(str.isupper, head)) / n_letters > 0.6
     text = _EMAIL_RE.sub(lambda m: f" ⟨email⟩ ⟨dom:{m.group(1).lower()}⟩ ", text)
     text = _URL_RE.sub(_url_marker, text)
     text = _PHONE_RE.sub(" ⟨phone⟩ ", text)
@@ -124,9 +126,9 @@ class FeatureSettings:
 
     n_features: int = 2**20
     word_ngrams: int = 2
-    char_ngrams: tuple[int, int] | None = None
+    char_ngrams: tuple[int, int] | None = (2, 4)
     binary: bool = True
-    max_chars: int = 20_000
+    max_chars: int = 10_000
     version: int = FEATURES_VERSION
 
     def to_dict(self) -> dict:
@@ -199,6 +201,7 @@ class Vectoriser:
     def __init__(self, settings: FeatureSettings):
         self.settings = settings
         self._cache: dict[str, int] = {}
+        self._token_cache: dict[str, list[int]] = {}
 
     def _index(self, feature: str) -> int:
         index = self._cache.get(feature)
@@ -209,14 +212,42 @@ class Vectoriser:
             self._cache[feature] = index
         return index
 
+    def _token_columns(self, token: str) -> list[int]:
+        """Columns of a token's unigram and (if enabled) character n-grams, cached per token."""
+        cols = self._token_cache.get(token)
+        if cols is None:
+            n = self.settings.n_features
+            cols = [hash_feature("w:" + token, n)]
+            char = self.settings.char_ngrams
+            if char and token[0] != "⟨" and len(token) >= 2:
+                padded = f" {token} "
+                for size in range(char[0], char[1] + 1):
+                    cols.extend(
+                        hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1)
+                    )
+            if len(self._token_cache) >= self._CACHE_LIMIT:
+                self._token_cache.clear()
+            self._token_cache[token] = cols
+        return cols
+
     def row(self, text: str) -> dict[int, float]:
-        """One text's features as ``{column: value}``."""
+        """One text's features as ``{column: value}``; the same columns as hashing
+        :func:`features` one by one, computed with per-token caches."""
+        tokens = tokenise(normalise(text[: self.settings.max_chars]))
+        pairs = zip(tokens, tokens[1:]) if self.settings.word_ngrams >= 2 else ()
+        if self.settings.binary:  # presence only: each distinct token or pair once
+            cols: list[int] = []
+            for token in dict.fromkeys(tokens):
+                cols += self._token_columns(token)
+            cols += [self._index(f"b:{a} {b}") for a, b in dict.fromkeys(pairs)]
+            return dict.fromkeys(cols, 1.0)
         counts: dict[int, float] = {}
-        for feat in features(text, self.settings):
-            col = self._index(feat)
+        for token in tokens:
+            for col in self._token_columns(token):
+                counts[col] = counts.get(col, 0.0) + 1.0
+        for a, b in pairs:
+            col = self._index(f"b:{a} {b}")
             counts[col] = counts.get(col, 0.0) + 1.0
-        if self.settings.binary:
-            return dict.fromkeys(counts, 1.0)
         return counts
 
     def transform(self, texts: list[str]) -> SparseRows:
@@ -225,9 +256,8 @@ class Vectoriser:
         data: list[float] = []
         for text in texts:
             row = self.row(text)
-            cols = sorted(row)
-            indices.extend(cols)
-            data.extend(row[c] for c in cols)
+            indices.extend(row)
+            data.extend(row.values())
             indptr.append(len(indices))
         return SparseRows(
             indptr=np.asarray(indptr, dtype=np.int64),

@@ -31,8 +31,10 @@ class TrainOptions:
     context: str = "content"
     settings: FeatureSettings = field(default_factory=FeatureSettings)
     alpha: float = 0.1
+    kind: str = "nblr"  # "nb": Naive Bayes log-odds only; "nblr": NB-weighted logistic regression
+    C: float = 30.0  # inverse regularisation of the regression (nblr)
     min_per_class: int = 30
-    folds: int = 5
+    folds: int = 4
     max_fpr: float = 0.01  # false-positive rate allowed at the spam threshold (held-out)
     max_missed: float = 0.10  # share of spam allowed to fall below the ham threshold
     min_lang_confidence: float = 0.5
@@ -135,20 +137,41 @@ def _fold_ids(texts: list[str], folds: int, seed: int) -> np.ndarray:
     return (keys * 2654435761 + seed) % (2**32) % folds
 
 
-def _oof_decisions(X, y: np.ndarray, fold_of: np.ndarray, folds: int, alpha: float) -> np.ndarray:
+MIN_PER_CLASS_FOR_REGRESSION = 50
+
+
+def _fit(X, y: np.ndarray, opts: TrainOptions) -> NaiveBayesModel:
+    """Fit one model; below 50 examples of a class the regression overfits, so plain NB is used
+    (Naive Bayes is the better learner on very small data)."""
+    kind = opts.kind
+    if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_CLASS_FOR_REGRESSION:
+        kind = "nb"
+    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C)
+
+
+def _oof_decisions(X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions) -> np.ndarray:
     """Out-of-fold NB log-odds for every row of X."""
     from .text import SparseRows
 
     z = np.zeros(len(y))
-    for k in range(folds):
+    for k in range(opts.folds):
         test = fold_of == k
         train = ~test
         if not test.any() or len(set(y[train])) < 2:
             continue
-        model = NaiveBayesModel.fit(X[train], y[train], alpha=alpha)
+        model = _fit(X[train], y[train], opts)
         Xt = X[test]
         z[test] = model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
     return z
+
+
+def _choose_thresholds(y: np.ndarray, scores: np.ndarray, opts: TrainOptions) -> Thresholds:
+    """Spam: the lowest cut >= 0.5 keeping held-out FP rate <= max_fpr. Ham: the cut below which at
+    most ``max_missed`` of the spam falls (capped at 0.5); between the two lies "unsure"."""
+    spam_t = spam_threshold_for_fpr(y, scores, opts.max_fpr, floor=0.5)
+    spam_scores = np.sort(scores[y == 1])
+    ham_t = float(spam_scores[int(np.floor(opts.max_missed * len(spam_scores)))]) if len(spam_scores) else 0.5
+    return Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
 
 
 def train_context(
@@ -186,11 +209,13 @@ def train_context(
     fold_of = _fold_ids(texts, opts.folds, opts.seed)
 
     say(f"cross-validating the fallback model ({opts.folds} folds)")
-    z_fallback = _oof_decisions(X, y, fold_of, opts.folds, opts.alpha)
+    z_fallback = _oof_decisions(X, y, fold_of, opts)
     a, b = fit_platt(z_fallback, y)
-    fallback = NaiveBayesModel.fit(X, y, alpha=opts.alpha)
+    say("fitting the fallback model")
+    fallback = _fit(X, y, opts)
     fallback.calib_a, fallback.calib_b = a, b
     routed = fallback.calibrate(z_fallback)
+    route_of = np.full(len(y), FALLBACK, dtype=object)
     models = {FALLBACK: fallback}
 
     rows: list[LanguageRow] = []
@@ -209,22 +234,25 @@ def train_context(
             continue
         say(f"cross-validating the {lang} model")
         idx = np.flatnonzero(mask)
-        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts.folds, opts.alpha)
+        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts)
         row.auc_own = roc_auc(y[idx], z_own)
         if row.auc_fallback is not None and row.auc_own is not None and row.auc_own < row.auc_fallback:
             row.reason = "fallback scored better on held-out data"
             continue
-        own = NaiveBayesModel.fit(X[idx], y[idx], alpha=opts.alpha)
+        own = _fit(X[idx], y[idx], opts)
         own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
         models[str(lang)] = own
         routed[idx] = own.calibrate(z_own)
+        route_of[idx] = str(lang)
         row.own_model = True
         row.reason = "own model"
 
-    spam_t = spam_threshold_for_fpr(y, routed, opts.max_fpr, floor=0.5)
-    spam_scores = np.sort(routed[y == 1])
-    ham_t = float(spam_scores[int(np.floor(opts.max_missed * len(spam_scores)))]) if len(spam_scores) else 0.5
-    thresholds = Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
+    thresholds = _choose_thresholds(y, routed, opts)
+    model_thresholds = {}
+    for name in models:
+        mask = route_of == name
+        if min(int(y[mask].sum()), int((y[mask] == 0).sum())) >= opts.min_per_class:
+            model_thresholds[name] = _choose_thresholds(y[mask], routed[mask], opts)
 
     share = min(n_spam, n_ham) / len(y)
     if share < 0.2:
@@ -254,6 +282,7 @@ def train_context(
         settings=opts.settings,
         models=models,
         thresholds=thresholds,
+        model_thresholds=model_thresholds,
         min_lang_confidence=opts.min_lang_confidence,
         lang_backend=opts.lang_backend,
         summary=report.to_dict(),

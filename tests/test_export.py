@@ -30,12 +30,23 @@ def _portable_score(context: dict, text_: str, model_name: str) -> float:
     """Score as docs/FORMAT.md says, using only the exported document and the feature strings."""
     settings = FeatureSettings.from_dict(context["features"])
     model = context["models"][model_name]
-    weight = dict(zip(model["columns"], model["weights"]))
+    r = dict(zip(model["columns"], model["weights"]))
     counts: dict[int, int] = {}
     for feature in text.features(text_, settings):
         column = zlib.crc32(feature.encode("utf-8")) % settings.n_features
         counts[column] = counts.get(column, 0) + 1
-    z = sum((1 if settings.binary else n) * weight.get(column, model["default_weight"]) for column, n in counts.items())
+    x = {column: (1 if settings.binary else n) for column, n in counts.items()}
+    xr = {column: value * r.get(column, model["default_weight"]) for column, value in x.items()}
+    if model["kind"] == "nb":
+        z = sum(xr.values())
+    else:
+        u = dict(zip(model["columns"], model["coef_plain"]))
+        v = dict(zip(model["columns"], model["coef_nb"]))
+        norm_x = math.sqrt(sum(value * value for value in x.values()))
+        norm_xr = math.sqrt(sum(value * value for value in xr.values()))
+        z = model["intercept"]
+        z += sum(value * u.get(column, 0.0) for column, value in x.items()) / norm_x
+        z += sum(value * v.get(column, 0.0) for column, value in xr.items()) / norm_xr
     calibration = model["calibration"]
     return 1.0 / (1.0 + math.exp(-(calibration["a"] * z + calibration["b"])))
 
@@ -93,6 +104,44 @@ def test_export_test_vectors_match_the_portable_scorer(exported):
         settings = FeatureSettings.from_dict(context["features"])
         assert text.normalise(vector["text"]) == vector["normalised"]
         assert text.features(vector["text"], settings) == vector["features"]
+        assert abs(_portable_score(context, vector["text"], vector["model"]) - vector["score"]) < 1e-9
+
+
+@pytest.fixture(scope="module")
+def regression_bundle(tmp_path_factory):
+    """A model large enough (>= 50 per class) for the NB-weighted regression ("nblr") kind."""
+    import random
+
+    from spamcli.bundle import Bundle, save_bundle
+    from spamcli.records import Record
+    from spamcli.training import TrainOptions, train_context
+
+    rng = random.Random(3)
+    spam_words = "win free prize claim cash urgent offer click now bonus casino loan".split()
+    ham_words = "lunch meeting tomorrow thanks see you later dinner project review call mum".split()
+    records = []
+    for i in range(240):
+        label = i % 2
+        words = rng.sample(spam_words if label else ham_words, 5) + rng.sample(spam_words + ham_words, 2)
+        records.append(Record(id=i, text=" ".join(words) + f" {i}", lang="en", label=label))
+    ctx, _ = train_context(records, TrainOptions(min_per_class=5, dedupe=False))
+    assert ctx.models["multi"].kind == "nblr"
+    out = tmp_path_factory.mktemp("nblr") / "model"
+    save_bundle(Bundle(contexts={"content": ctx}), out)
+    return out
+
+
+def test_exported_regression_model_reproduces_the_scores(regression_bundle, tmp_path):
+    from spamcli import SpamFilter
+
+    out = tmp_path / "nblr.json"
+    assert run_cli("export", "--model", regression_bundle, "--out", out).code == 0
+    doc = load_export(out)
+    context = doc["contexts"]["content"]
+    verdicts = SpamFilter.load(regression_bundle).score([t for t, _ in TEXTS], [lang for _, lang in TEXTS])
+    for (text_, _lang), verdict in zip(TEXTS, verdicts):
+        assert abs(_portable_score(context, text_, verdict.model) - verdict.score) < 1e-9
+    for vector in doc["test_vectors"]:
         assert abs(_portable_score(context, vector["text"], vector["model"]) - vector["score"]) < 1e-9
 
 
