@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spamcli.datasets import datasets_root, load, split_by_group
+from spamcli.datasets import HELD_OUT_VIDEO, datasets_root, standard_split
 from spamcli.metrics import confusion, recall_at_fpr, roc_auc
 from spamcli.records import Record
 
@@ -48,17 +48,6 @@ def train_spamcli(train_records: list[Record]):
     return ctx
 
 
-TRAIN_SETS = (
-    "sms_spam_collection",
-    "sms_multilingual",
-    "youtube_spam_collection",
-    "decidim_comments",
-    "telegram_tgspam",
-    "thai_sms",
-    "spamassassin_email",
-)
-UNSEEN_SETS = ("turkish_sms", "indonesian_sms")  # research-only licences: test, never train
-HELD_OUT_VIDEO = "Youtube05-Shakira.csv"
 TEST_FRACTION = 0.2
 MAX_FPR = 0.005
 ALL_TOOLS = ("spamcli", "bogofilter", "fasttext", "sklearn_nb")
@@ -98,48 +87,6 @@ def _counts(records: list[Record]) -> dict[str, int]:
     return {"spam": spam, "ham": len(records) - spam}
 
 
-def join_translations(english: list[Record], translated: list[Record]) -> int:
-    """Give each translated triplet (hi, de, fr) the group of its English original.
-
-    The translated file follows the English file's order with small drifts, so each triplet is
-    matched to the most similar English message (character 3-4 grams of its de + fr text) within
-    a window of nearby rows, with the same label. A wrong match only merges two groups, which
-    keeps the split honest. Returns how many triplets were joined.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    window = 20
-    triplets = [translated[i : i + 3] for i in range(0, len(translated) - 2, 3)]
-    pair_texts = [t[1].text + " " + t[2].text for t in triplets]
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=2, sublinear_tf=True)
-    vec.fit([r.text for r in english] + pair_texts)
-    en_m, tr_m = vec.transform([r.text for r in english]), vec.transform(pair_texts)
-
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        while parent.get(key, key) != key:
-            key = parent[key]
-        return key
-
-    joined = 0
-    for i, triplet in enumerate(triplets):
-        lo, hi = max(0, i - window), min(len(english), i + window + 1)
-        if lo >= hi:
-            continue
-        sims = (tr_m[i] @ en_m[lo:hi].T).toarray().ravel()
-        j = lo + int(sims.argmax())
-        if english[j].label != triplet[0].label or sims.max() <= 0:
-            continue
-        a, b = find(english[j].fields["group"]), find(triplet[0].fields["group"])
-        if a != b:
-            parent[b] = a
-        joined += 1
-    for rec in english + translated:
-        rec.fields["group"] = find(rec.fields["group"])
-    return joined
-
-
 def _cap(records: list[Record], cap: int | None) -> list[Record]:
     """Every k-th record, so a capped set keeps the original mix."""
     if cap is None or len(records) <= cap:
@@ -149,26 +96,16 @@ def _cap(records: list[Record], cap: int | None) -> list[Record]:
 
 
 def build_split(root: Path, quick: bool) -> Split:
-    data = {name: load(name, root) for name in TRAIN_SETS + UNSEEN_SETS}
-    joined = join_translations(data["sms_spam_collection"], data["sms_multilingual"])
-    log(f"joined {joined} translated SMS triplets to their English originals")
-
+    train_sets, sides = standard_split(root, test_fraction=TEST_FRACTION)
     train_cap = QUICK_TRAIN_CAP if quick else None
     test_cap = QUICK_TEST_CAP if quick else None
     train: list[Record] = []
     train_counts: dict[str, dict[str, int]] = {}
     tests: list[TestSet] = []
-    sides: dict[str, list[Record]] = {}
-    for name in TRAIN_SETS:
-        if name == "youtube_spam_collection":
-            tr = [r for r in data[name] if r.fields["file"] != HELD_OUT_VIDEO]
-            te = [r for r in data[name] if r.fields["file"] == HELD_OUT_VIDEO]
-        else:
-            tr, te = split_by_group(data[name], test_fraction=TEST_FRACTION)
-        tr = _cap(tr, train_cap)
+    for name, records in train_sets.items():
+        tr = _cap(records, train_cap)
         train += tr
         train_counts[name] = _counts(tr)
-        sides[name] = te
 
     tests.append(TestSet("SMS (en)", sides["sms_spam_collection"]))
     for lang in ("de", "fr", "hi"):
@@ -178,8 +115,8 @@ def build_split(root: Path, quick: bool) -> Split:
     tests.append(TestSet("Telegram (tg-spam)", sides["telegram_tgspam"]))
     tests.append(TestSet("Thai SMS", sides["thai_sms"]))
     tests.append(TestSet("SpamAssassin email", sides["spamassassin_email"]))
-    tests.append(TestSet("Turkish SMS (unseen)", data["turkish_sms"], "never trained on"))
-    tests.append(TestSet("Indonesian SMS (unseen)", data["indonesian_sms"], "never trained on"))
+    tests.append(TestSet("Turkish SMS (unseen)", sides["turkish_sms"], "never trained on"))
+    tests.append(TestSet("Indonesian SMS (unseen)", sides["indonesian_sms"], "never trained on"))
     tests = [TestSet(t.name, _cap(t.records, test_cap), t.note) for t in tests]
     return Split(train=train, tests=tests, train_counts=train_counts)
 

@@ -222,9 +222,7 @@ class Vectoriser:
             if char and token[0] != "⟨" and len(token) >= 2:
                 padded = f" {token} "
                 for size in range(char[0], char[1] + 1):
-                    cols.extend(
-                        hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1)
-                    )
+                    cols.extend(hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1))
             if len(self._token_cache) >= self._CACHE_LIMIT:
                 self._token_cache.clear()
             self._token_cache[token] = cols

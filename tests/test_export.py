@@ -117,8 +117,21 @@ def regression_bundle(tmp_path_factory):
     from spamcli.training import TrainOptions, train_context
 
     rng = random.Random(3)
-    spam_words = "win free prize claim cash urgent offer click now bonus casino loan".split()
-    ham_words = "lunch meeting tomorrow thanks see you later dinner project review call mum".split()
+    spam_words = ["win", "free", "prize", "claim", "cash", "urgent", "offer", "click", "now", "bonus", "casino", "loan"]
+    ham_words = [
+        "lunch",
+        "meeting",
+        "tomorrow",
+        "thanks",
+        "see",
+        "you",
+        "later",
+        "dinner",
+        "project",
+        "review",
+        "call",
+        "mum",
+    ]
     records = []
     for i in range(240):
         label = i % 2
