@@ -52,8 +52,14 @@ def evaluate_sets(ctx, tests: dict) -> tuple[list[dict], list[dict]]:
         s = np.array([v.score for v in verdicts])
         labels = [v.label for v in verdicts]
         rep = report(y, s, labels)
-        by_set.append({"set": name, **rep.to_dict(), "recall_at_0.5%_fpr": recall_at_fpr(y, s, 0.005),
-                       "shippable": REGISTRY[name].shippable})
+        by_set.append(
+            {
+                "set": name,
+                **rep.to_dict(),
+                "recall_at_0.5%_fpr": recall_at_fpr(y, s, 0.005),
+                "shippable": REGISTRY[name].shippable,
+            }
+        )
         if REGISTRY[name].shippable:
             pooled["y"] += list(y)
             pooled["s"] += list(s)
@@ -87,25 +93,41 @@ def markdown(summary: dict, by_set: list[dict], by_lang: list[dict], seconds: fl
     for row in summary["languages"]:
         if row["spam"] + row["ham"] < 10:
             continue
-        lines.append(f"| {row['lang']} | {row['spam']} | {row['ham']} | {row['reason']} | "
-                     f"{_num(row['auc_own'])} | {_num(row['auc_fallback'])} |")
-    lines += ["", "Languages with fewer than 10 examples are not listed; they are scored by the fallback.", "",
-              "### Held-out evaluation per test set", "",
-              "Decision = the model's own `spam` label (`unsure` counts as not flagged).", "",
-              "| test set | spam | ham | ROC-AUC | precision | recall | FP rate | unsure | recall at 0.5% FPR |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {row['lang']} | {row['spam']} | {row['ham']} | {row['reason']} | "
+            f"{_num(row['auc_own'])} | {_num(row['auc_fallback'])} |"
+        )
+    lines += [
+        "",
+        "Languages with fewer than 10 examples are not listed; they are scored by the fallback.",
+        "",
+        "### Held-out evaluation per test set",
+        "",
+        "Decision = the model's own `spam` label (`unsure` counts as not flagged).",
+        "",
+        "| test set | spam | ham | ROC-AUC | precision | recall | FP rate | unsure | recall at 0.5% FPR |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in by_set:
         note = "" if row["shippable"] else " (unseen language, never trained on)"
-        lines.append(f"| {row['set']}{note} | {row['n_spam']} | {row['n_ham']} | {_num(row['auc'])} | "
-                     f"{_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['fpr'])} | "
-                     f"{_pct(row['unsure_rate'])} | {_pct(row['recall_at_0.5%_fpr'])} |")
-    lines += ["", "### Held-out evaluation per detected language", "",
-              "| language | spam | ham | ROC-AUC | precision | recall | FP rate | unsure |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {row['set']}{note} | {row['n_spam']} | {row['n_ham']} | {_num(row['auc'])} | "
+            f"{_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['fpr'])} | "
+            f"{_pct(row['unsure_rate'])} | {_pct(row['recall_at_0.5%_fpr'])} |"
+        )
+    lines += [
+        "",
+        "### Held-out evaluation per detected language",
+        "",
+        "| language | spam | ham | ROC-AUC | precision | recall | FP rate | unsure |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in by_lang:
-        lines.append(f"| {row['lang']} | {row['n_spam']} | {row['n_ham']} | {_num(row['auc'])} | "
-                     f"{_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['fpr'])} | "
-                     f"{_pct(row['unsure_rate'])} |")
+        lines.append(
+            f"| {row['lang']} | {row['n_spam']} | {row['n_ham']} | {_num(row['auc'])} | "
+            f"{_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['fpr'])} | "
+            f"{_pct(row['unsure_rate'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -125,10 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     ctx, rep = train_context(records, TrainOptions(context="content"), progress=log)
     seconds = time.monotonic() - t0
-    save_bundle(Bundle(contexts={"content": ctx}, extra={"training": {
-        "script": "scripts/build_default_model.py",
-        "datasets": {name: REGISTRY[name].license for name in train},
-    }}), Path(args.out))
+    save_bundle(
+        Bundle(
+            contexts={"content": ctx},
+            extra={
+                "training": {
+                    "script": "scripts/build_default_model.py",
+                    "datasets": {name: REGISTRY[name].license for name in train},
+                }
+            },
+        ),
+        Path(args.out),
+    )
     log(f"wrote {args.out}")
     by_set, by_lang = evaluate_sets(ctx, test)
     text = markdown(rep.to_dict(), by_set, by_lang, seconds)

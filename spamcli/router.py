@@ -122,12 +122,17 @@ class ContextModel:
         return verdicts
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
-        """The ``top`` features with the largest absolute contribution to the log-odds."""
+        """The ``top`` words or word pairs that moved the score most, with their signed weight
+        (the sum of their features' contributions to the calibrated log-odds)."""
         model = self.models[model_name]
         names = self.vectoriser.explain_tokens(text)
         row = self.vectoriser.row(text)
         cols = np.fromiter(row, dtype=np.int64, count=len(row))
         vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
         contrib = model.contributions(cols, vals)
-        order = np.argsort(-np.abs(contrib))[:top]
-        return [(names[int(cols[k])], round(float(contrib[k]), 3)) for k in order]
+        by_name: dict[str, float] = {}
+        for col, value in zip(cols.tolist(), contrib.tolist()):
+            name = names[col]
+            by_name[name] = by_name.get(name, 0.0) + value
+        ranked = sorted(by_name.items(), key=lambda item: -abs(item[1]))[:top]
+        return [(name, round(weight, 3)) for name, weight in ranked]

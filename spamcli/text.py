@@ -265,8 +265,14 @@ class Vectoriser:
         )
 
     def explain_tokens(self, text: str) -> dict[int, str]:
-        """Column -> a readable feature string for that column in this text (first one wins)."""
+        """Column -> the readable token it came from: a word (for its unigram and its character
+        n-grams) or a word pair; a column shared by several tokens goes to the first."""
+        tokens = tokenise(normalise(text[: self.settings.max_chars]))
         names: dict[int, str] = {}
-        for feat in features(text, self.settings):
-            names.setdefault(self._index(feat), feat.split(":", 1)[1])
+        for token in tokens:
+            for col in self._token_columns(token):
+                names.setdefault(col, token)
+        if self.settings.word_ngrams >= 2:
+            for a, b in zip(tokens, tokens[1:]):
+                names.setdefault(self._index(f"b:{a} {b}"), f"{a} {b}")
         return names
