@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for name, recs in train.items() if REGISTRY[name].shippable for r in recs]
     log(f"training the content model on {len(records)} records from {', '.join(train)}")
     t0 = time.monotonic()
-    ctx, rep = train_context(records, TrainOptions(context="content"), progress=log)
+    ctx, rep = train_context(records, TrainOptions(context="content", domain_field="source"), progress=log)
     seconds = time.monotonic() - t0
     save_bundle(
         Bundle(

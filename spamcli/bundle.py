@@ -114,6 +114,8 @@ def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
         "features": ctx.settings.to_dict(),
         "thresholds": _thresholds_dict(ctx.thresholds),
         "min_lang_confidence": ctx.min_lang_confidence,
+        "known_languages": ctx.known_languages,
+        "unseen_language_threshold": ctx.unseen_language_threshold,
         "lang_backend": ctx.lang_backend,
         "models": files,
         "summary": ctx.summary,
@@ -246,6 +248,8 @@ def load_bundle(directory: Path | None = None) -> Bundle:
                     lang: _thresholds(e["thresholds"]) for lang, e in ctx["models"].items() if "thresholds" in e
                 },
                 min_lang_confidence=float(ctx.get("min_lang_confidence", 0.5)),
+                known_languages=ctx.get("known_languages"),
+                unseen_language_threshold=float(ctx.get("unseen_language_threshold", 0.97)),
                 lang_backend=str(ctx.get("lang_backend", "fasttext")),
                 summary=ctx.get("summary", {}),
             )

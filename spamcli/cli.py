@@ -154,6 +154,9 @@ def train(
     max_fpr: Annotated[float, typer.Option(help="Held-out false-positive rate allowed at the spam threshold.")] = 0.01,
     alpha: Annotated[float, typer.Option(help="Naive Bayes smoothing.")] = 0.1,
     lang_backend: Annotated[str, typer.Option(help="fasttext or langdetect.")] = "fasttext",
+    domain_col: Annotated[
+        str | None, typer.Option("--domain-col", help="Column naming each record's source; balances sources.")
+    ] = None,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -185,6 +188,7 @@ def train(
         max_fpr=max_fpr,
         lang_backend=lang_backend,
         dedupe=dedupe,
+        domain_field=domain_col,
     )
     with console.status("training") as status:
         ctx, report = train_context(

@@ -79,8 +79,19 @@ class NaiveBayesModel:
 
     # ---- training -------------------------------------------------------------------------
     @classmethod
-    def fit(cls, X, y: np.ndarray, alpha: float = 0.1, kind: str = "nblr", C: float = 30.0) -> NaiveBayesModel:
-        """Fit on a scipy CSR matrix of 1/0 features; ``y`` is 1 for spam, 0 for ham."""
+    def fit(
+        cls,
+        X,
+        y: np.ndarray,
+        alpha: float = 0.1,
+        kind: str = "nblr",
+        C: float = 30.0,
+        sample_weight: np.ndarray | None = None,
+    ) -> NaiveBayesModel:
+        """Fit on a scipy CSR matrix of 1/0 features; ``y`` is 1 for spam, 0 for ham.
+
+        ``sample_weight`` (already balanced between the classes) weighs the regression only; the
+        NB counts stay plain counts, so that learning and forgetting stay exact."""
         from sklearn.naive_bayes import MultinomialNB
 
         if kind not in KINDS:
@@ -91,10 +102,10 @@ class NaiveBayesModel:
             raise ValueError("training data needs both classes (0 = ham, 1 = spam)")
         model = cls.from_counts(X.shape[1], alpha, nb.feature_count_, nb.class_count_)
         if kind == "nblr":
-            model._fit_regression(X, y, C)
+            model._fit_regression(X, y, C, sample_weight)
         return model
 
-    def _fit_regression(self, X, y: np.ndarray, C: float) -> None:
+    def _fit_regression(self, X, y: np.ndarray, C: float, sample_weight: np.ndarray | None = None) -> None:
         import scipy.sparse as sp
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
@@ -105,10 +116,11 @@ class NaiveBayesModel:
         views = sp.hstack([normalize(sub), normalize(sub.multiply(r).tocsr())]).tocsr()
         # liblinear's dual solver is the fastest here (features >> messages). Capped at 150 passes:
         # held-out AUC measured the same as lbfgs run to convergence, at a fraction of the time.
-        lr = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", dual=True, max_iter=150)
+        balance = "balanced" if sample_weight is None else None
+        lr = LogisticRegression(C=C, class_weight=balance, solver="liblinear", dual=True, max_iter=150)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            lr.fit(views, y)
+            lr.fit(views, y, sample_weight=sample_weight)
         coef = lr.coef_.ravel()
         k = len(self.columns)
         self.kind = "nblr"
@@ -249,9 +261,11 @@ def fit_platt(z: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     if n_pos == 0 or n_neg == 0:
         return 1.0, 0.0
-    # Platt's target smoothing avoids infinite slopes on separable data.
-    target = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)
+    # Platt's target smoothing avoids infinite slopes on separable data; symmetric here, since the
+    # classes weigh the same (smoothing by each class's own count would tilt towards the larger).
+    eps = 1.0 / (len(y) + 2)
+    target = np.where(y == 1, 1 - eps, eps)
+    w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg) * len(y)  # balanced, summing to n
     scale = max(float(np.std(z)), 1e-6)
     x = z / scale
     a, b = 1.0, 0.0

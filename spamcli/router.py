@@ -54,6 +54,11 @@ class ContextModel:
     models: dict[str, NaiveBayesModel]
     thresholds: Thresholds = field(default_factory=Thresholds)
     model_thresholds: dict[str, Thresholds] = field(default_factory=dict)  # per model, from training
+    # Languages with enough genuine (ham) training examples. A text confidently in another language
+    # is only labelled spam at ``unseen_language_threshold`` or above (else unsure): the model has
+    # never seen genuine messages in that language, and flagging genuine people is the worse error.
+    known_languages: list[str] | None = None
+    unseen_language_threshold: float = 0.97
     min_lang_confidence: float = 0.5
     lang_backend: str = "fasttext"
     summary: dict = field(default_factory=dict)
@@ -68,6 +73,15 @@ class ContextModel:
     @property
     def languages(self) -> list[str]:
         return sorted(k for k in self.models if k != FALLBACK)
+
+    def _label(self, score: float, route: str, lang: str, conf: float, override: Thresholds | None) -> str:
+        label = (override or self.thresholds_for(route)).label(score)
+        unseen = (
+            self.known_languages is not None and conf >= self.min_lang_confidence and lang not in self.known_languages
+        )
+        if label == SPAM and unseen and override is None and score < self.unseen_language_threshold:
+            return UNSURE
+        return label
 
     def thresholds_for(self, model_name: str) -> Thresholds:
         return self.model_thresholds.get(model_name, self.thresholds)
@@ -111,7 +125,7 @@ class ContextModel:
             lang, conf = detected[i]
             verdict = Verdict(
                 score=float(scores[i]),
-                label=(thresholds or self.thresholds_for(routes[i])).label(float(scores[i])),
+                label=self._label(float(scores[i]), routes[i], lang, conf, thresholds),
                 lang=lang,
                 lang_confidence=round(conf, 3),
                 model=routes[i],

@@ -35,12 +35,16 @@ class TrainOptions:
     C: float = 30.0  # inverse regularisation of the regression (nblr)
     min_per_class: int = 30
     folds: int = 4
-    max_fpr: float = 0.01  # false-positive rate allowed at the spam threshold (held-out)
+    max_fpr: float = 0.005  # false-positive rate allowed at the spam threshold (held-out)
     max_missed: float = 0.10  # share of spam allowed to fall below the ham threshold
     min_lang_confidence: float = 0.5
     lang_backend: str = "fasttext"
     dedupe: bool = True
     seed: int = 13
+    # A field naming each record's domain/source (e.g. "sms", "comments"): the regression then gives
+    # every (domain, class) the same total weight, so a small domain is not drowned by a big one.
+    domain_field: str | None = None
+    unseen_language_threshold: float = 0.97
 
 
 @dataclass
@@ -140,16 +144,31 @@ def _fold_ids(texts: list[str], folds: int, seed: int) -> np.ndarray:
 MIN_PER_CLASS_FOR_REGRESSION = 50
 
 
-def _fit(X, y: np.ndarray, opts: TrainOptions) -> NaiveBayesModel:
+def balanced_weights(y: np.ndarray, domains: np.ndarray | None) -> np.ndarray | None:
+    """Sample weights giving each (domain, class) cell the same total weight (mean weight 1)."""
+    if domains is None:
+        return None
+    w = np.ones(len(y))
+    for domain in set(domains.tolist()):
+        for label in (0, 1):
+            cell = (domains == domain) & (y == label)
+            if cell.any():
+                w[cell] = 1.0 / cell.sum()
+    return w * (len(y) / w.sum())
+
+
+def _fit(X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None) -> NaiveBayesModel:
     """Fit one model; below 50 examples of a class the regression overfits, so plain NB is used
     (Naive Bayes is the better learner on very small data)."""
     kind = opts.kind
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_CLASS_FOR_REGRESSION:
         kind = "nb"
-    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C)
+    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=balanced_weights(y, domains))
 
 
-def _oof_decisions(X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions) -> np.ndarray:
+def _oof_decisions(
+    X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None
+) -> np.ndarray:
     """Out-of-fold NB log-odds for every row of X."""
     from .text import SparseRows
 
@@ -159,7 +178,7 @@ def _oof_decisions(X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions) ->
         train = ~test
         if not test.any() or len(set(y[train])) < 2:
             continue
-        model = _fit(X[train], y[train], opts)
+        model = _fit(X[train], y[train], opts, None if domains is None else domains[train])
         Xt = X[test]
         z[test] = model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
     return z
@@ -204,15 +223,19 @@ def train_context(
     detected = tmp_ctx.detect(texts, [r.lang for r in kept])
     langs = np.array([lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object)
 
+    domains = None
+    if opts.domain_field:
+        domains = np.array([str(r.fields.get(opts.domain_field, "")) for r in kept], dtype=object)
+
     say("hashing features")
     X = Vectoriser(opts.settings).transform(texts).to_scipy()
     fold_of = _fold_ids(texts, opts.folds, opts.seed)
 
     say(f"cross-validating the fallback model ({opts.folds} folds)")
-    z_fallback = _oof_decisions(X, y, fold_of, opts)
+    z_fallback = _oof_decisions(X, y, fold_of, opts, domains)
     a, b = fit_platt(z_fallback, y)
     say("fitting the fallback model")
-    fallback = _fit(X, y, opts)
+    fallback = _fit(X, y, opts, domains)
     fallback.calib_a, fallback.calib_b = a, b
     routed = fallback.calibrate(z_fallback)
     route_of = np.full(len(y), FALLBACK, dtype=object)
@@ -234,12 +257,13 @@ def train_context(
             continue
         say(f"cross-validating the {lang} model")
         idx = np.flatnonzero(mask)
-        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts)
+        sub_domains = None if domains is None else domains[idx]
+        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts, sub_domains)
         row.auc_own = roc_auc(y[idx], z_own)
         if row.auc_fallback is not None and row.auc_own is not None and row.auc_own < row.auc_fallback:
             row.reason = "fallback scored better on held-out data"
             continue
-        own = _fit(X[idx], y[idx], opts)
+        own = _fit(X[idx], y[idx], opts, sub_domains)
         own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
         models[str(lang)] = own
         routed[idx] = own.calibrate(z_own)
@@ -283,6 +307,8 @@ def train_context(
         models=models,
         thresholds=thresholds,
         model_thresholds=model_thresholds,
+        known_languages=sorted(str(r.lang) for r in rows if r.lang != "und" and r.ham >= opts.min_per_class),
+        unseen_language_threshold=opts.unseen_language_threshold,
         min_lang_confidence=opts.min_lang_confidence,
         lang_backend=opts.lang_backend,
         summary=report.to_dict(),
