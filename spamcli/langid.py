@@ -93,7 +93,6 @@ class LangdetectDetector(LanguageDetector):
         out = []
         for text in texts:
             detector = self._factory.create()
-            detector.set_prior_map(None)
             detector.append(_clean(text))
             try:
                 best = detector.get_probabilities()[0]

@@ -126,3 +126,14 @@ def test_a_language_without_genuine_training_examples_is_only_unsure_below_the_s
     assert unseen.label == expected
     ctx_strict = ctx.__class__(**{**ctx.__dict__, "unseen_language_threshold": 1.01, "_vectoriser": None})
     assert ctx_strict.score([text], ["tr"])[0].label == UNSURE
+
+
+def test_langdetect_backend_is_seeded_and_deterministic():
+    from spamcli.langid import get_detector
+
+    texts = ["Das ist ein Test der Spracherkennung", "Hola amigo, como estas hoy?", "Call me", ""]
+    detector = get_detector("langdetect")
+    first = detector.detect(texts)
+    assert first == detector.detect(texts)
+    assert first[0][0] == "de" and first[1][0] == "es"
+    assert first[3] == ("und", 0.0)
