@@ -7,8 +7,8 @@ plus ``default_weight`` for unseen columns), for ``kind == "nblr"`` the regressi
 message (``x_c`` = 1 with binary features)::
 
     kind "nb":    z = sum_c x_c r_c
-    kind "nblr":  z = intercept + sum_c x_c u_c / sqrt(sum_c x_c^2)
-                                + sum_c x_c r_c v_c / sqrt(sum_c (x_c r_c)^2)
+    kind "nblr":  z = intercept + sum_c x_c u_c / sqrt(max(sum_c x_c^2, floor_plain))
+                                + sum_c x_c r_c v_c / sqrt(max(sum_c (x_c r_c)^2, floor_nb))
     score = 1 / (1 + exp(-(a * z + b)))
 
 ``r_c`` is ``r[i]`` where ``columns[i] == c``, else ``default_weight``; ``u_c``/``v_c`` are 0 for
@@ -73,6 +73,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
             }
             if model.kind == "nblr":
                 entry["intercept"] = model.intercept
+                entry["norm_floors"] = {"plain": model.floor_plain, "nb": model.floor_nb}
                 entry["coef_plain"] = model.coef_plain.tolist()
                 entry["coef_nb"] = model.coef_nb.tolist()
             if with_counts:

@@ -42,8 +42,9 @@ def _portable_score(context: dict, text_: str, model_name: str) -> float:
     else:
         u = dict(zip(model["columns"], model["coef_plain"]))
         v = dict(zip(model["columns"], model["coef_nb"]))
-        norm_x = math.sqrt(sum(value * value for value in x.values()))
-        norm_xr = math.sqrt(sum(value * value for value in xr.values()))
+        floors = model["norm_floors"]
+        norm_x = math.sqrt(max(sum(value * value for value in x.values()), floors["plain"]))
+        norm_xr = math.sqrt(max(sum(value * value for value in xr.values()), floors["nb"]))
         z = model["intercept"]
         z += sum(value * u.get(column, 0.0) for column, value in x.items()) / norm_x
         z += sum(value * v.get(column, 0.0) for column, value in xr.items()) / norm_xr
