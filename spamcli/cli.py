@@ -567,6 +567,7 @@ def info(
             title=f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
             f"learned {learned['spam']} spam, {learned['ham']} ham"
             + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
+            + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
         )
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")

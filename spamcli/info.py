@@ -31,6 +31,7 @@ def describe(directory: Path | None = None) -> dict:
             "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
             "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
             **({"scoring": ctx.scoring.get("source", "custom")} if ctx.scoring else {}),
+            **({"scoring_thresholds": ctx.scoring["thresholds"]} if ctx.scoring.get("thresholds") else {}),
         }
     return {
         "path": str(directory),
