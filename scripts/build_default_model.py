@@ -25,6 +25,10 @@ from spamcli.datasets import REGISTRY, datasets_root, standard_split
 from spamcli.metrics import recall_at_fpr, report
 from spamcli.training import TrainOptions, train_context
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_profile_model import build_profile_context  # noqa: E402
+from build_profile_model import markdown as profile_markdown  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 
@@ -147,23 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     ctx, rep = train_context(records, TrainOptions(context="content", domain_field="source"), progress=log)
     seconds = time.monotonic() - t0
-    save_bundle(
-        Bundle(
-            contexts={"content": ctx},
-            extra={
-                "training": {
-                    "script": "scripts/build_default_model.py",
-                    "datasets": {name: REGISTRY[name].license for name in train},
-                }
-            },
-        ),
-        Path(args.out),
-    )
+    profile_ctx, profile_rep, profile_eval = build_profile_context(root, log=log)
+    save_bundle(Bundle(contexts={"content": ctx, "profile": profile_ctx}, extra={"training": {
+        "script": "scripts/build_default_model.py",
+        "datasets": {name: REGISTRY[name].license for name in train},
+        "profile_datasets": profile_eval["licences"],
+    }}), Path(args.out))
     log(f"wrote {args.out}")
     by_set, by_lang = evaluate_sets(ctx, test)
-    text = markdown(rep.to_dict(), by_set, by_lang, seconds)
+    text = markdown(rep.to_dict(), by_set, by_lang, seconds) + "\n\n" + profile_markdown(profile_rep, profile_eval)
     (Path(args.out).parent / "evaluation.json").write_text(
-        json.dumps({"summary": rep.to_dict(), "by_set": by_set, "by_language": by_lang}, indent=2) + "\n"
+        json.dumps({"summary": rep.to_dict(), "by_set": by_set, "by_language": by_lang, "profile": profile_eval},
+                   indent=2) + "\n"
     )
     readme = Path(args.readme)
     if readme.exists() and BEGIN in readme.read_text():

@@ -7,6 +7,8 @@ Layout (format version 1)::
                                          feature settings, training summary, sha256 per file
       content-en-3f2a9c1b0d4e.npz        columns (int32), counts (float64 2 x n), doc_counts
       content-multi-8b1c....npz          ... one file per (context, language) model
+      learned-5d0e....json               messages learned later with ``spamcli learn`` (optional):
+                                         sha256 of the normalised text -> class, context, models
 
 Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
 file's sha256 against the manifest, so a model file can never run code. Atomicity: data files get
@@ -58,6 +60,7 @@ class Bundle:
     spamcli_version: str = __version__
     path: Path | None = None
     extra: dict = field(default_factory=dict)
+    learned: dict = field(default_factory=dict)  # see spamcli.learning
 
     def context(self, name: str) -> ContextModel:
         if name not in self.contexts:
@@ -119,6 +122,7 @@ def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
         "lang_backend": ctx.lang_backend,
         "models": files,
         "summary": ctx.summary,
+        **({"scoring": ctx.scoring} if ctx.scoring else {}),
     }
 
 
@@ -150,6 +154,15 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
                 "examples": {"ham": int(model.doc_counts[0]), "spam": int(model.doc_counts[1])},
             }
         contexts_manifest[ctx_name] = _context_manifest(ctx, files)
+    learned_entry = {}
+    if bundle.learned:
+        data = json.dumps(bundle.learned, sort_keys=True).encode("utf-8")
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"learned-{digest[:12]}.json"
+        if not (directory / name).exists():
+            _write_file_atomic(directory / name, data)
+        written.add(name)
+        learned_entry = {"learned": {"file": name, "sha256": digest, "messages": len(bundle.learned)}}
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -158,9 +171,10 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
         "created": bundle.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "contexts": contexts_manifest,
         **bundle.extra,
+        **learned_entry,
     }
     _write_file_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-    for stale in directory.glob("*.npz"):
+    for stale in [*directory.glob("*.npz"), *directory.glob("learned-*.json")]:
         if stale.name not in written:
             stale.unlink(missing_ok=True)
     return directory
@@ -193,16 +207,8 @@ def read_manifest(directory: Path) -> dict:
 
 
 def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
-    name = entry["file"]
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise ModelError(f"model manifest names an unsafe file: {name!r}")
-    path = directory / name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model file missing: {path} ({exc.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+    path = directory / entry["file"]
+    data = _verified_bytes(directory, entry)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
@@ -234,6 +240,34 @@ def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
     )
 
 
+def _verified_bytes(directory: Path, entry: dict) -> bytes:
+    """A data file named by the manifest, after checking its name is safe and its sha256 matches."""
+    name = entry["file"]
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ModelError(f"model manifest names an unsafe file: {name!r}")
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"model file missing: {path} ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+    return data
+
+
+def _load_learned(directory: Path, entry: dict | None) -> dict:
+    """The learned-messages table (sha256 -> entry), verified like the model files."""
+    if not entry:
+        return {}
+    try:
+        learned = json.loads(_verified_bytes(directory, entry).decode("utf-8"))
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"learned-messages file is unreadable ({exc!r}): {directory}") from None
+    if not isinstance(learned, dict):
+        raise ModelError(f"learned-messages file is malformed: {directory}")
+    return learned
+
+
 def load_bundle(directory: Path | None = None) -> Bundle:
     """Load and verify a model directory (default: the shipped model)."""
     directory = Path(directory) if directory else default_model_dir()
@@ -255,6 +289,7 @@ def load_bundle(directory: Path | None = None) -> Bundle:
                 unseen_language_threshold=float(ctx.get("unseen_language_threshold", 0.97)),
                 lang_backend=str(ctx.get("lang_backend", "fasttext")),
                 summary=ctx.get("summary", {}),
+                scoring=dict(ctx.get("scoring", {})),
             )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model manifest is incomplete or malformed ({exc!r}): {directory}") from None
@@ -263,6 +298,7 @@ def load_bundle(directory: Path | None = None) -> Bundle:
     extra = {k: v for k, v in manifest.items() if k in ("training",)}
     return Bundle(
         contexts=contexts,
+        learned=_load_learned(directory, manifest.get("learned")),
         created=manifest.get("created", ""),
         spamcli_version=manifest.get("spamcli_version", ""),
         path=directory,

@@ -6,6 +6,7 @@ one line, ``spamcli: error: ...``, with the exit codes of :mod:`spamcli.errors`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -105,33 +106,108 @@ def classify(
     ham_threshold: Annotated[float | None, typer.Option(help="Score below which: ham.")] = None,
     batch_size: Annotated[int, typer.Option(help="Largest micro-batch.")] = 1024,
     max_bytes: Annotated[int, typer.Option(help="Longest record accepted, in bytes.")] = 1_000_000,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (CSV if it ends in .csv, else JSONL).")
+    ] = None,
+    only: Annotated[str | None, typer.Option("--only", help="Keep only these labels, e.g. spam,unsure.")] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: on a terminal).")
+    ] = None,
+    trusted_domains: Annotated[
+        Path | None, typer.Option(help="Profiles: file of e-mail domains (.edu, example.org, regex) reported as ham.")
+    ] = None,
+    trusted_ids: Annotated[Path | None, typer.Option(help="Profiles: file of account ids reported as ham.")] = None,
+    scoring: Annotated[
+        Path | None, typer.Option(help="Profiles: JSON/TOML file overriding signal weights (see README).")
+    ] = None,
 ) -> None:
-    """Score messages: one JSON line per input record, in order.
+    """Score messages or profiles: one JSON line per input record, in order.
 
     Reads plain lines or JSON lines (or CSV/TSV/Parquet by extension or --format). Each output line
     is {"id", "score", "label": spam|unsure|ham, "lang", "model"}, or {"id", "error"} for a record
-    that could not be read. Exit code 0, or 3 when the input held no usable record.
+    that could not be read. With --context profile, records are profiles (about, personal_url,
+    email, comments_count, locale, ...) and the output adds "signals". --output/--only turn it into
+    a batch job with a summary on stderr. Exit code 0, or 3 when the input held no usable record.
     """
+    from .batch import JsonLinesSink, LabelCounts, label_of, open_sink, parse_only
     from .records import read_records
 
-    spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+    wanted = parse_only(only)
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
-    out = sys.stdout
-    seen = usable = 0
-    for path in inputs or ["-"]:
-        batches = spam_filter.classify_batches(
-            read_records(path, opts), explain=top if explain else 0, max_batch=batch_size
-        )
-        for batch in batches:
-            seen += len(batch)
-            usable += sum("error" not in item for item in batch)
-            out.write("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in batch))
-            out.flush()
+    if context == "profile":
+        scorer = _load_profile_scorer(model, ham_threshold, spam_threshold, trusted_domains, trusted_ids, scoring)
+        opts.allow_empty_text = True
+
+        def batches_of(records):
+            return scorer.classify_batches(records, max_batch=batch_size)
+    else:
+        if trusted_domains or trusted_ids or scoring:
+            raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")
+        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+
+        def batches_of(records):
+            return spam_filter.classify_batches(records, explain=top if explain else 0, max_batch=batch_size)
+
+    sink = open_sink(output) if output else JsonLinesSink(sys.stdout)
+    counts = LabelCounts()
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    try:
+        with _progress_bar(show_progress) as advance:
+            for path in inputs or ["-"]:
+                for batch in batches_of(read_records(path, opts)):
+                    counts.add(batch)
+                    advance(len(batch))
+                    sink.write([item for item in batch if wanted is None or label_of(item) in wanted])
+    except BaseException:
+        if output:
+            sink.abort()
+        raise
+    seen, usable = sum(counts.values()), sum(counts.values()) - counts.get("error", 0)
+    if output and usable:
+        sink.commit()
+    elif output:
+        sink.abort()  # keep the previous output file when nothing could be scored
+    if output or wanted or show_progress:
+        kept = f"; {', '.join(sorted(wanted))} written" if wanted else ""
+        _stderr().print(f"{counts.summary()}{kept}" + (f" to {output}" if output else ""), markup=False)
     if seen == 0:
         raise InputError("no records in the input")
     if usable == 0:
         raise InputError(f"none of the {seen} records could be read (see the error records)")
+
+
+def _load_profile_scorer(model, ham, spam, trusted_domains, trusted_ids, scoring):
+    from .bundle import load_bundle
+    from .profiles import DomainMatcher, ProfileScorer, TrustLists, read_list_file, read_scoring_file
+    from .router import Thresholds
+
+    bundle = load_bundle(model)
+    trust = TrustLists(
+        domains=DomainMatcher(read_list_file(trusted_domains) if trusted_domains else []),
+        ids=set(read_list_file(trusted_ids)) if trusted_ids else set(),
+    )
+    scorer = ProfileScorer(bundle, read_scoring_file(scoring) if scoring else None, trust)
+    if ham is not None or spam is not None:
+        base = scorer.thresholds_for("multi")
+        scorer.override = Thresholds(ham=base.ham if ham is None else ham, spam=base.spam if spam is None else spam)
+        if scorer.override.ham > scorer.override.spam:
+            raise UsageError("--ham-threshold must not be above --spam-threshold")
+    return scorer
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool):
+    """A Rich progress bar on stderr counting records; yields ``advance(n)`` (a no-op if disabled)."""
+    if not enabled:
+        yield lambda _n: None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,} records"))
+    with Progress(*columns, TimeElapsedColumn(), console=_stderr(), transient=False) as bar:
+        task = bar.add_task("scoring", total=None)
+        yield lambda n: bar.advance(task, n)
 
 
 # ---- train --------------------------------------------------------------------------------
@@ -159,15 +235,29 @@ def train(
     ] = None,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    hidden_col: Annotated[
+        str | None, typer.Option(help="Moderation export: a true value here (e.g. hidden_at set) means spam.")
+    ] = None,
+    blocked_col: Annotated[str | None, typer.Option(help="Moderation export: a true value here means spam.")] = None,
+    label_rule: Annotated[
+        str | None, typer.Option(help="Moderation export: spam when this rule holds, e.g. \"hidden_at != ''\".")
+    ] = None,
+    reviewed_col: Annotated[
+        str | None, typer.Option(help="Moderation export: reviewed-and-kept (ham) when true (default: auto).")
+    ] = None,
+    ham_rule: Annotated[str | None, typer.Option(help="Moderation export: ham when this rule holds.")] = None,
 ) -> None:
     """Learn a model from labeled data and write it atomically to --out.
 
-    Labels: spam/ham, 1/0, true/false. One Naive Bayes model per language with enough examples of
-    both classes, plus a multilingual fallback; thresholds chosen on held-out folds.
+    Labels: spam/ham, 1/0, true/false; or moderators' decisions in a moderation export
+    (--hidden-col, --blocked-col, --label-rule: spam; reviewed and kept: ham; others skipped).
+    One Naive Bayes model per language with enough examples of both classes, plus a multilingual
+    fallback; thresholds chosen on held-out folds.
     """
     import itertools
 
     from .bundle import Bundle, load_bundle, save_bundle
+    from .learning import model_lock
     from .records import ReadOptions, read_records
     from .training import TrainOptions, train_context
 
@@ -175,8 +265,17 @@ def train(
         raise UsageError("give labeled files, or --spam and --ham files")
     if lang_backend not in ("fasttext", "langdetect"):
         raise UsageError("--lang-backend must be fasttext or langdetect")
-    opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
+    labeler = None
+    if hidden_col or blocked_col or label_rule or reviewed_col or ham_rule:
+        from .moderation import ModerationLabeler
+
+        if label_col:
+            raise UsageError("--label-col cannot be combined with the moderation-export options")
+        labeler = ModerationLabeler(hidden_col, blocked_col, label_rule, reviewed_col, ham_rule)
+    opts = _read_options(fmt, text_col, label_col, lang_col, need_label=labeler is None)
     sources = [read_records(p, opts) for p in inputs or []]
+    if labeler is not None:
+        sources = [labeler.apply(itertools.chain.from_iterable(sources))]
     for paths, label in ((spam or [], 1), (ham or [], 0)):
         for p in paths:
             sources.append(read_records(p, ReadOptions(format="text", default_label=label)))
@@ -190,18 +289,31 @@ def train(
         dedupe=dedupe,
         domain_field=domain_col,
     )
+    if context == "profile":
+        from .profiles import train_profile as train_fn
+    else:
+        train_fn = train_context
     with console.status("training") as status:
-        ctx, report = train_context(
-            itertools.chain.from_iterable(sources), train_opts, progress=lambda m: status.update(m)
+        ctx, report = train_fn(itertools.chain.from_iterable(sources), train_opts, progress=lambda m: status.update(m))
+    if labeler is not None:
+        c = labeler.counts
+        console.print(
+            f"moderation export: {c['spam']} spam (hidden/blocked), {c['ham']} ham (reviewed and kept), "
+            f"{labeler.skipped} skipped (no moderation decision)"
         )
-    existing = {}
-    if (out / "manifest.json").exists():
-        try:
-            existing = dict(load_bundle(out).contexts)
-        except SpamcliError as exc:
-            console.print(f"[yellow]warning:[/] replacing unreadable model in {out}: {exc}")
-    existing[context] = ctx
-    save_bundle(Bundle(contexts=existing), out)
+    out.mkdir(parents=True, exist_ok=True)
+    with model_lock(out):  # a concurrent `spamcli learn` waits instead of being overwritten
+        existing, learned = {}, {}
+        if (out / "manifest.json").exists():
+            try:
+                old = load_bundle(out)
+                existing = dict(old.contexts)
+                # messages learned into other contexts stay; this context's models are new
+                learned = {k: v for k, v in old.learned.items() if v.get("context") != context}
+            except SpamcliError as exc:
+                console.print(f"[yellow]warning:[/] replacing unreadable model in {out}: {exc}")
+        existing[context] = ctx
+        save_bundle(Bundle(contexts=existing, learned=learned), out)
     _print_train_report(console, report, out)
     if json_summary:
         print(json.dumps(report.to_dict(), indent=2))
@@ -366,6 +478,114 @@ def _print_evaluation(result) -> None:
                 console.print(f"  {e.score:.3f} [{e.lang}/{e.model}] {e.id}: {snippet}", markup=False)
     if result.skipped:
         console.print(f"skipped {result.skipped} unreadable or unlabeled records")
+
+
+# ---- learn --------------------------------------------------------------------------------
+@app.command(
+    epilog="Examples:  spamcli learn --model my-model --spam missed.txt\n\n"
+    "echo 'Thanks, see you Monday' | spamcli learn --model my-model --ham -\n\n"
+    "spamcli learn --model my-model --forget wrongly-reported.jsonl"
+)
+def learn(
+    inputs: Annotated[
+        list[str] | None, typer.Argument(help="Messages: plain lines, JSONL or CSV; '-' for stdin.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model directory to update.")] = None,
+    as_spam: Annotated[bool, typer.Option("--spam", help="Learn the messages as spam.")] = False,
+    as_ham: Annotated[bool, typer.Option("--ham", help="Learn the messages as ham.")] = False,
+    forget: Annotated[bool, typer.Option("--forget", help="Forget previously learned messages.")] = False,
+    context: ContextOpt = "content",
+    fmt: FormatOpt = "auto",
+    text_col: TextColOpt = None,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print what was done as JSON on stdout.")] = False,
+) -> None:
+    """Learn or forget messages without retraining (sa-learn style).
+
+    Each message is remembered by the sha256 of its normalised text: learning it twice does
+    nothing, learning it as the other class moves it, --forget removes it exactly. Updates the
+    routed language model and the multilingual fallback, under a lock on MODEL_DIR/.lock.
+    """
+    import itertools
+
+    from .learning import learn_messages
+    from .records import read_records
+
+    if model is None:
+        raise UsageError("learn needs --model DIR (the shipped model is read-only)")
+    actions = [name for name, on in (("spam", as_spam), ("ham", as_ham), ("forget", forget)) if on]
+    if len(actions) != 1:
+        raise UsageError("give exactly one of --spam, --ham or --forget")
+    opts = _read_options(fmt, text_col, None, "", need_label=False)
+    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs or ["-"])
+    skipped = []
+
+    def readable_texts():
+        for rec in records:
+            if rec.error:
+                skipped.append(rec.id)
+            else:
+                yield rec.text
+
+    report = learn_messages(model, readable_texts(), actions[0], context=context)
+    done = {**report.to_dict(), "unreadable": len(skipped)}
+    if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:
+        raise InputError("no messages in the input" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+    _stderr().print(
+        f"learned {report.learned}, moved {report.moved}, already known {report.unchanged}, "
+        f"forgotten {report.forgotten}, not learned before {report.not_learned}, unreadable {len(skipped)}; "
+        f"the model remembers {report.total_learned} learned messages",
+        markup=False,
+    )
+    if json_summary:
+        print(json.dumps(done))
+
+
+# ---- info ---------------------------------------------------------------------------------
+@app.command(epilog="Examples:  spamcli info --model my-model\n\nspamcli info --json | jq .contexts.content.languages")
+def info(
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
+) -> None:
+    """Show what a model holds: contexts, languages, examples per class, learned messages,
+    thresholds, creation date and versions."""
+    from .info import describe
+
+    data = describe(model)
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"model {data['path']}\ncreated {data['created']}, spamcli {data['spamcli_version']}, "
+        f"format version {data['format_version']}, features version {data['features_version']}, "
+        f"learned messages {data['learned_messages']}",
+        markup=False,
+    )
+    for name, ctx in data["contexts"].items():
+        t = ctx["thresholds"]
+        learned = ctx["learned"]
+        table = Table(
+            title=f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
+            f"learned {learned['spam']} spam, {learned['ham']} ham"
+            + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
+            + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
+        )
+        for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
+            table.add_column(col, justify="left" if col in ("model", "kind") else "right")
+        for lang, entry in ctx["models"].items():
+            own = entry["thresholds"] or {}
+            table.add_row(
+                lang,
+                entry["kind"],
+                str(entry["examples"]["spam"]),
+                str(entry["examples"]["ham"]),
+                str(own.get("ham", "-")),
+                str(own.get("spam", "-")),
+            )
+        console.print(table)
 
 
 # ---- export -------------------------------------------------------------------------------

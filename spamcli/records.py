@@ -136,6 +136,7 @@ class ReadOptions:
     need_label: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
     default_label: int | None = None  # for --spam/--ham plain files
+    allow_empty_text: bool = False  # profiles: an empty or missing bio is a valid record
 
 
 def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
@@ -145,6 +146,8 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     if rec_id is None or rec_id == "":
         rec_id = number
     text_key = _pick(fields, opts.text_field, TEXT_FIELDS)
+    if text_key is None and opts.allow_empty_text:
+        text_key = ""
     if text_key is None:
         want = opts.text_field or "/".join(TEXT_FIELDS[:4])
         return Record(id=rec_id, fields=fields, error=f"no text field ({want})")
@@ -167,7 +170,7 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
             return rec
     if _SURROGATE_RE.search(text):
         rec.error = "invalid UTF-8"
-    elif not text.strip():
+    elif not text.strip() and not opts.allow_empty_text:
         rec.error = "empty text"
     return rec
 
@@ -332,6 +335,8 @@ def read_records(path: str | None, opts: ReadOptions | None = None) -> Iterator[
         fmt = detect_format(path)
         if fmt == "text":
             fmt = "auto"  # sniff the content below
+        elif fmt == "csv":
+            fmt = "auto-csv"  # Decidim ships its label;text files as .csv: sniff the first line
     if fmt == "parquet":
         if path in (None, "-"):
             raise UsageError("Parquet cannot be read from stdin; give a file")
@@ -339,6 +344,11 @@ def read_records(path: str | None, opts: ReadOptions | None = None) -> Iterator[
         return
     stream = open_binary(path)
     try:
+        if fmt == "auto-csv":
+            fmt = "csv"
+            if stream.seekable():  # the CSV reader needs the real file object, so rewind after a look
+                fmt = "decidim" if detect_format(None, stream.readline(65536)) == "decidim" else "csv"
+                stream.seek(0)
         if fmt == "auto":
             peek = _Peekable(stream, opts.max_bytes)
             fmt = detect_format(None, peek.first_line)

@@ -62,6 +62,7 @@ class ContextModel:
     min_lang_confidence: float = 0.5
     lang_backend: str = "fasttext"
     summary: dict = field(default_factory=dict)
+    scoring: dict = field(default_factory=dict)  # profile context: signal weights (see profiles.py)
     _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -1,0 +1,45 @@
+"""What a model bundle holds, for ``spamcli info``: contexts, languages, examples, thresholds, versions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from .bundle import default_model_dir, load_bundle, read_manifest
+
+
+def describe(directory: Path | None = None) -> dict:
+    """A JSON-ready description of the bundle at ``directory`` (default: the shipped model)."""
+    directory = Path(directory) if directory else default_model_dir()
+    bundle = load_bundle(directory)
+    manifest = read_manifest(directory)
+    learned = Counter((v.get("context", "content"), v.get("label")) for v in bundle.learned.values())
+    contexts = {}
+    for name, ctx in bundle.contexts.items():
+        entries = manifest["contexts"][name]["models"]
+        contexts[name] = {
+            "languages": ctx.languages,
+            "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+            "models": {
+                lang: {
+                    "kind": model.kind,
+                    "examples": {"spam": int(model.doc_counts[1]), "ham": int(model.doc_counts[0])},
+                    "thresholds": entries[lang].get("thresholds"),
+                }
+                for lang, model in sorted(ctx.models.items())
+            },
+            "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
+            "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
+            **({"scoring": ctx.scoring.get("source", "custom")} if ctx.scoring else {}),
+            **({"scoring_thresholds": ctx.scoring["thresholds"]} if ctx.scoring.get("thresholds") else {}),
+        }
+    return {
+        "path": str(directory),
+        "created": bundle.created,
+        "spamcli_version": manifest.get("spamcli_version"),
+        "format_version": manifest.get("format_version"),
+        "features_version": manifest.get("features_version"),
+        "learned_messages": len(bundle.learned),
+        "contexts": contexts,
+        **({"training": manifest["training"]} if "training" in manifest else {}),
+    }

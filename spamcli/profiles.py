@@ -1,0 +1,426 @@
+"""Profile scoring: the bio's text score combined with account signals (``--context profile``).
+
+Spammers register accounts to put a link and an advert in their bio; genuine people write
+"product manager" or nothing at all. A profile's score is::
+
+    score = sigmoid(bias + w_text * logit(text_score) + sum_s w_s * signal_s)
+
+``text_score`` is the bio's calibrated P(spam) from the bundle's ``profile`` context (the
+``content`` context when the bundle has no profile context); an empty bio counts as
+``logit = empty_bio_logit``. The signals (1 when they fire, listed in the output's ``signals``):
+
+=====================  ==========================================================================
+url_in_bio             the bio contains a link or a bare domain
+contact_in_bio         the bio contains an e-mail address or a phone number
+personal_url           the ``personal_url`` (or ``website``/``url``) field is set
+bio_without_activity   a filled bio (``short_bio_words`` words or more) and ``comments_count`` 0
+rare_language          the bio's language (detected, confidence >= 0.8, filled bio) differs from
+                       the account's ``locale``, or is not one of ``site_languages`` when given
+trusted_domain         the e-mail domain matches ``trusted_domains`` of the scoring (lowers)
+verified               ``verified`` (or ``is_verified``/``confirmed``) is true (lowers)
+=====================  ==========================================================================
+
+Weights: learned by logistic regression when ``spamcli train --context profile`` gets labeled
+profiles with account fields (:func:`fit_scoring`); otherwise :data:`DEFAULT_SCORING`. Either can be
+overridden with ``--scoring FILE`` (JSON, or TOML on Python 3.11+), keys as in DEFAULT_SCORING.
+
+**Short-bio guard.** A bio of fewer than ``short_bio_words`` words with no link or contact signal
+(no url_in_bio, contact_in_bio or personal_url) is capped just below the ham threshold, whatever the
+text model says: a text model trained mostly on spam bios has never seen "product manager", and
+such a profile carries nothing a spammer would want. The output then lists ``short_bio``.
+
+**Trust lists.** Records whose e-mail domain matches ``--trusted-domains`` or whose id is in
+``--trusted-ids`` are reported as ham with score 0 and a ``reason``, without scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bundle import Bundle
+from .errors import InputError, UsageError
+from .moderation import truthy
+from .records import Record
+from .router import HAM, ContextModel, Thresholds
+from .stream import micro_batches
+from .text import normalise
+
+SIGNALS = (
+    "url_in_bio",
+    "contact_in_bio",
+    "personal_url",
+    "bio_without_activity",
+    "rare_language",
+    "trusted_domain",
+    "verified",
+)
+LINK_SIGNALS = ("url_in_bio", "contact_in_bio", "personal_url")
+ACCOUNT_FIELDS = ("personal_url", "website", "comments_count", "email", "email_domain", "locale", "verified")
+PERSONAL_URL_FIELDS = ("personal_url", "website", "url")
+VERIFIED_FIELDS = ("verified", "is_verified", "confirmed")
+DEFAULT_SCORING: dict = {
+    "source": "default",
+    "weights": {
+        "text": 1.0,
+        "url_in_bio": 1.0,
+        "contact_in_bio": 0.5,
+        "personal_url": 0.7,
+        "bio_without_activity": 0.5,
+        "rare_language": 0.5,
+        "trusted_domain": -3.0,
+        "verified": -3.0,
+    },
+    "bias": 0.0,
+    "empty_bio_logit": -2.0,
+    "short_bio_words": 8,
+    "site_languages": [],
+    "trusted_domains": [],
+    "thresholds": None,  # None: the text model's thresholds
+}
+_WORD_RE = re.compile(r"\w+")
+_EPS = 1e-4
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, _EPS), 1 - _EPS)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 0.5 * (1.0 + math.tanh(0.5 * z))
+
+
+# ---- configuration ---------------------------------------------------------------------------
+@dataclass
+class ScoringConfig:
+    """How signals are weighed; see :data:`DEFAULT_SCORING` for the keys and defaults."""
+
+    weights: dict[str, float]
+    bias: float = 0.0
+    empty_bio_logit: float = -2.0
+    short_bio_words: int = 8
+    site_languages: list[str] = field(default_factory=list)
+    trusted_domains: list[str] = field(default_factory=list)
+    thresholds: Thresholds | None = None
+    source: str = "default"
+
+    @classmethod
+    def from_dict(cls, *layers: dict) -> ScoringConfig:
+        """Defaults, overridden by each layer in turn (a bundle's scoring, then a --scoring file)."""
+        merged = {**DEFAULT_SCORING, "weights": dict(DEFAULT_SCORING["weights"])}
+        for layer in layers:
+            for key, value in (layer or {}).items():
+                if key not in DEFAULT_SCORING:
+                    raise UsageError(f"unknown scoring key {key!r} (known: {', '.join(DEFAULT_SCORING)})")
+                if key == "weights":
+                    unknown = set(value) - {"text", *SIGNALS}
+                    if unknown:
+                        raise UsageError(f"unknown signal weight(s): {', '.join(sorted(unknown))}")
+                    merged["weights"].update(value)
+                else:
+                    merged[key] = value
+        try:
+            t = merged["thresholds"]
+            return cls(
+                weights={k: float(v) for k, v in merged["weights"].items()},
+                bias=float(merged["bias"]),
+                empty_bio_logit=float(merged["empty_bio_logit"]),
+                short_bio_words=int(merged["short_bio_words"]),
+                site_languages=[str(x).lower() for x in merged["site_languages"]],
+                trusted_domains=[str(x) for x in merged["trusted_domains"]],
+                thresholds=Thresholds(ham=float(t["ham"]), spam=float(t["spam"])) if t else None,
+                source=str(merged["source"]),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UsageError(f"bad scoring configuration: {exc}") from None
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "weights": dict(self.weights),
+            "bias": self.bias,
+            "empty_bio_logit": self.empty_bio_logit,
+            "short_bio_words": self.short_bio_words,
+            "site_languages": list(self.site_languages),
+            "trusted_domains": list(self.trusted_domains),
+            "thresholds": {"ham": self.thresholds.ham, "spam": self.thresholds.spam} if self.thresholds else None,
+        }
+
+
+def read_scoring_file(path: str | Path) -> dict:
+    """A ``--scoring`` file: JSON, or TOML (``.toml``, Python 3.11+)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read scoring file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # pragma: no cover - Python 3.10
+                raise UsageError("TOML scoring files need Python 3.11+; use JSON") from None
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"cannot parse scoring file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"scoring file {path} must hold an object/table")
+    return data
+
+
+# ---- trust lists -----------------------------------------------------------------------------
+_REGEX_CHARS = set("^$*+?[](){}|\\")
+
+
+class DomainMatcher:
+    """Domain patterns: ``.edu`` (suffix), ``example.org`` (the domain and its subdomains), or a
+    regular expression (anything with ``^$*+?[](){}|\\``), searched case-insensitively."""
+
+    def __init__(self, patterns: Iterable[str]):
+        self.patterns = [p.strip().lower() for p in patterns if p.strip() and not p.strip().startswith("#")]
+        self._regexes = []
+        for pattern in self.patterns:
+            if _REGEX_CHARS & set(pattern):
+                try:
+                    self._regexes.append((pattern, re.compile(pattern, re.I)))
+                except re.error as exc:
+                    raise UsageError(f"bad domain pattern {pattern!r}: {exc}") from None
+
+    def match(self, domain: str) -> str | None:
+        """The first pattern matching ``domain`` (lower case, no ``@``), or None."""
+        if not domain:
+            return None
+        for pattern in self.patterns:
+            if _REGEX_CHARS & set(pattern):
+                continue
+            if pattern.startswith("."):
+                if domain.endswith(pattern) or domain == pattern[1:]:
+                    return pattern
+            elif domain == pattern or domain.endswith("." + pattern):
+                return pattern
+        for pattern, regex in self._regexes:
+            if regex.search(domain):
+                return pattern
+        return None
+
+
+def read_list_file(path: str | Path) -> list[str]:
+    """Non-empty, non-comment lines of a trust-list file."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+@dataclass
+class TrustLists:
+    """``--trusted-domains`` and ``--trusted-ids``: matching records are ham, with the reason."""
+
+    domains: DomainMatcher = field(default_factory=lambda: DomainMatcher([]))
+    ids: set[str] = field(default_factory=set)
+
+    def reason(self, rec: Record) -> str | None:
+        if self.ids and str(rec.id) in self.ids:
+            return f"trusted id {rec.id}"
+        pattern = self.domains.match(email_domain(rec.fields))
+        return f"trusted e-mail domain ({pattern})" if pattern else None
+
+
+# ---- signals ---------------------------------------------------------------------------------
+def _field(fields: dict, names: tuple[str, ...]) -> object:
+    lower = {str(k).lower(): v for k, v in fields.items()}
+    return next((lower[n] for n in names if n in lower and lower[n] not in (None, "")), None)
+
+
+def email_domain(fields: dict) -> str:
+    value = _field(fields, ("email", "email_domain"))
+    return str(value).rsplit("@", 1)[-1].strip().lower().strip(".") if value else ""
+
+
+def count_words(text: str) -> int:
+    return len(_WORD_RE.findall(text))
+
+
+def profile_signals(
+    rec: Record, lang: str, confidence: float, config: ScoringConfig, trusted: DomainMatcher | None = None
+) -> list[str]:
+    """The signals that fire for one profile (see module docstring), in :data:`SIGNALS` order."""
+    bio = rec.text or ""
+    fields = rec.fields
+    norm = normalise(bio) if bio.strip() else ""
+    filled = count_words(bio) >= config.short_bio_words
+    fired = set()
+    if "⟨url⟩" in norm:
+        fired.add("url_in_bio")
+    if "⟨email⟩" in norm or "⟨phone⟩" in norm:
+        fired.add("contact_in_bio")
+    if _field(fields, PERSONAL_URL_FIELDS) is not None:
+        fired.add("personal_url")
+    comments = _field(fields, ("comments_count",))
+    if filled and comments is not None and str(comments).strip() in ("0", "0.0"):
+        fired.add("bio_without_activity")
+    if filled and lang and confidence >= 0.8:
+        locale = str(_field(fields, ("locale",)) or "").lower().replace("_", "-").split("-")[0]
+        if (locale and lang != locale) or (config.site_languages and lang not in config.site_languages):
+            fired.add("rare_language")
+    domain = email_domain(fields)
+    if trusted is not None and domain and trusted.match(domain):
+        fired.add("trusted_domain")
+    if truthy(_field(fields, VERIFIED_FIELDS)):
+        fired.add("verified")
+    return [s for s in SIGNALS if s in fired]
+
+
+def has_account_fields(records: Iterable[Record]) -> bool:
+    return any(any(str(k).lower() in ACCOUNT_FIELDS for k in r.fields) for r in records)
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+class ProfileScorer:
+    """Scores profile records with a bundle's profile (else content) text model plus signals."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        overrides: dict | None = None,
+        trust: TrustLists | None = None,
+        thresholds: Thresholds | None = None,
+    ):
+        self.text_model: ContextModel = bundle.contexts.get("profile") or bundle.context("content")
+        self.config = ScoringConfig.from_dict(self.text_model.scoring, overrides or {})
+        self.trust = trust or TrustLists()
+        self.override = thresholds
+        self._config_domains = DomainMatcher(self.config.trusted_domains)
+
+    @property
+    def text_context(self) -> str:
+        return self.text_model.context
+
+    def thresholds_for(self, model_name: str) -> Thresholds:
+        return self.override or self.config.thresholds or self.text_model.thresholds_for(model_name)
+
+    def combine(self, text_score: float | None, signals: list[str]) -> float:
+        """The profile score from the text score (None: empty bio) and the fired signals."""
+        w = self.config.weights
+        text_logit = self.config.empty_bio_logit if text_score is None else _logit(text_score)
+        z = self.config.bias + w.get("text", 1.0) * text_logit + sum(w.get(s, 0.0) for s in signals)
+        return _sigmoid(z)
+
+    def score_records(self, records: list[Record]) -> list[dict]:
+        """Output dicts for a batch of profile records, in order (input fields passed through)."""
+        todo = [r for r in records if not r.error and r.text.strip() and self.trust.reason(r) is None]
+        verdicts = self.text_model.score([r.text for r in todo], [r.lang for r in todo]) if todo else []
+        by_rec = {id(r): v for r, v in zip(todo, verdicts)}
+        return [self._score_one(rec, by_rec.get(id(rec))) for rec in records]
+
+    def _score_one(self, rec: Record, verdict) -> dict:
+        if rec.error:
+            return {"id": rec.id, "error": rec.error}
+        reason = self.trust.reason(rec)
+        if reason:
+            return {"id": rec.id, "score": 0.0, "label": HAM, "signals": [], "reason": reason, **_extra(rec)}
+        lang, conf, model = (verdict.lang, verdict.lang_confidence, verdict.model) if verdict else ("", 0.0, "")
+        signals = profile_signals(rec, lang, conf, self.config, self._config_domains)
+        score = self.combine(verdict.score if verdict else None, signals)
+        thresholds = self.thresholds_for(model or "multi")
+        if count_words(rec.text) < self.config.short_bio_words and not set(LINK_SIGNALS) & set(signals):
+            score = min(score, max(0.0, thresholds.ham - _EPS))
+            signals.append("short_bio")
+        item = {
+            "id": rec.id,
+            "score": round(score, 4),
+            "label": thresholds.label(score),
+            "signals": signals,
+            "text_score": None if verdict is None else round(verdict.score, 4),
+            "lang": lang,
+            "model": f"{self.text_context}/{model}" if model else None,
+        }
+        return {**item, **_extra(rec, exclude=item)}
+
+    def classify_batches(self, records: Iterable[Record], max_batch: int = 1024) -> Iterator[list[dict]]:
+        for batch in micro_batches(records, max_batch=max_batch, max_wait=0.01):
+            yield self.score_records(batch)
+
+
+def _extra(rec: Record, exclude: dict | None = None) -> dict:
+    """The record's other input fields, passed through (scoring keys win on a name clash)."""
+    skip = {"id", "score", "label", "signals", "reason", "error", *(exclude or {})}
+    return {k: v for k, v in rec.fields.items() if k not in skip}
+
+
+# ---- learning the weights ---------------------------------------------------------------------
+def fit_scoring(
+    text_scores: list[float | None], signals: list[list[str]], y: np.ndarray, config: ScoringConfig
+) -> ScoringConfig:
+    """Logistic regression of the labels on ``logit(text score)`` and the signals (balanced
+    classes); thresholds chosen on its scores like the text model's. Returns a learned config."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .training import TrainOptions, _choose_thresholds
+
+    names = ["text", *SIGNALS]
+    X = np.array(
+        [
+            [config.empty_bio_logit if t is None else _logit(t), *(1.0 if s in fired else 0.0 for s in SIGNALS)]
+            for t, fired in zip(text_scores, signals)
+        ]
+    )
+    lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+    lr.fit(X, y)
+    coef = lr.coef_.ravel()
+    # a signal that never fired in the training data cannot be learned: it keeps its default weight
+    fired = X.any(axis=0)
+    weights = {n: round(float(c), 4) if fired[i] else config.weights[n] for i, (n, c) in enumerate(zip(names, coef))}
+    learned = ScoringConfig.from_dict({**config.to_dict(), "weights": weights, "thresholds": None})
+    learned.bias = round(float(lr.intercept_[0]), 4)
+    learned.source = "learned"
+    scores = np.array([_sigmoid(learned.bias + float(np.dot(coef, row))) for row in X])  # the fitted ones
+    learned.thresholds = _choose_thresholds(y, scores, TrainOptions())
+    return learned
+
+
+def train_profile(records: Iterable[Record], opts, progress=None):
+    """Train the profile context: the bio text model (as :func:`~spamcli.training.train_context`)
+    and, when the labeled records carry account fields, signal weights by logistic regression over
+    out-of-fold text scores (3 folds). Returns ``(context_model, train_report)``."""
+    from dataclasses import replace
+
+    from .training import train_context
+
+    records = list(records)
+    ctx, report = train_context(records, opts, progress)
+    usable = [r for r in records if not r.error and r.label is not None]
+    y = np.array([r.label for r in usable], dtype=np.int64)
+    if not has_account_fields(usable) or min(int(y.sum()), int(len(y) - y.sum())) < 10:
+        return ctx, report
+    if progress:
+        progress("learning signal weights (3 folds)")
+    fold = np.arange(len(usable)) % 3
+    text_scores: list[float | None] = [None] * len(usable)
+    langs: list[tuple[str, float]] = [("", 0.0)] * len(usable)
+    for k in range(3):
+        train_part = [r for r, f in zip(usable, fold) if f != k]
+        test_idx = np.flatnonzero(fold == k)
+        try:
+            part_ctx, _ = train_context(train_part, replace(opts, folds=3))
+        except InputError:
+            return ctx, report
+        verdicts = part_ctx.score([usable[i].text for i in test_idx], [usable[i].lang for i in test_idx])
+        for i, verdict in zip(test_idx, verdicts):
+            text_scores[i] = verdict.score
+            langs[i] = (verdict.lang, verdict.lang_confidence)
+    config = ScoringConfig.from_dict({})
+    signals = [profile_signals(r, lang, conf, config) for r, (lang, conf) in zip(usable, langs)]
+    ctx.scoring = fit_scoring(text_scores, signals, y, config).to_dict()
+    report.warnings.append(f"profile signal weights learned from {len(usable)} labeled profiles")
+    return ctx, report
