@@ -152,17 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     ctx, rep = train_context(records, TrainOptions(context="content", domain_field="source"), progress=log)
     seconds = time.monotonic() - t0
     profile_ctx, profile_rep, profile_eval = build_profile_context(root, log=log)
-    save_bundle(Bundle(contexts={"content": ctx, "profile": profile_ctx}, extra={"training": {
-        "script": "scripts/build_default_model.py",
-        "datasets": {name: REGISTRY[name].license for name in train},
-        "profile_datasets": profile_eval["licences"],
-    }}), Path(args.out))
+    save_bundle(
+        Bundle(
+            contexts={"content": ctx, "profile": profile_ctx},
+            extra={
+                "training": {
+                    "script": "scripts/build_default_model.py",
+                    "datasets": {name: REGISTRY[name].license for name in train},
+                    "profile_datasets": profile_eval["licences"],
+                }
+            },
+        ),
+        Path(args.out),
+    )
     log(f"wrote {args.out}")
     by_set, by_lang = evaluate_sets(ctx, test)
     text = markdown(rep.to_dict(), by_set, by_lang, seconds) + "\n\n" + profile_markdown(profile_rep, profile_eval)
     (Path(args.out).parent / "evaluation.json").write_text(
-        json.dumps({"summary": rep.to_dict(), "by_set": by_set, "by_language": by_lang, "profile": profile_eval},
-                   indent=2) + "\n"
+        json.dumps(
+            {"summary": rep.to_dict(), "by_set": by_set, "by_language": by_lang, "profile": profile_eval}, indent=2
+        )
+        + "\n"
     )
     readme = Path(args.readme)
     if readme.exists() and BEGIN in readme.read_text():

@@ -65,6 +65,8 @@ class SpamFilter:
                 "lang": verdict.lang,
                 "model": verdict.model,
             }
+            if verdict.learned:
+                item["learned"] = verdict.learned
             if explain:
                 item["lang_confidence"] = verdict.lang_confidence
                 item["reasons"] = [{"token": tok, "weight": w} for tok, w in verdict.reasons or []]

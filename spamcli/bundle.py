@@ -296,9 +296,14 @@ def load_bundle(directory: Path | None = None) -> Bundle:
     if not contexts:
         raise ModelError(f"model has no contexts: {directory}")
     extra = {k: v for k, v in manifest.items() if k in ("training",)}
+    learned = _load_learned(directory, manifest.get("learned"))
+    for key, entry in learned.items():
+        ctx_name, _, digest = key.partition(":")
+        if ctx_name in contexts and isinstance(entry, dict) and entry.get("label") in ("spam", "ham"):
+            contexts[ctx_name].learned_labels[digest] = entry["label"]
     return Bundle(
         contexts=contexts,
-        learned=_load_learned(directory, manifest.get("learned")),
+        learned=learned,
         created=manifest.get("created", ""),
         spamcli_version=manifest.get("spamcli_version", ""),
         path=directory,

@@ -25,7 +25,6 @@ saving is atomic (:func:`spamcli.bundle.save_bundle`), so a crash leaves the pre
 from __future__ import annotations
 
 import fcntl
-import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,16 +35,11 @@ import numpy as np
 from .bundle import load_bundle, save_bundle
 from .errors import UsageError
 from .router import FALLBACK, ContextModel
-from .text import normalise
+from .text import message_hash
 
 ACTIONS = ("spam", "ham", "forget")
 LOCK_FILE = ".lock"
 _LABELS = {"ham": 0, "spam": 1}
-
-
-def message_hash(text: str) -> str:
-    """sha256 (hex) of the normalised text: the same message in other spacing or case is one message."""
-    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import numpy as np
 
 from .langid import get_detector
 from .model import NaiveBayesModel
-from .text import FeatureSettings, Vectoriser
+from .text import FeatureSettings, Vectoriser, message_hash
 
 FALLBACK = "multi"
 SPAM, UNSURE, HAM = "spam", "unsure", "ham"
@@ -45,6 +45,7 @@ class Verdict:
     lang_confidence: float
     model: str
     reasons: list[tuple[str, float]] | None = None
+    learned: str | None = None  # "spam"/"ham" when a moderator taught this very message (spamcli learn)
 
 
 @dataclass
@@ -58,6 +59,9 @@ class ContextModel:
     # is only labelled spam at ``unseen_language_threshold`` or above (else unsure): the model has
     # never seen genuine messages in that language, and flagging genuine people is the worse error.
     known_languages: list[str] | None = None
+    # sha256 of the normalised text -> "spam"/"ham", for messages taught with ``spamcli learn``: the
+    # very same message gets the moderator's decision as its label (the score stays the model's).
+    learned_labels: dict[str, str] = field(default_factory=dict)
     unseen_language_threshold: float = 0.97
     min_lang_confidence: float = 0.5
     lang_backend: str = "fasttext"
@@ -133,6 +137,9 @@ class ContextModel:
             )
             if explain:
                 verdict.reasons = self.explain(text, routes[i], explain)
+            if self.learned_labels:
+                verdict.learned = self.learned_labels.get(message_hash(text))
+                verdict.label = verdict.learned or verdict.label
             verdicts.append(verdict)
         return verdicts
 

@@ -18,6 +18,7 @@ The way from a message to features:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import unicodedata
@@ -96,6 +97,12 @@ def normalise(text: str) -> str:
     if shouting:
         text += " ⟨caps⟩"
     return _SPACE_RE.sub(" ", text).strip()
+
+
+def message_hash(text: str) -> str:
+    """sha256 (hex) of the normalised text: the same message in other spacing or case is one message.
+    Identifies messages learned with ``spamcli learn``."""
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
 
 
 def tokenise(normalised: str) -> list[str]:

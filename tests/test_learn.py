@@ -129,3 +129,16 @@ def test_info_shows_contexts_languages_examples_thresholds_and_versions(trained_
 
 def test_info_on_a_missing_model_exits_4(tmp_path):
     assert_one_line_error(run_cli("info", "--model", tmp_path / "nope"), 4)
+
+
+def test_a_learned_message_gets_the_moderators_label_until_it_is_forgotten(model_copy):
+    texts = [MESSAGE, "  join our CRYPTO trading group today,   guaranteed profit every week", "crypto trading group"]
+    assert _learn(model_copy, "spam", MESSAGE).code == 0
+    verdicts = SpamFilter.load(model_copy).score(texts, ["en"] * len(texts))
+    assert [v.learned for v in verdicts[:2]] == ["spam", "spam"]  # the same normalised text
+    assert all(v.label == "spam" for v in verdicts[:2])
+    assert verdicts[2].learned is None
+    out = run_cli("classify", "--model", model_copy, stdin=MESSAGE + "\n")
+    assert json.loads(out.stdout)["learned"] == "spam"
+    assert _learn(model_copy, "forget", MESSAGE).code == 0
+    assert all(v.learned is None for v in SpamFilter.load(model_copy).score(texts, ["en"] * 3))
