@@ -36,6 +36,13 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto, text, json
 TextColOpt = Annotated[str | None, typer.Option("--text-col", help="Text field/column (default: auto).")]
 LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label field/column (default: auto).")]
 LangColOpt = Annotated[str, typer.Option("--lang-col", help="Field with a known language code; '' to always detect.")]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="local, or dask: each file of a directory/glob is a partition on a Dask cluster."),
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster.")
+]
 
 
 def _stderr():
@@ -105,6 +112,9 @@ def classify(
     ham_threshold: Annotated[float | None, typer.Option(help="Score below which: ham.")] = None,
     batch_size: Annotated[int, typer.Option(help="Largest micro-batch.")] = 1024,
     max_bytes: Annotated[int, typer.Option(help="Longest record accepted, in bytes.")] = 1_000_000,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU).")] = 1,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score messages: one JSON line per input record, in order.
 
@@ -112,17 +122,16 @@ def classify(
     is {"id", "score", "label": spam|unsure|ham, "lang", "model"}, or {"id", "error"} for a record
     that could not be read. Exit code 0, or 3 when the input held no usable record.
     """
-    from .records import read_records
-
+    if jobs < 0:
+        raise UsageError("--jobs must be 0 (one per CPU) or more")
     spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
     out = sys.stdout
     seen = usable = 0
-    for path in inputs or ["-"]:
-        batches = spam_filter.classify_batches(
-            read_records(path, opts), explain=top if explain else 0, max_batch=batch_size
-        )
+    for batches in _classify_sources(
+        spam_filter, inputs or ["-"], opts, top if explain else 0, batch_size, jobs, engine, scheduler
+    ):
         for batch in batches:
             seen += len(batch)
             usable += sum("error" not in item for item in batch)
@@ -132,6 +141,37 @@ def classify(
         raise InputError("no records in the input")
     if usable == 0:
         raise InputError(f"none of the {seen} records could be read (see the error records)")
+
+
+def _engine(engine: str, scheduler: str | None) -> bool:
+    """Whether the Dask engine is chosen (checks the two options)."""
+    if engine not in ("local", "dask"):
+        raise UsageError("--engine must be local or dask")
+    if scheduler and engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    return engine == "dask"
+
+
+def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engine, scheduler):
+    """Per input, an iterator of output batches: local files/stdin, or partitions on Dask."""
+    from .records import read_records
+
+    if not _engine(engine, scheduler):
+        for path in inputs:
+            yield spam_filter.classify_batches(
+                read_records(path, opts), explain=explain, max_batch=batch_size, jobs=jobs
+            )
+        return
+    from .dask_engine import classify_partitions, connect, expand_inputs
+
+    files = expand_inputs(inputs)
+    client, cluster = connect(scheduler)
+    try:
+        yield classify_partitions(client, spam_filter, files, opts, explain=explain, batch=batch_size)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 # ---- train --------------------------------------------------------------------------------
@@ -156,6 +196,15 @@ def train(
     lang_backend: Annotated[str, typer.Option(help="fasttext or langdetect.")] = "fasttext",
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    kind: Annotated[
+        str, typer.Option(help="nblr (NB-weighted logistic regression) or nb (Naive Bayes only).")
+    ] = "nblr",
+    out_of_core: Annotated[
+        bool, typer.Option("--out-of-core", help="Stream files of any size in chunks: one NB model, no languages.")
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 100_000,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Learn a model from labeled data and write it atomically to --out.
 
@@ -166,14 +215,29 @@ def train(
 
     from .bundle import Bundle, load_bundle, save_bundle
     from .records import ReadOptions, read_records
-    from .training import TrainOptions, train_context
+    from .training import TrainOptions, train_context, train_out_of_core
 
     if not inputs and not spam and not ham:
         raise UsageError("give labeled files, or --spam and --ham files")
+    if kind not in ("nb", "nblr"):
+        raise UsageError("--kind must be nb or nblr")
+    use_dask = _engine(engine, scheduler)
+    if out_of_core and (use_dask or kind != "nb"):
+        raise UsageError("--out-of-core trains --kind nb, with the local engine")
+    if chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
     if lang_backend not in ("fasttext", "langdetect"):
         raise UsageError("--lang-backend must be fasttext or langdetect")
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
-    sources = [read_records(p, opts) for p in inputs or []]
+    client = cluster = None
+    if use_dask:
+        from .dask_engine import connect, expand_inputs, read_partitions, transformer
+
+        files = expand_inputs(inputs or [])
+        client, cluster = connect(scheduler)
+        sources = [read_partitions(client, files, opts)]
+    else:
+        sources = [read_records(p, opts) for p in inputs or []]
     for paths, label in ((spam or [], 1), (ham or [], 0)):
         for p in paths:
             sources.append(read_records(p, ReadOptions(format="text", default_label=label)))
@@ -185,11 +249,21 @@ def train(
         max_fpr=max_fpr,
         lang_backend=lang_backend,
         dedupe=dedupe,
+        kind=kind,
     )
-    with console.status("training") as status:
-        ctx, report = train_context(
-            itertools.chain.from_iterable(sources), train_opts, progress=lambda m: status.update(m)
-        )
+    records = itertools.chain.from_iterable(sources)
+    try:
+        with console.status("training") as status:
+            if out_of_core:
+                ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
+            else:
+                transform = transformer(client) if client is not None else None
+                ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     existing = {}
     if (out / "manifest.json").exists():
         try:
