@@ -202,7 +202,7 @@ def train(
     out_of_core: Annotated[
         bool, typer.Option("--out-of-core", help="Stream files of any size in chunks: one NB model, no languages.")
     ] = False,
-    chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 100_000,
+    chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 20_000,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
 ) -> None:

@@ -215,10 +215,13 @@ class SparseRows:
 class Vectoriser:
     """Turns texts into hashed feature rows (counts, or 1/0 presence when ``binary``).
 
-    Keeps a bounded cache from feature string to column, since the same tokens recur in a stream.
+    Keeps bounded caches (feature string -> column, token -> its columns, short message -> its
+    columns), since the same tokens and messages recur in a stream. Each cache is emptied when it
+    reaches its limit, which keeps memory flat on endless input (~150 MB of caches at most).
     """
 
-    _CACHE_LIMIT = 500_000
+    _CACHE_LIMIT = 200_000
+    _TOKEN_CACHE_LIMIT = 100_000
     _ROW_CACHE_LIMIT = 20_000
     _ROW_CACHE_MAX_CHARS = 1_000
 
@@ -248,7 +251,7 @@ class Vectoriser:
                 padded = f" {token} "
                 for size in range(char[0], char[1] + 1):
                     cols.extend(hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1))
-            if len(self._token_cache) >= self._CACHE_LIMIT:
+            if len(self._token_cache) >= self._TOKEN_CACHE_LIMIT:
                 self._token_cache.clear()
             self._token_cache[token] = cols
         return cols

@@ -299,7 +299,7 @@ def train_context(
 
 
 # ---- out of core --------------------------------------------------------------------------
-CALIBRATION_SAMPLE = 50_000  # held-out rows kept (reservoir) for calibration and thresholds
+CALIBRATION_SAMPLE = 20_000  # held-out rows kept (reservoir) for calibration and thresholds
 
 
 def count_features(rows, groups: np.ndarray, n_features: int, n_groups: int = 2) -> np.ndarray:
@@ -314,7 +314,7 @@ def count_features(rows, groups: np.ndarray, n_features: int, n_groups: int = 2)
 def train_out_of_core(
     records: Iterable[Record],
     opts: TrainOptions | None = None,
-    chunk_size: int = 100_000,
+    chunk_size: int = 20_000,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[ContextModel, TrainReport]:
     """Train a Naive Bayes model from a stream of any length in one pass, in bounded memory.
@@ -358,19 +358,22 @@ def train_out_of_core(
         texts = [r.text for r in kept]
         y = np.array([r.label for r in kept], dtype=np.int64)
         folds = _fold_ids(texts, opts.folds, opts.seed)
-        rows = vectoriser.transform(texts)
-        fold_counts += count_features(rows, folds * 2 + y, n, opts.folds * 2).reshape(opts.folds, 2, n)
         doc_counts += np.bincount(folds * 2 + y, minlength=opts.folds * 2).reshape(opts.folds, 2)
-        for i in range(len(kept)):  # reservoir sampling (Algorithm R) of held-out rows
-            seen_rows += 1
-            slot = seen_rows - 1 if seen_rows <= CALIBRATION_SAMPLE else int(rng.integers(seen_rows))
-            if slot < CALIBRATION_SAMPLE:
-                cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]].copy()
-                item = (int(folds[i]), int(y[i]), cols)
-                if slot == len(sample):
-                    sample.append(item)
-                else:
-                    sample[slot] = item
+        for start in range(0, len(texts), 5_000):  # hashed rows of 5,000 texts at a time
+            part = slice(start, start + 5_000)
+            rows = vectoriser.transform(texts[part])
+            groups = folds[part] * 2 + y[part]
+            fold_counts += count_features(rows, groups, n, opts.folds * 2).reshape(opts.folds, 2, n)
+            for i in range(rows.n_rows):  # reservoir sampling (Algorithm R) of held-out rows
+                seen_rows += 1
+                slot = seen_rows - 1 if seen_rows <= CALIBRATION_SAMPLE else int(rng.integers(seen_rows))
+                if slot < CALIBRATION_SAMPLE:
+                    cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]].copy()
+                    item = (int(groups[i] // 2), int(groups[i] % 2), cols)
+                    if slot == len(sample):
+                        sample.append(item)
+                    else:
+                        sample[slot] = item
         say(f"counted {read:,} records")
     totals, docs = fold_counts.sum(axis=0), doc_counts.sum(axis=0)
     n_ham, n_spam = int(docs[0]), int(docs[1])
