@@ -79,9 +79,19 @@ class SpamFilter:
         explain: int = 0,
         max_batch: int = 1024,
         max_wait: float = 0.01,
+        jobs: int = 1,
     ) -> Iterator[list[dict]]:
         """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
-        at a time: big batches for bulk input, immediate answers for a slow trickle."""
+        at a time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1
+        scores batches in that many forked worker processes (0: one per CPU; see
+        :mod:`spamcli.parallel`); the output is the same."""
+        if jobs != 1:
+            from .parallel import available_jobs, score_in_workers
+
+            jobs = available_jobs(jobs)
+            if jobs > 1:
+                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait)
+                return
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
             yield self.score_records(batch, explain=explain)
 

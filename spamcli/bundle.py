@@ -5,7 +5,7 @@ Layout (format version 1)::
     MODEL_DIR/
       manifest.json                      format, versions, contexts, languages, thresholds,
                                          feature settings, training summary, sha256 per file
-      content-en-3f2a9c1b0d4e.npz        columns (int32), counts (float64 2 x n), doc_counts
+      content-en-3f2a9c1b0d4e.npz        columns (int32), counts (2 x n, uint32 or float64), doc_counts
       content-multi-8b1c....npz          ... one file per (context, language) model
       learned-5d0e....json               messages learned later with ``spamcli learn`` (optional):
                                          sha256 of the normalised text -> class, context, models
@@ -74,14 +74,25 @@ def _npz_bytes(model: NaiveBayesModel) -> bytes:
     buf = io.BytesIO()
     arrays = {
         "columns": model.columns.astype(np.int32),
-        "counts": model.counts.astype(np.float64),
+        "counts": _compact_counts(model.counts),
         "doc_counts": model.doc_counts.astype(np.float64),
     }
     if model.kind == "nblr":
         arrays["coef_plain"] = np.asarray(model.coef_plain, dtype=np.float64)
         arrays["coef_nb"] = np.asarray(model.coef_nb, dtype=np.float64)
-    np.savez_compressed(buf, **arrays)
+    # Uncompressed: loading is a copy, not a decompression (the multilingual model loads in ~10 ms
+    # instead of ~80 ms), at about 1.7x the size on disk (benchmarks/README.md, "Speed").
+    np.savez(buf, **arrays)
     return buf.getvalue()
+
+
+def _compact_counts(counts: np.ndarray) -> np.ndarray:
+    """NB counts as uint32 when they are whole numbers that fit (they are, unless a caller added
+    fractional values): half the bytes of float64, and exactly the same values once loaded."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.size and counts.min() >= 0 and counts.max() < 2**32 and np.array_equal(counts, np.floor(counts)):
+        return counts.astype(np.uint32)
+    return counts
 
 
 def _write_file_atomic(path: Path, data: bytes) -> None:

@@ -37,6 +37,13 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="auto, text, json
 TextColOpt = Annotated[str | None, typer.Option("--text-col", help="Text field/column (default: auto).")]
 LabelColOpt = Annotated[str | None, typer.Option("--label-col", help="Label field/column (default: auto).")]
 LangColOpt = Annotated[str, typer.Option("--lang-col", help="Field with a known language code; '' to always detect.")]
+EngineOpt = Annotated[
+    str,
+    typer.Option("--engine", help="local, or dask: each file of a directory/glob is a partition on a Dask cluster."),
+]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster.")
+]
 
 
 def _stderr():
@@ -120,6 +127,9 @@ def classify(
     scoring: Annotated[
         Path | None, typer.Option(help="Profiles: JSON/TOML file overriding signal weights (see README).")
     ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU).")] = 1,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Score messages or profiles: one JSON line per input record, in order.
 
@@ -132,30 +142,36 @@ def classify(
     from .batch import JsonLinesSink, LabelCounts, label_of, open_sink, parse_only
     from .records import read_records
 
+    if jobs < 0:
+        raise UsageError("--jobs must be 0 (one per CPU) or more")
     wanted = parse_only(only)
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
     if context == "profile":
+        if jobs != 1 or engine != "local":
+            raise UsageError("--jobs and --engine dask score messages; not with --context profile")
         scorer = _load_profile_scorer(model, ham_threshold, spam_threshold, trusted_domains, trusted_ids, scoring)
         opts.allow_empty_text = True
 
-        def batches_of(records):
-            return scorer.classify_batches(records, max_batch=batch_size)
+        def sources():
+            for path in inputs or ["-"]:
+                yield scorer.classify_batches(read_records(path, opts), max_batch=batch_size)
     else:
         if trusted_domains or trusted_ids or scoring:
             raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")
         spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
 
-        def batches_of(records):
-            return spam_filter.classify_batches(records, explain=top if explain else 0, max_batch=batch_size)
+        def sources():
+            explained = top if explain else 0
+            return _classify_sources(spam_filter, inputs or ["-"], opts, explained, batch_size, jobs, engine, scheduler)
 
     sink = open_sink(output) if output else JsonLinesSink(sys.stdout)
     counts = LabelCounts()
     show_progress = sys.stderr.isatty() if progress is None else progress
     try:
         with _progress_bar(show_progress) as advance:
-            for path in inputs or ["-"]:
-                for batch in batches_of(read_records(path, opts)):
+            for batches in sources():
+                for batch in batches:
                     counts.add(batch)
                     advance(len(batch))
                     sink.write([item for item in batch if wanted is None or label_of(item) in wanted])
@@ -210,6 +226,37 @@ def _progress_bar(enabled: bool):
         yield lambda n: bar.advance(task, n)
 
 
+def _engine(engine: str, scheduler: str | None) -> bool:
+    """Whether the Dask engine is chosen (checks the two options)."""
+    if engine not in ("local", "dask"):
+        raise UsageError("--engine must be local or dask")
+    if scheduler and engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    return engine == "dask"
+
+
+def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engine, scheduler):
+    """Per input, an iterator of output batches: local files/stdin, or partitions on Dask."""
+    from .records import read_records
+
+    if not _engine(engine, scheduler):
+        for path in inputs:
+            yield spam_filter.classify_batches(
+                read_records(path, opts), explain=explain, max_batch=batch_size, jobs=jobs
+            )
+        return
+    from .dask_engine import classify_partitions, connect, expand_inputs
+
+    files = expand_inputs(inputs)
+    client, cluster = connect(scheduler)
+    try:
+        yield classify_partitions(client, spam_filter, files, opts, explain=explain, batch=batch_size)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 # ---- train --------------------------------------------------------------------------------
 @app.command(
     epilog="Examples:  spamcli train messages.csv --out my-model\n\n"
@@ -246,6 +293,15 @@ def train(
         str | None, typer.Option(help="Moderation export: reviewed-and-kept (ham) when true (default: auto).")
     ] = None,
     ham_rule: Annotated[str | None, typer.Option(help="Moderation export: ham when this rule holds.")] = None,
+    kind: Annotated[
+        str, typer.Option(help="nblr (NB-weighted logistic regression) or nb (Naive Bayes only).")
+    ] = "nblr",
+    out_of_core: Annotated[
+        bool, typer.Option("--out-of-core", help="Stream files of any size in chunks: one NB model, no languages.")
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 20_000,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Learn a model from labeled data and write it atomically to --out.
 
@@ -259,10 +315,17 @@ def train(
     from .bundle import Bundle, load_bundle, save_bundle
     from .learning import model_lock
     from .records import ReadOptions, read_records
-    from .training import TrainOptions, train_context
+    from .training import TrainOptions, train_context, train_out_of_core
 
     if not inputs and not spam and not ham:
         raise UsageError("give labeled files, or --spam and --ham files")
+    if kind not in ("nb", "nblr"):
+        raise UsageError("--kind must be nb or nblr")
+    use_dask = _engine(engine, scheduler)
+    if out_of_core and (use_dask or kind != "nb"):
+        raise UsageError("--out-of-core trains --kind nb, with the local engine")
+    if chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
     if lang_backend not in ("fasttext", "langdetect"):
         raise UsageError("--lang-backend must be fasttext or langdetect")
     labeler = None
@@ -273,7 +336,15 @@ def train(
             raise UsageError("--label-col cannot be combined with the moderation-export options")
         labeler = ModerationLabeler(hidden_col, blocked_col, label_rule, reviewed_col, ham_rule)
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=labeler is None)
-    sources = [read_records(p, opts) for p in inputs or []]
+    client = cluster = None
+    if use_dask:
+        from .dask_engine import connect, expand_inputs, read_partitions, transformer
+
+        files = expand_inputs(inputs or [])
+        client, cluster = connect(scheduler)
+        sources = [read_partitions(client, files, opts)]
+    else:
+        sources = [read_records(p, opts) for p in inputs or []]
     if labeler is not None:
         sources = [labeler.apply(itertools.chain.from_iterable(sources))]
     for paths, label in ((spam or [], 1), (ham or [], 0)):
@@ -288,13 +359,27 @@ def train(
         lang_backend=lang_backend,
         dedupe=dedupe,
         domain_field=domain_col,
+        kind=kind,
     )
-    if context == "profile":
-        from .profiles import train_profile as train_fn
-    else:
-        train_fn = train_context
-    with console.status("training") as status:
-        ctx, report = train_fn(itertools.chain.from_iterable(sources), train_opts, progress=lambda m: status.update(m))
+    if context == "profile" and (out_of_core or use_dask):
+        raise UsageError("--out-of-core and --engine dask train the content context")
+    records = itertools.chain.from_iterable(sources)
+    try:
+        with console.status("training") as status:
+            if out_of_core:
+                ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
+            elif context == "profile":
+                from .profiles import train_profile
+
+                ctx, report = train_profile(records, train_opts, progress=status.update)
+            else:
+                transform = transformer(client) if client is not None else None
+                ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     if labeler is not None:
         c = labeler.counts
         console.print(

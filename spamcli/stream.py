@@ -23,8 +23,13 @@ class _Failure:
         self.exc = exc
 
 
-def micro_batches(items: Iterable[T], max_batch: int = 1024, max_wait: float = 0.01) -> Iterator[list[T]]:
-    """Group ``items`` into lists, in order; exceptions of the producer are re-raised here."""
+def micro_batches(
+    items: Iterable[T], max_batch: int = 1024, max_wait: float = 0.01, idle: float | None = None
+) -> Iterator[list[T]]:
+    """Group ``items`` into lists, in order; exceptions of the producer are re-raised here.
+
+    With ``idle`` set, an empty list is yielded whenever no item arrived for ``idle`` seconds, so
+    a consumer with work in flight (:mod:`spamcli.parallel`) can finish it while input is quiet."""
     buffer: queue.Queue = queue.Queue(maxsize=max_batch * 4)
     stop = threading.Event()
 
@@ -48,7 +53,11 @@ def micro_batches(items: Iterable[T], max_batch: int = 1024, max_wait: float = 0
     try:
         done = False
         while not done:
-            first = buffer.get()
+            try:
+                first = buffer.get(timeout=idle)
+            except queue.Empty:
+                yield []
+                continue
             if first is _END:
                 return
             if isinstance(first, _Failure):

@@ -48,6 +48,12 @@ _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _REPEAT_RE = re.compile(r"(.)\1{2,}")
 _SPACE_RE = re.compile(r"\s+")
 _EMOJI_RE = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+# Cheap necessary conditions, so that normalise() skips a pass that cannot match (same output, less
+# work): any URL match contains one of these; any phone match contains this; a repeat starts here.
+_URL_HINT_RE = re.compile(r"\.(?:" + _TLDS + r")\b|https?://|www\.", re.I)
+_PHONE_HINT_RE = re.compile(r"\d[\d\s().-]{6,}\d")
+_DIGIT_RE = re.compile(r"\d")
+_REPEAT_HINT_RE = re.compile(r"(.)\1\1")
 # \w plus the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script, which \w omits.
 _WORD = (
     r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
@@ -79,20 +85,34 @@ def _number_marker(match: re.Match[str]) -> str:
 
 def normalise(text: str) -> str:
     """Normalise a message to stable, lower-case text with marker tokens (see module docstring)."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE_RE.sub("", text)
+    # Each step is skipped when a cheap test shows it cannot change the text (ASCII text is already
+    # NFKC and has no invisible or emoji characters, no tag without "<", ...): the output is the
+    # same as running every step, which tests/test_text.py checks against the plain sequence.
+    ascii_only = text.isascii()
+    if not ascii_only:
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE_RE.sub("", text)
     text = html.unescape(text)
-    text = _HREF_RE.sub(r" \1 ", text)
-    text = _TAG_RE.sub(" ", text)
+    if "<" in text:
+        text = _HREF_RE.sub(r" \1 ", text)
+        text = _TAG_RE.sub(" ", text)
     head = text[:_CAPS_SAMPLE]
     n_letters = sum(map(str.isalpha, head))
     shouting = n_letters >= 12 and sum(map(str.isupper, head)) / n_letters > 0.6
-    text = _EMAIL_RE.sub(lambda m: f" ⟨email⟩ ⟨dom:{m.group(1).lower()}⟩ ", text)
-    text = _URL_RE.sub(_url_marker, text)
-    text = _PHONE_RE.sub(" ⟨phone⟩ ", text)
-    text = _NUMBER_RE.sub(_number_marker, text)
-    text = _EMOJI_RE.sub(" ⟨emoji⟩ ", text)
-    text = _REPEAT_RE.sub(r"\1\1", text)
+    if "@" in text:
+        text = _EMAIL_RE.sub(lambda m: f" ⟨email⟩ ⟨dom:{m.group(1).lower()}⟩ ", text)
+    if _URL_HINT_RE.search(text):
+        text = _URL_RE.sub(_url_marker, text)
+    if _DIGIT_RE.search(text):
+        if _PHONE_HINT_RE.search(text):
+            text = _PHONE_RE.sub(" ⟨phone⟩ ", text)
+        text = _NUMBER_RE.sub(_number_marker, text)
+    if not text.isascii():
+        text = _EMOJI_RE.sub(" ⟨emoji⟩ ", text)
+    repeat = _REPEAT_HINT_RE.search(text)
+    if repeat:  # no repeat starts before the first one found: substitute from there on
+        start = repeat.start()
+        text = text[:start] + _REPEAT_RE.sub(r"\1\1", text[start:])
     text = text.lower()
     if shouting:
         text += " ⟨caps⟩"
@@ -107,6 +127,8 @@ def message_hash(text: str) -> str:
 
 def tokenise(normalised: str) -> list[str]:
     """Split normalised text into tokens; no-space scripts become character bigrams."""
+    if not _NOSPACE_RE.search(normalised):  # the common case: no token needs splitting
+        return _TOKEN_RE.findall(normalised)
     tokens: list[str] = []
     for token in _TOKEN_RE.findall(normalised):
         if token[0] == "⟨" or not _NOSPACE_RE.search(token):
@@ -200,15 +222,21 @@ class SparseRows:
 class Vectoriser:
     """Turns texts into hashed feature rows (counts, or 1/0 presence when ``binary``).
 
-    Keeps a bounded cache from feature string to column, since the same tokens recur in a stream.
+    Keeps bounded caches (feature string -> column, token -> its columns, short message -> its
+    columns), since the same tokens and messages recur in a stream. Each cache is emptied when it
+    reaches its limit, which keeps memory flat on endless input (~150 MB of caches at most).
     """
 
-    _CACHE_LIMIT = 500_000
+    _CACHE_LIMIT = 200_000
+    _TOKEN_CACHE_LIMIT = 100_000
+    _ROW_CACHE_LIMIT = 20_000
+    _ROW_CACHE_MAX_CHARS = 1_000
 
     def __init__(self, settings: FeatureSettings):
         self.settings = settings
         self._cache: dict[str, int] = {}
         self._token_cache: dict[str, list[int]] = {}
+        self._row_cache: dict[str, tuple[list[int], list[float] | None]] = {}
 
     def _index(self, feature: str) -> int:
         index = self._cache.get(feature)
@@ -230,14 +258,13 @@ class Vectoriser:
                 padded = f" {token} "
                 for size in range(char[0], char[1] + 1):
                     cols.extend(hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1))
-            if len(self._token_cache) >= self._CACHE_LIMIT:
+            if len(self._token_cache) >= self._TOKEN_CACHE_LIMIT:
                 self._token_cache.clear()
             self._token_cache[token] = cols
         return cols
 
-    def row(self, text: str) -> dict[int, float]:
-        """One text's features as ``{column: value}``; the same columns as hashing
-        :func:`features` one by one, computed with per-token caches."""
+    def _columns(self, text: str) -> tuple[list[int], list[float] | None]:
+        """One text's columns and their values (None: all 1.0, the ``binary`` case), uncached."""
         tokens = tokenise(normalise(text[: self.settings.max_chars]))
         pairs = zip(tokens, tokens[1:]) if self.settings.word_ngrams >= 2 else ()
         if self.settings.binary:  # presence only: each distinct token or pair once
@@ -245,7 +272,7 @@ class Vectoriser:
             for token in dict.fromkeys(tokens):
                 cols += self._token_columns(token)
             cols += [self._index(f"b:{a} {b}") for a, b in dict.fromkeys(pairs)]
-            return dict.fromkeys(cols, 1.0)
+            return list(dict.fromkeys(cols)), None
         counts: dict[int, float] = {}
         for token in tokens:
             for col in self._token_columns(token):
@@ -253,16 +280,34 @@ class Vectoriser:
         for a, b in pairs:
             col = self._index(f"b:{a} {b}")
             counts[col] = counts.get(col, 0.0) + 1.0
-        return counts
+        return list(counts), list(counts.values())
+
+    def _cached_columns(self, text: str) -> tuple[list[int], list[float] | None]:
+        """:meth:`_columns`, remembered for short texts: streams repeat whole messages (floods,
+        "ok", "thanks"). Bounded: the cache is emptied when it reaches ``_ROW_CACHE_LIMIT``."""
+        found = self._row_cache.get(text)
+        if found is None:
+            found = self._columns(text)
+            if len(text) <= self._ROW_CACHE_MAX_CHARS:
+                if len(self._row_cache) >= self._ROW_CACHE_LIMIT:
+                    self._row_cache.clear()
+                self._row_cache[text] = found
+        return found
+
+    def row(self, text: str) -> dict[int, float]:
+        """One text's features as ``{column: value}``; the same columns as hashing
+        :func:`features` one by one, computed with per-token caches."""
+        cols, values = self._cached_columns(text)
+        return dict.fromkeys(cols, 1.0) if values is None else dict(zip(cols, values))
 
     def transform(self, texts: list[str]) -> SparseRows:
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
         for text in texts:
-            row = self.row(text)
-            indices.extend(row)
-            data.extend(row.values())
+            cols, values = self._cached_columns(text)
+            indices += cols
+            data += [1.0] * len(cols) if values is None else values
             indptr.append(len(indices))
         return SparseRows(
             indptr=np.asarray(indptr, dtype=np.int64),

@@ -23,7 +23,7 @@ from .metrics import roc_auc, spam_threshold_for_fpr
 from .model import NaiveBayesModel, fit_platt
 from .records import Record
 from .router import FALLBACK, ContextModel, Thresholds
-from .text import FeatureSettings, Vectoriser, normalise
+from .text import FeatureSettings, SparseRows, Vectoriser, normalise
 
 
 @dataclass
@@ -193,12 +193,20 @@ def _choose_thresholds(y: np.ndarray, scores: np.ndarray, opts: TrainOptions) ->
     return Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
 
 
+def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRows:
+    return Vectoriser(settings).transform(texts)
+
+
 def train_context(
     records: Iterable[Record],
     opts: TrainOptions | None = None,
     progress: Callable[[str], None] | None = None,
+    transform: Callable[[list[str], FeatureSettings], SparseRows] | None = None,
 ) -> tuple[ContextModel, TrainReport]:
-    """Train one context (``content`` or ``profile``) from labeled records."""
+    """Train one context (``content`` or ``profile``) from labeled records.
+
+    ``transform(texts, settings)`` hashes the texts (default :meth:`Vectoriser.transform`; the Dask
+    engine passes one that hashes on the workers, with the same result)."""
     opts = opts or TrainOptions()
     say = progress or (lambda _msg: None)
     kept, stats = clean_records(records, dedupe=opts.dedupe)
@@ -228,7 +236,7 @@ def train_context(
         domains = np.array([str(r.fields.get(opts.domain_field, "")) for r in kept], dtype=object)
 
     say("hashing features")
-    X = Vectoriser(opts.settings).transform(texts).to_scipy()
+    X = (transform or _transform_locally)(texts, opts.settings).to_scipy()
     fold_of = _fold_ids(texts, opts.folds, opts.seed)
 
     say(f"cross-validating the fallback model ({opts.folds} folds)")
@@ -309,6 +317,132 @@ def train_context(
         model_thresholds=model_thresholds,
         known_languages=sorted(str(r.lang) for r in rows if r.lang != "und" and r.ham >= opts.min_per_class),
         unseen_language_threshold=opts.unseen_language_threshold,
+        min_lang_confidence=opts.min_lang_confidence,
+        lang_backend=opts.lang_backend,
+        summary=report.to_dict(),
+    )
+    return ctx, report
+
+
+# ---- out of core --------------------------------------------------------------------------
+CALIBRATION_SAMPLE = 20_000  # held-out rows kept (reservoir) for calibration and thresholds
+
+
+def count_features(rows, groups: np.ndarray, n_features: int, n_groups: int = 2) -> np.ndarray:
+    """Feature totals per group of rows, shape (n_groups, n_features), float64; with the class as
+    the group, what MultinomialNB.fit counts."""
+    per_entry = np.repeat(np.asarray(groups, dtype=np.int64), np.diff(rows.indptr))
+    flat = per_entry * n_features + rows.indices
+    weights = rows.data.astype(np.float64)
+    return np.bincount(flat, weights=weights, minlength=n_groups * n_features).reshape(n_groups, n_features)
+
+
+def train_out_of_core(
+    records: Iterable[Record],
+    opts: TrainOptions | None = None,
+    chunk_size: int = 20_000,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[ContextModel, TrainReport]:
+    """Train a Naive Bayes model from a stream of any length in one pass, in bounded memory.
+
+    Records are read ``chunk_size`` at a time; each chunk is hashed and its Naive Bayes counts are
+    added to those of its fold (``opts.folds`` folds, by a hash of the normalised text, so repeats
+    share a fold). Counts are additive, so the result equals Naive Bayes fitted on all the data at
+    once. Memory: ``folds x 2 x n_features`` float64 counts (64 MB at 2^20) plus one chunk plus a
+    reservoir of ``CALIBRATION_SAMPLE`` hashed rows that are scored out-of-fold (by the counts of
+    the other folds) for Platt calibration and the spam/ham thresholds.
+
+    What this path does not do, and why: the ``nblr`` regression needs every row in memory (it is
+    fitted by liblinear), so the model is ``kind="nb"``; no per-language models (one multilingual
+    model, languages are not detected); no de-duplication across chunks (only within a chunk).
+    """
+    import itertools
+
+    opts = opts or TrainOptions()
+    say = progress or (lambda _msg: None)
+    settings = opts.settings
+    n = settings.n_features
+    vectoriser = Vectoriser(settings)
+    fold_counts = np.zeros((opts.folds, 2, n))
+    doc_counts = np.zeros((opts.folds, 2))
+    rng = np.random.default_rng(opts.seed)
+    sample: list[tuple[int, int, np.ndarray]] = []  # (fold, label, columns) of the reservoir
+    seen_rows = 0
+    read = unreadable = duplicates = conflicting = 0
+    stream = iter(records)
+    while True:
+        chunk = list(itertools.islice(stream, chunk_size))
+        if not chunk:
+            break
+        read += len(chunk)
+        kept, stats = clean_records(chunk, dedupe=opts.dedupe)
+        unreadable += stats.get("unreadable", 0)
+        duplicates += stats.get("duplicates", 0)
+        conflicting += stats.get("conflicting", 0)
+        if not kept:
+            continue
+        texts = [r.text for r in kept]
+        y = np.array([r.label for r in kept], dtype=np.int64)
+        folds = _fold_ids(texts, opts.folds, opts.seed)
+        doc_counts += np.bincount(folds * 2 + y, minlength=opts.folds * 2).reshape(opts.folds, 2)
+        for start in range(0, len(texts), 5_000):  # hashed rows of 5,000 texts at a time
+            part = slice(start, start + 5_000)
+            rows = vectoriser.transform(texts[part])
+            groups = folds[part] * 2 + y[part]
+            fold_counts += count_features(rows, groups, n, opts.folds * 2).reshape(opts.folds, 2, n)
+            for i in range(rows.n_rows):  # reservoir sampling (Algorithm R) of held-out rows
+                seen_rows += 1
+                slot = seen_rows - 1 if seen_rows <= CALIBRATION_SAMPLE else int(rng.integers(seen_rows))
+                if slot < CALIBRATION_SAMPLE:
+                    cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]].copy()
+                    item = (int(groups[i] // 2), int(groups[i] % 2), cols)
+                    if slot == len(sample):
+                        sample.append(item)
+                    else:
+                        sample[slot] = item
+        say(f"counted {read:,} records")
+    totals, docs = fold_counts.sum(axis=0), doc_counts.sum(axis=0)
+    n_ham, n_spam = int(docs[0]), int(docs[1])
+    if n_ham == 0 or n_spam == 0:
+        if n_ham + n_spam == 0:
+            raise InputError("no usable training records")
+        only = "spam" if n_ham == 0 else "ham"
+        raise InputError(f"training data has only {only} examples ({n_ham + n_spam}); a filter needs both spam and ham")
+
+    say("calibrating on held-out rows")
+    z = np.zeros(len(sample))
+    y_sample = np.array([label for _, label, _ in sample], dtype=np.int64)
+    for k in range(opts.folds):
+        members = [i for i, (fold, _, _) in enumerate(sample) if fold == k]
+        if not members:
+            continue
+        rest = NaiveBayesModel.from_counts(n, opts.alpha, totals - fold_counts[k], docs - doc_counts[k])
+        cols = [sample[i][2] for i in members]
+        indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])])
+        held = SparseRows(indptr, np.concatenate(cols), np.ones(int(indptr[-1]), dtype=np.float32), n)
+        z[members] = rest.decision_function(held)
+    model = NaiveBayesModel.from_counts(n, opts.alpha, totals, docs)
+    model.calib_a, model.calib_b = fit_platt(z, y_sample)
+    scores = model.calibrate(z)
+    thresholds = _choose_thresholds(y_sample, scores, opts)
+    report = TrainReport(
+        records_read=read,
+        unreadable=unreadable,
+        duplicates=duplicates,
+        conflicting=conflicting,
+        spam=n_spam,
+        ham=n_ham,
+        languages=[LanguageRow(FALLBACK, n_spam, n_ham, True, "out-of-core: one multilingual NB model")],
+        thresholds=thresholds,
+        auc_out_of_fold=roc_auc(y_sample, z),
+        warnings=["out-of-core training: Naive Bayes only, no per-language models, duplicates dropped per chunk"],
+    )
+    ctx = ContextModel(
+        context=opts.context,
+        settings=settings,
+        models={FALLBACK: model},
+        thresholds=thresholds,
+        model_thresholds={FALLBACK: thresholds},
         min_lang_confidence=opts.min_lang_confidence,
         lang_backend=opts.lang_backend,
         summary=report.to_dict(),

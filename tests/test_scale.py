@@ -1,0 +1,135 @@
+"""Scale: worker processes (--jobs), out-of-core training, the Dask engine. No timing is asserted."""
+
+from __future__ import annotations
+
+import csv
+import json
+import queue
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import SAMPLES, assert_one_line_error, run_cli
+
+from spamcli.records import ReadOptions, read_records
+from spamcli.stream import micro_batches
+from spamcli.text import FeatureSettings, Vectoriser
+from spamcli.training import TrainOptions, train_out_of_core
+
+
+def _jsonl_lines(n: int) -> str:
+    texts = (SAMPLES / "spam.txt").read_text(encoding="utf-8").splitlines()
+    texts += (SAMPLES / "ham.txt").read_text(encoding="utf-8").splitlines()
+    return "".join(json.dumps({"id": f"m{i}", "text": f"{texts[i % len(texts)]} #{i}"}) + "\n" for i in range(n))
+
+
+def test_classify_with_two_jobs_writes_the_same_lines_as_one(trained_model):
+    data = _jsonl_lines(3000) + "not json\n"
+    one = run_cli("classify", "--model", trained_model, "--batch-size", "200", stdin=data)
+    two = run_cli("classify", "--model", trained_model, "--batch-size", "200", "--jobs", "2", stdin=data)
+    assert one.code == two.code == 0, two.stderr
+    assert two.stdout == one.stdout
+    assert len(two.json_lines()) == 3001
+    assert "error" in two.json_lines()[-1]
+
+
+def test_negative_jobs_is_a_usage_error(trained_model):
+    assert_one_line_error(run_cli("classify", "--model", trained_model, "--jobs", "-1", stdin="hi\n"), 2)
+
+
+def test_micro_batches_with_idle_yields_empty_batches_while_input_is_quiet():
+    feed: queue.Queue = queue.Queue()
+
+    def items():
+        while (item := feed.get()) is not None:
+            yield item
+
+    batches = micro_batches(items(), max_batch=10, max_wait=0.001, idle=0.001)
+    feed.put("a")
+    assert next(batches) == ["a"]
+    assert next(batches) == []  # nothing arrives: an empty batch instead of blocking
+    feed.put("b")
+    feed.put(None)
+    rest = [b for b in batches if b]
+    assert rest == [["b"]]
+
+
+def _labeled_records():
+    return list(read_records(str(SAMPLES / "messages.csv"), ReadOptions(need_label=True)))
+
+
+def test_out_of_core_counts_equal_naive_bayes_fitted_on_all_rows_at_once():
+    from sklearn.naive_bayes import MultinomialNB
+
+    records = _labeled_records() * 3  # repeats across chunks: counted again, as in one pass
+    settings = FeatureSettings(char_ngrams=None)
+    opts = TrainOptions(settings=settings, kind="nb", dedupe=False)
+    ctx, report = train_out_of_core(records, opts, chunk_size=17)
+    model = ctx.models["multi"]
+    assert model.kind == "nb" and report.records_read == len(records)
+    rows = Vectoriser(settings).transform([r.text for r in records]).to_scipy()
+    y = np.array([r.label for r in records])
+    reference = MultinomialNB(alpha=0.1, fit_prior=False).fit(rows, y)
+    np.testing.assert_array_equal(model.counts, reference.feature_count_[:, model.columns])
+    np.testing.assert_array_equal(model.doc_counts, reference.class_count_)
+    assert 0.0 <= report.thresholds.ham <= report.thresholds.spam <= 1.0
+
+
+def test_train_out_of_core_writes_a_model_that_classifies(tmp_path):
+    out = tmp_path / "model"
+    result = run_cli(
+        "train", SAMPLES / "messages.csv", "--out", out, "--kind", "nb", "--out-of-core", "--chunk-size", "10"
+    )
+    assert result.code == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {e["kind"] for e in manifest["contexts"]["content"]["models"].values()} == {"nb"}
+    scored = run_cli("classify", "--model", out, stdin="WIN a FREE iPhone now\n")
+    assert scored.code == 0 and scored.json_lines()[0]["model"] == "multi"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--out-of-core"],  # needs --kind nb
+        ["--kind", "svm"],
+        ["--engine", "spark"],
+        ["--scheduler", "tcp://127.0.0.1:1"],  # without --engine dask
+    ],
+)
+def test_train_option_combinations_that_cannot_work_are_usage_errors(tmp_path, args):
+    assert_one_line_error(run_cli("train", SAMPLES / "messages.csv", "--out", tmp_path / "m", *args), 2)
+
+
+def _partition(tmp_path: Path) -> list[Path]:
+    rows = list(csv.DictReader((SAMPLES / "messages.csv").open(encoding="utf-8")))
+    parts = []
+    for k in range(3):
+        path = tmp_path / "parts" / f"part-{k}.csv"
+        path.parent.mkdir(exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows[k::3])
+        parts.append(path)
+    return parts
+
+
+@pytest.mark.slow
+def test_dask_engine_on_a_local_cluster_trains_and_classifies_exactly_as_the_local_path(tmp_path):
+    pytest.importorskip("dask.distributed")
+    parts = _partition(tmp_path)
+    models = {}
+    for engine in ("local", "dask"):
+        out = tmp_path / f"model-{engine}"
+        inputs = parts if engine == "local" else [tmp_path / "parts"]
+        result = run_cli("train", *inputs, "--engine", engine, "--out", out, "--min-per-class", "5")
+        assert result.code == 0, result.stderr
+        models[engine] = json.loads((out / "manifest.json").read_text())["contexts"]["content"]["models"]
+    assert {k: v["sha256"] for k, v in models["dask"].items()} == {k: v["sha256"] for k, v in models["local"].items()}
+
+    local = run_cli("classify", *parts, "--model", tmp_path / "model-local")
+    pattern = str(tmp_path / "parts" / "part-*.csv")
+    dask = run_cli("classify", "--engine", "dask", pattern, "--model", tmp_path / "model-local")
+    assert dask.code == local.code == 0, dask.stderr
+    assert dask.stdout == local.stdout
+    assert len(dask.json_lines()) == 64
