@@ -133,11 +133,16 @@ def test_vectoriser_transform_rows_equal_row_by_row_and_survive_cache_resets():
 
 
 def _views(X: sp.csr_matrix, model: NaiveBayesModel) -> sp.csr_matrix:
-    """The two views of NaiveBayesModel's regression: L2-normalised x and L2-normalised x*r."""
-    from sklearn.preprocessing import normalize
+    """The two views of NaiveBayesModel's regression: x and x*r, each divided by its L2 norm with
+    the model's floor (docs/FORMAT.md), built here with scipy independently of the numpy scorer."""
+
+    def floored(matrix: sp.csr_matrix, floor: float) -> sp.csr_matrix:
+        norms = np.sqrt(np.maximum(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel(), floor))
+        return sp.csr_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)
 
     sub = X[:, model.columns]
-    return sp.hstack([normalize(sub), normalize(sub.multiply(model.sparse_weights()).tocsr())]).tocsr()
+    weighted = sub.multiply(model.sparse_weights()).tocsr()
+    return sp.hstack([floored(sub, model.floor_plain), floored(weighted, model.floor_nb)]).tocsr()
 
 
 def test_numpy_nblr_decision_equals_sklearn_logistic_regression_on_the_two_views():
