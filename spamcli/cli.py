@@ -274,7 +274,7 @@ def train(
     label_col: LabelColOpt = None,
     lang_col: LangColOpt = "lang",
     min_per_class: Annotated[int, typer.Option(help="Examples of each class a language needs.")] = 30,
-    max_fpr: Annotated[float, typer.Option(help="Held-out false-positive rate allowed at the spam threshold.")] = 0.01,
+    max_fpr: Annotated[float, typer.Option(help="Held-out false-positive rate allowed at the spam threshold.")] = 0.005,
     alpha: Annotated[float, typer.Option(help="Naive Bayes smoothing.")] = 0.1,
     lang_backend: Annotated[str, typer.Option(help="fasttext or langdetect.")] = "fasttext",
     domain_col: Annotated[
