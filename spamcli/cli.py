@@ -162,16 +162,11 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
                 read_records(path, opts), explain=explain, max_batch=batch_size, jobs=jobs
             )
         return
-    from .dask_engine import classify_partitions, connect, expand_inputs
+    from .dask_engine import classify_partitions, expand_inputs, session
 
     files = expand_inputs(inputs)
-    client, cluster = connect(scheduler)
-    try:
+    with session(scheduler) as client:
         yield classify_partitions(client, spam_filter, files, opts, explain=explain, batch=batch_size)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # ---- train --------------------------------------------------------------------------------
@@ -211,6 +206,7 @@ def train(
     Labels: spam/ham, 1/0, true/false. One Naive Bayes model per language with enough examples of
     both classes, plus a multilingual fallback; thresholds chosen on held-out folds.
     """
+    import contextlib
     import itertools
 
     from .bundle import Bundle, load_bundle, save_bundle
@@ -229,15 +225,7 @@ def train(
     if lang_backend not in ("fasttext", "langdetect"):
         raise UsageError("--lang-backend must be fasttext or langdetect")
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
-    client = cluster = None
-    if use_dask:
-        from .dask_engine import connect, expand_inputs, read_partitions, transformer
-
-        files = expand_inputs(inputs or [])
-        client, cluster = connect(scheduler)
-        sources = [read_partitions(client, files, opts)]
-    else:
-        sources = [read_records(p, opts) for p in inputs or []]
+    sources = [read_records(p, opts) for p in ([] if use_dask else inputs or [])]
     for paths, label in ((spam or [], 1), (ham or [], 0)):
         for p in paths:
             sources.append(read_records(p, ReadOptions(format="text", default_label=label)))
@@ -251,19 +239,21 @@ def train(
         dedupe=dedupe,
         kind=kind,
     )
-    records = itertools.chain.from_iterable(sources)
-    try:
-        with console.status("training") as status:
-            if out_of_core:
-                ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
-            else:
-                transform = transformer(client) if client is not None else None
-                ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+    with contextlib.ExitStack() as stack:
+        transform = None
+        if use_dask:
+            from .dask_engine import expand_inputs, read_partitions, session, transformer
+
+            files = expand_inputs(inputs or [])
+            client = stack.enter_context(session(scheduler))
+            sources.insert(0, read_partitions(client, files, opts))
+            transform = transformer(client)
+        records = itertools.chain.from_iterable(sources)
+        status = stack.enter_context(console.status("training"))
+        if out_of_core:
+            ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
+        else:
+            ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
     existing = {}
     if (out / "manifest.json").exists():
         try:
