@@ -245,16 +245,11 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
                 read_records(path, opts), explain=explain, max_batch=batch_size, jobs=jobs
             )
         return
-    from .dask_engine import classify_partitions, connect, expand_inputs
+    from .dask_engine import classify_partitions, expand_inputs, session
 
     files = expand_inputs(inputs)
-    client, cluster = connect(scheduler)
-    try:
+    with session(scheduler) as client:
         yield classify_partitions(client, spam_filter, files, opts, explain=explain, batch=batch_size)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # ---- train --------------------------------------------------------------------------------
@@ -310,6 +305,7 @@ def train(
     One Naive Bayes model per language with enough examples of both classes, plus a multilingual
     fallback; thresholds chosen on held-out folds.
     """
+    import contextlib
     import itertools
 
     from .bundle import Bundle, load_bundle, save_bundle
@@ -336,16 +332,8 @@ def train(
             raise UsageError("--label-col cannot be combined with the moderation-export options")
         labeler = ModerationLabeler(hidden_col, blocked_col, label_rule, reviewed_col, ham_rule)
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=labeler is None)
-    client = cluster = None
-    if use_dask:
-        from .dask_engine import connect, expand_inputs, read_partitions, transformer
-
-        files = expand_inputs(inputs or [])
-        client, cluster = connect(scheduler)
-        sources = [read_partitions(client, files, opts)]
-    else:
-        sources = [read_records(p, opts) for p in inputs or []]
-    if labeler is not None:
+    sources = [read_records(p, opts) for p in ([] if use_dask else inputs or [])]
+    if labeler is not None and sources:
         sources = [labeler.apply(itertools.chain.from_iterable(sources))]
     for paths, label in ((spam or [], 1), (ham or [], 0)):
         for p in paths:
@@ -363,23 +351,26 @@ def train(
     )
     if context == "profile" and (out_of_core or use_dask):
         raise UsageError("--out-of-core and --engine dask train the content context")
-    records = itertools.chain.from_iterable(sources)
-    try:
-        with console.status("training") as status:
-            if out_of_core:
-                ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
-            elif context == "profile":
-                from .profiles import train_profile
+    with contextlib.ExitStack() as stack:
+        transform = None
+        if use_dask:
+            from .dask_engine import expand_inputs, read_partitions, session, transformer
 
-                ctx, report = train_profile(records, train_opts, progress=status.update)
-            else:
-                transform = transformer(client) if client is not None else None
-                ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+            files = expand_inputs(inputs or [])
+            client = stack.enter_context(session(scheduler))
+            partitions = read_partitions(client, files, opts)
+            sources.insert(0, labeler.apply(partitions) if labeler is not None else partitions)
+            transform = transformer(client)
+        records = itertools.chain.from_iterable(sources)
+        status = stack.enter_context(console.status("training"))
+        if out_of_core:
+            ctx, report = train_out_of_core(records, train_opts, chunk_size, progress=status.update)
+        elif context == "profile":
+            from .profiles import train_profile
+
+            ctx, report = train_profile(records, train_opts, progress=status.update)
+        else:
+            ctx, report = train_context(records, train_opts, progress=status.update, transform=transform)
     if labeler is not None:
         c = labeler.counts
         console.print(

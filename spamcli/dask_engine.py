@@ -25,6 +25,7 @@ import glob
 import itertools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,17 +54,23 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return files
 
 
-def connect(scheduler: str | None, workers: int = 2):
-    """A Dask client: to ``scheduler`` (``tcp://host:8786``) or, without one, a LocalCluster of
-    ``workers`` single-threaded processes. Returns ``(client, cluster or None)``."""
+@contextmanager
+def session(scheduler: str | None, workers: int = 2) -> Iterator:
+    """A Dask client, closed on exit: to ``scheduler`` (``tcp://host:8786``) or, without one, to a
+    LocalCluster of ``workers`` single-threaded processes started (and stopped) here."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise UsageError("--engine dask needs Dask: pip install 'spamcli[dask]'") from None
     if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 def _classify_partition(bundle, context: str, thresholds, path: str, opts, explain: int, batch: int) -> list[dict]:
