@@ -255,9 +255,19 @@ class Vectoriser:
             cols = [hash_feature("w:" + token, n)]
             char = self.settings.char_ngrams
             if char and token[0] != "⟨" and len(token) >= 2:
+                # n-grams recur across tokens (also across new ones): look them up in the feature
+                # cache, inlined here because this is the hottest loop of the vectoriser
+                cache, crc32 = self._cache, zlib.crc32
                 padded = f" {token} "
                 for size in range(char[0], char[1] + 1):
-                    cols.extend(hash_feature("c:" + padded[i : i + size], n) for i in range(len(padded) - size + 1))
+                    for i in range(len(padded) - size + 1):
+                        gram = "c:" + padded[i : i + size]
+                        col = cache.get(gram)
+                        if col is None:
+                            col = cache[gram] = crc32(gram.encode("utf-8")) % n
+                        cols.append(col)
+                if len(cache) >= self._CACHE_LIMIT:
+                    cache.clear()
             if len(self._token_cache) >= self._TOKEN_CACHE_LIMIT:
                 self._token_cache.clear()
             self._token_cache[token] = cols
