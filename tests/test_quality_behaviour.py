@@ -137,3 +137,17 @@ def test_langdetect_backend_is_seeded_and_deterministic():
     assert first == detector.detect(texts)
     assert first[0][0] == "de" and first[1][0] == "es"
     assert first[3] == ("und", 0.0)
+
+
+def test_the_shipped_model_does_not_flag_short_genuine_greetings():
+    from spamcli import SpamFilter
+    from spamcli.bundle import default_model_dir
+
+    if not (default_model_dir() / "manifest.json").exists():
+        pytest.skip("no shipped default model")
+    spam_filter = SpamFilter.load()
+    greetings = ["hello", "hi", "yes", "ok", "thanks", "good morning", "see you tomorrow", "lol", "no"]
+    verdicts = spam_filter.score(greetings)
+    assert [v.label for v in verdicts if v.label == SPAM] == []
+    spam = spam_filter.score(["WIN a FREE iPhone, claim at http://x.example"])[0]
+    assert spam.label == SPAM
