@@ -12,7 +12,6 @@ argument) at a directory laid out like ``shared/datasets``.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import zlib
@@ -341,30 +340,6 @@ def standard_split(
     for name in UNSEEN_SETS:
         test[name] = data[name]
     return train, test
-
-
-def write_registry_csv(path: Path) -> None:
-    """The registry as a CSV table (used to keep datasets/registry.csv in sync)."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["name", "folder", "files", "origin", "license", "shippable", "context", "domain", "languages", "format"]
-        )
-        for d in REGISTRY.values():
-            writer.writerow(
-                [
-                    d.name,
-                    d.folder,
-                    " ".join(d.files),
-                    d.origin,
-                    d.license,
-                    d.shippable,
-                    d.context,
-                    d.domain,
-                    d.languages,
-                    d.format,
-                ]
-            )
 
 
 __all__ = ["REGISTRY", "DatasetInfo", "datasets_root", "load", "parse_label", "split_by_group"]

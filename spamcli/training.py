@@ -15,6 +15,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,8 +99,10 @@ class TrainReport:
         }
 
 
+@lru_cache(maxsize=1 << 18)
 def _group_key(text: str) -> int:
-    """Duplicates and near-exact duplicates (same normalised text) share a key, hence a fold."""
+    """Duplicates and near-exact duplicates (same normalised text) share a key, hence a fold.
+    Cached: cleaning, conflict removal and fold assignment ask for the same texts."""
     return zlib.crc32(normalise(text).encode("utf-8"))
 
 
