@@ -63,17 +63,23 @@ class FastTextDetector(LanguageDetector):
             self._model = fasttext.load_model(str(path))
         except ValueError as exc:
             raise ModelError(f"cannot load language-id model {path}: {exc}") from None
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    _CACHE_LIMIT = 20_000
 
     def detect(self, texts: list[str]) -> list[tuple[str, float]]:
+        """Predictions are remembered per cleaned text (bounded; emptied when full): streams repeat
+        whole messages, and fastText costs ~20 µs a message. The answer is the same either way."""
+        cache = self._cache
         cleaned = [_clean(t) for t in texts]
-        out: list[tuple[str, float]] = [(UNKNOWN, 0.0)] * len(texts)
-        todo = [i for i, t in enumerate(cleaned) if t]
-        if not todo:
-            return out
-        labels, probs = self._model.predict([cleaned[i] for i in todo], k=1)
-        for i, label, prob in zip(todo, labels, probs):
-            out[i] = (label[0].replace("__label__", ""), float(min(1.0, prob[0])))
-        return out
+        todo = list(dict.fromkeys(t for t in cleaned if t and t not in cache))
+        if todo:
+            labels, probs = self._model.predict(todo, k=1)
+            if len(cache) + len(todo) > self._CACHE_LIMIT:
+                cache.clear()
+            for text, label, prob in zip(todo, labels, probs):
+                cache[text] = (label[0].replace("__label__", ""), float(min(1.0, prob[0])))
+        return [cache[t] if t else (UNKNOWN, 0.0) for t in cleaned]
 
 
 class LangdetectDetector(LanguageDetector):

@@ -223,6 +223,12 @@ class NaiveBayesModel:
         self._dense.clear()
 
     # ---- scoring --------------------------------------------------------------------------
+    def _gather(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``r``, ``u`` and ``v`` at ``columns`` (nblr): the same values as three :meth:`_values`
+        calls, mapping the columns to table slots once."""
+        slots = self._lookup("r")[0][columns]
+        return tuple(np.take(self._lookup(name)[1], slots) for name in ("r", "u", "v"))
+
     def _terms(self, rows: SparseRows) -> tuple[np.ndarray, ...]:
         """Per stored entry: NB-weighted value; per row: the two inverse norms (nblr)."""
         r = self._values("r", rows.indices)
@@ -235,12 +241,19 @@ class NaiveBayesModel:
 
     def decision_function(self, rows: SparseRows) -> np.ndarray:
         """The uncalibrated score ``z`` of each row (see module docstring)."""
-        terms = self._terms(rows)
         if self.kind == "nb":
-            return row_sums(rows, terms[0])
-        weighted, inv_plain, inv_nb = terms
-        plain = row_sums(rows, rows.data * self._values("u", rows.indices)) * inv_plain
-        nb = row_sums(rows, weighted * self._values("v", rows.indices)) * inv_nb
+            return row_sums(rows, self._terms(rows)[0])
+        r, u, v = self._gather(rows.indices)
+        row_ids = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
+
+        def sums(values: np.ndarray) -> np.ndarray:  # row_sums(rows, values), row ids computed once
+            return np.bincount(row_ids, weights=values, minlength=rows.n_rows)
+
+        weighted = rows.data * r
+        inv_plain = _inverse_norms(sums(rows.data.astype(np.float64) ** 2), self.floor_plain)
+        inv_nb = _inverse_norms(sums(weighted**2), self.floor_nb)
+        plain = sums(rows.data * u) * inv_plain
+        nb = sums(weighted * v) * inv_nb
         return self.intercept + plain + nb
 
     def calibrate(self, z: np.ndarray) -> np.ndarray:

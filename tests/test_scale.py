@@ -133,3 +133,25 @@ def test_dask_engine_on_a_local_cluster_trains_and_classifies_exactly_as_the_loc
     assert dask.code == local.code == 0, dask.stderr
     assert dask.stdout == local.stdout
     assert len(dask.json_lines()) == 64
+
+
+def test_micro_batches_reader_pauses_while_the_queue_is_full():
+    import threading
+    import time
+
+    pulled = 0
+    done = threading.Event()
+
+    def items():
+        nonlocal pulled
+        for i in range(10_000):
+            pulled += 1
+            yield i
+        done.set()
+
+    batches = micro_batches(items(), max_batch=10, max_wait=0.001)
+    assert next(batches) == list(range(10))
+    time.sleep(0.3)  # the consumer is busy: the reader must stop near 4 * max_batch waiting items
+    assert not done.is_set() and pulled <= 10 + 4 * 10 + 2
+    rest = [x for batch in batches for x in batch]
+    assert rest == list(range(10, 10_000))  # and nothing is lost once the consumer goes on
