@@ -1,0 +1,1540 @@
+/* spamcli._speedups: C versions of the hot paths of spamcli.text.
+ *
+ * The pure-Python functions of spamcli/text.py (_normalise_py, _tokenise_py, Vectoriser._columns_py)
+ * are the reference: every function here returns exactly what they return (tests/test_speedups.py
+ * compares both on the shared datasets, hand-written cases and a random fuzz).
+ *
+ *   normalise(text) -> str
+ *       spamcli.text.normalise. The rare, hard passes call back into Python (set by configure()):
+ *       NFKC of a text with a character that cannot be normalised on its own, html.unescape (only
+ *       with "&"), href/tag stripping (only with "<"), e-mail and URL markers (only on the
+ *       whitespace-separated chunks where a match is possible), phone markers (only when a digit run
+ *       can match), str.lower() (only when a non-ASCII character changes case). Everything else is
+ *       done here: NFKC character by character, invisible characters, caps detection, number and
+ *       emoji markers, the repeat collapse, ASCII lower-casing, whitespace collapse and strip.
+ *   tokenise(normalised) -> list[str]
+ *       spamcli.text.tokenise: the _TOKEN_RE findall and the bigrams of no-space scripts.
+ *   columns(normalised, n_features, word_ngrams, char_lo, char_hi, binary) -> (list[int], list[float] | None)
+ *       Vectoriser._columns of a text whose normalise() is `normalised`: CRC-32 of the UTF-8 of
+ *       "w:tok", "c:<n-gram of ' tok '>", "b:a b" modulo n_features, deduplicated in first-seen
+ *       order (binary, values None) or counted. char_lo = char_hi = 0: no character n-grams.
+ *   rows(texts, max_chars, n_features, word_ngrams, char_lo, char_hi, binary, cache, cache_limit,
+ *        cache_max_chars) -> (indptr, indices, data | None)
+ *       Vectoriser.transform: normalise(text[:max_chars]) and columns() of each text, as bytearrays
+ *       of int64 row offsets, int32 columns and float32 values (None: binary, all 1.0). `cache` (a
+ *       dict or None) maps a text of at most cache_max_chars characters to its packed row (bytes:
+ *       uint32 columns, then float32 values unless binary); it is emptied when it holds cache_limit.
+ *   configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones)
+ *       The Python callbacks: nfkc("NFKC", text) (unicodedata.normalize), nfkc_char(code point) ->
+ *       (its NFKC, combining class of its first and last character) when a text can be normalised
+ *       character by character around it (see nfkc_state), else None; the others f(text) -> text.
+ *
+ * Character classes follow Python's `re` on str: \w is Py_UNICODE_ISALNUM(ch) || ch == '_', \s is
+ * Py_UNICODE_ISSPACE, \d is Py_UNICODE_ISDECIMAL. Lengths and n-grams are in code points.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARK_OPEN 0x27E8  /* ⟨ */
+#define MARK_CLOSE 0x27E9 /* ⟩ */
+#define CAPS_SAMPLE 500
+#define MARKER_MAX 80
+
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32) ---------------------------------------- */
+
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+/* The register before finalisation: start at 0xFFFFFFFF, the CRC is register ^ 0xFFFFFFFF. */
+static inline uint32_t
+crc_feed(uint32_t r, const unsigned char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        r = crc_table[(r ^ p[i]) & 0xFF] ^ (r >> 8);
+    return r;
+}
+
+static inline uint32_t
+crc_byte(uint32_t r, unsigned char b)
+{
+    return crc_table[(r ^ b) & 0xFF] ^ (r >> 8);
+}
+
+/* ---- character classes -------------------------------------------------------------------- */
+
+#define CF_KNOWN 1
+#define CF_SPACE 2    /* \s, str.isspace */
+#define CF_DECIMAL 4  /* \d, str.isdecimal */
+#define CF_ALPHA 8    /* str.isalpha */
+#define CF_UPPER 16   /* str.isupper of one character */
+#define CF_TOKWORD 32 /* _WORD: \w plus some combining marks */
+#define CF_REWORD 64  /* \w */
+#define CF_LOWERS 128 /* lower() changes it */
+
+/* Flags of the BMP, filled in on first use (the same values each time: no lock needed). */
+static uint8_t bmp_flags[65536];
+
+static uint8_t
+compute_flags(Py_UCS4 c)
+{
+    uint8_t f = CF_KNOWN;
+    int alnum = Py_UNICODE_ISALNUM(c);
+    if (Py_UNICODE_ISSPACE(c))
+        f |= CF_SPACE;
+    if (Py_UNICODE_ISDECIMAL(c))
+        f |= CF_DECIMAL;
+    if (Py_UNICODE_ISALPHA(c))
+        f |= CF_ALPHA;
+    if (Py_UNICODE_ISUPPER(c))
+        f |= CF_UPPER;
+    if (alnum || c == '_')
+        f |= CF_REWORD | CF_TOKWORD;
+    /* the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script that _WORD adds to \w */
+    if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x0610 && c <= 0x061A) || (c >= 0x064B && c <= 0x065F) ||
+        c == 0x0670 || (c >= 0x06D6 && c <= 0x06ED) || (c >= 0x0900 && c <= 0x0DFF) ||
+        (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF))
+        f |= CF_TOKWORD;
+    if (Py_UNICODE_TOLOWER(c) != c)
+        f |= CF_LOWERS;
+    return f;
+}
+
+/* Astral code points (emoji, mathematical letters, ...): a small direct-mapped cache of their flags
+ * and NFKC state (see nfkc_state); c = 0 marks an empty slot. */
+#define ASTRAL_SLOTS 1024
+static struct {
+    Py_UCS4 c;
+    uint8_t flags, nfkc, ccc_first, ccc_last;
+} astral[ASTRAL_SLOTS];
+
+static inline int
+astral_slot(Py_UCS4 c)
+{
+    int k = (int)(c & (ASTRAL_SLOTS - 1));
+    if (astral[k].c != c) {
+        astral[k].c = c;
+        astral[k].flags = compute_flags(c);
+        astral[k].nfkc = 0;
+    }
+    return k;
+}
+
+static inline uint8_t
+cflags(Py_UCS4 c)
+{
+    if (c < 0x10000) {
+        uint8_t f = bmp_flags[c];
+        if (!f)
+            f = bmp_flags[c] = compute_flags(c);
+        return f;
+    }
+    return astral[astral_slot(c)].flags;
+}
+
+static inline int
+is_space(Py_UCS4 c)
+{
+    return c < 128 ? (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) : (cflags(c) & CF_SPACE);
+}
+
+static inline int
+is_decimal(Py_UCS4 c)
+{
+    return c < 128 ? (c >= '0' && c <= '9') : (cflags(c) & CF_DECIMAL);
+}
+
+/* _NOSPACE_RE: scripts written without spaces */
+static inline int
+is_nospace(Py_UCS4 c)
+{
+    return (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF) ||
+           (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
+           (c >= 0xF900 && c <= 0xFAFF);
+}
+
+/* [$€£¥₹₽%!?] */
+static inline int
+is_symbol(Py_UCS4 c)
+{
+    switch (c) {
+    case '$': case '%': case '!': case '?': case 0x20AC: case 0x00A3: case 0x00A5: case 0x20B9: case 0x20BD:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* _EMOJI_RE */
+static inline int
+is_emoji(Py_UCS4 c)
+{
+    return (c >= 0x1F000 && c <= 0x1FAFF) || (c >= 0x2600 && c <= 0x27BF) || (c >= 0x2B00 && c <= 0x2BFF);
+}
+
+/* _INVISIBLE_RE */
+static inline int
+is_invisible(Py_UCS4 c)
+{
+    return c == 0x00AD || (c >= 0x200B && c <= 0x200F) || (c >= 0x2060 && c <= 0x2064) || c == 0xFEFF;
+}
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+/* Make room for `need` elements of `elem` bytes in *p (capacity *cap); -1 (MemoryError) on failure. */
+static int
+reserve(void *pp, Py_ssize_t *cap, Py_ssize_t need, size_t elem)
+{
+    void **p = (void **)pp;
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *np = PyMem_Realloc(*p, (size_t)c * elem);
+    if (!np) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *p = np;
+    *cap = c;
+    return 0;
+}
+
+typedef struct {
+    Py_UCS4 *buf;
+    Py_ssize_t len, cap;
+} UBuf;
+
+static inline int
+ubuf_reserve(UBuf *b, Py_ssize_t extra)
+{
+    return reserve(&b->buf, &b->cap, b->len + extra, sizeof(Py_UCS4));
+}
+
+/* ---- the Python callbacks ----------------------------------------------------------------- */
+
+static PyObject *hook_nfkc, *hook_nfkc_char, *hook_unescape, *hook_tags, *hook_emails, *hook_urls, *hook_phones;
+static PyObject *str_nfkc, *str_lower, *str_caps, *str_space_caps;
+
+/* NFKC character by character. Let the "charwise" text be the concatenation of the NFKC of each
+ * character. It has the NFKD of the text (NFKD(NFKC(c)) = NFKD(c), and canonical reordering is a
+ * stable sort), so the NFKC of the text is the NFKC of the charwise text, which is the charwise text
+ * itself when it passes the NFKC quick check: every character NFKC_QC=Yes and no combining class
+ * lower than the non-zero one before it. The characters of an NFKC are never NFKC_QC=No; nfkc_char()
+ * in spamcli/text.py rules out the ones that may be Maybe (the second character of a canonical
+ * composition; tests/test_speedups.py checks every composition) and gives the combining classes of
+ * the first and last character, which nfkc_step() checks across characters. Otherwise the whole
+ * text goes to unicodedata.normalize.
+ * States of a code point: 0 not asked yet, 1 unchanged, 2 replaced, 3 the whole text goes to Python. */
+static uint8_t nfkc_bmp[65536];
+static uint8_t nfkc_bmp_ccc[65536][2]; /* combining class of the first and last character of its NFKC */
+static PyObject *nfkc_info;            /* int -> (nfkc: str, first ccc, last ccc) or None */
+
+/* The state (1, 2, 3) of c >= 128 with the combining classes of its NFKC and, if repl is not NULL
+ * and the state is 2, the NFKC itself (borrowed); -1 on error. */
+static int
+nfkc_state(Py_UCS4 c, int *first, int *last, PyObject **repl)
+{
+    if (c < 0x10000) {
+        int st = nfkc_bmp[c];
+        if (st == 1 || st == 3 || (st == 2 && !repl)) {
+            *first = nfkc_bmp_ccc[c][0];
+            *last = nfkc_bmp_ccc[c][1];
+            return st;
+        }
+    }
+    else {
+        int k = astral_slot(c), st = astral[k].nfkc;
+        if (st == 1 || st == 3 || (st == 2 && !repl)) {
+            *first = astral[k].ccc_first;
+            *last = astral[k].ccc_last;
+            return st;
+        }
+    }
+    PyObject *key = PyLong_FromUnsignedLong(c);
+    if (!key)
+        return -1;
+    PyObject *value = PyDict_GetItemWithError(nfkc_info, key); /* borrowed */
+    if (!value) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+        value = PyObject_CallOneArg(hook_nfkc_char, key);
+        if (!value) {
+            Py_DECREF(key);
+            return -1;
+        }
+        if (value != Py_None &&
+            !(PyTuple_Check(value) && PyTuple_GET_SIZE(value) == 3 && PyUnicode_Check(PyTuple_GET_ITEM(value, 0)) &&
+              PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(value, 0)) > 0 && PyLong_Check(PyTuple_GET_ITEM(value, 1)) &&
+              PyLong_Check(PyTuple_GET_ITEM(value, 2)))) {
+            PyErr_SetString(PyExc_TypeError, "nfkc_char() must return (str, int, int) or None");
+            Py_DECREF(value);
+            Py_DECREF(key);
+            return -1;
+        }
+        int failed = PyDict_SetItem(nfkc_info, key, value);
+        Py_DECREF(value); /* the dict holds it */
+        if (failed) {
+            Py_DECREF(key);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    int st;
+    if (value == Py_None) {
+        st = 3;
+        *first = *last = 0;
+    }
+    else {
+        PyObject *out = PyTuple_GET_ITEM(value, 0);
+        long f = PyLong_AsLong(PyTuple_GET_ITEM(value, 1)), l = PyLong_AsLong(PyTuple_GET_ITEM(value, 2));
+        if (f < 0 || f > 255 || l < 0 || l > 255) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "nfkc_char(): combining classes are 0..255");
+            return -1;
+        }
+        *first = (int)f;
+        *last = (int)l;
+        st = (PyUnicode_GET_LENGTH(out) == 1 && PyUnicode_READ_CHAR(out, 0) == c) ? 1 : 2;
+        if (repl)
+            *repl = out;
+    }
+    if (c < 0x10000) {
+        nfkc_bmp_ccc[c][0] = (uint8_t)*first;
+        nfkc_bmp_ccc[c][1] = (uint8_t)*last;
+        nfkc_bmp[c] = (uint8_t)st;
+    }
+    else {
+        int k = astral_slot(c);
+        astral[k].ccc_first = (uint8_t)*first;
+        astral[k].ccc_last = (uint8_t)*last;
+        astral[k].nfkc = (uint8_t)st;
+    }
+    return st;
+}
+
+/* Replace *s by hook(*s) (or hook("NFKC", *s)); -1 on error (*s is then released and NULL). */
+static int
+apply_hook(PyObject *hook, PyObject **s, int nfkc)
+{
+    PyObject *r = nfkc ? PyObject_CallFunctionObjArgs(hook, str_nfkc, *s, NULL) : PyObject_CallOneArg(hook, *s);
+    Py_DECREF(*s);
+    *s = r;
+    if (!r)
+        return -1;
+    if (!PyUnicode_Check(r)) {
+        PyErr_Format(PyExc_TypeError, "a normalise hook returned %.100s, not str", Py_TYPE(r)->tp_name);
+        Py_CLEAR(*s);
+        return -1;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(r) < 0) {
+        Py_CLEAR(*s);
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+/* unicodedata.normalize("NFKC", *s) for a non-ASCII text; -1 on error (*s released). */
+static int
+nfkc_step(PyObject **s)
+{
+    PyObject *text = *s, *repl = NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int replace = 0, prev = 0, first, last;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128) {
+            prev = 0;
+            continue;
+        }
+        int st = nfkc_state(c, &first, &last, NULL);
+        if (st < 0) {
+            Py_CLEAR(*s);
+            return -1;
+        }
+        if (st == 3 || (first && prev > first))
+            return apply_hook(hook_nfkc, s, 1);
+        prev = last;
+        replace |= st == 2;
+    }
+    if (!replace)
+        return 0;
+    UBuf o = {NULL, 0, 0};
+    if (ubuf_reserve(&o, n + 16) < 0)
+        goto error;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        int st = c < 128 ? 1 : nfkc_state(c, &first, &last, &repl);
+        if (st < 0)
+            goto error;
+        if (st == 1) {
+            if (ubuf_reserve(&o, 1) < 0)
+                goto error;
+            o.buf[o.len++] = c;
+            continue;
+        }
+        Py_ssize_t m = PyUnicode_GET_LENGTH(repl);
+        if (ubuf_reserve(&o, m) < 0)
+            goto error;
+        for (Py_ssize_t k = 0; k < m; k++)
+            o.buf[o.len++] = PyUnicode_READ_CHAR(repl, k);
+    }
+    PyObject *r = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, o.buf, o.len);
+    PyMem_Free(o.buf);
+    Py_DECREF(*s);
+    *s = r;
+    return r ? 0 : -1;
+error:
+    PyMem_Free(o.buf);
+    Py_CLEAR(*s);
+    return -1;
+}
+
+/* _INVISIBLE_RE.sub("", *s); -1 on error (*s released). */
+static int
+drop_invisible(PyObject **s)
+{
+    PyObject *text = *s;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), first = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (is_invisible(PyUnicode_READ(kind, data, i))) {
+            first = i;
+            break;
+        }
+    }
+    if (first < 0)
+        return 0;
+    Py_UCS4 *buf = PyMem_Malloc((size_t)n * sizeof(Py_UCS4));
+    if (!buf) {
+        PyErr_NoMemory();
+        Py_CLEAR(*s);
+        return -1;
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (!is_invisible(c))
+            buf[m++] = c;
+    }
+    PyObject *r = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, m);
+    PyMem_Free(buf);
+    Py_DECREF(text);
+    *s = r;
+    return r ? 0 : -1;
+}
+
+static inline int
+has_char(PyObject *s, Py_UCS4 ch)
+{
+    return PyUnicode_FindChar(s, ch, 0, PyUnicode_GET_LENGTH(s), 1) >= 0;
+}
+
+/* ⟨caps⟩: at least 12 letters in the first 500 characters, more than 60% of them upper-case. */
+static int
+is_shouting(PyObject *s)
+{
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n > CAPS_SAMPLE)
+        n = CAPS_SAMPLE;
+    long letters = 0, upper = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128) {
+            letters += ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+            upper += (c >= 'A' && c <= 'Z');
+        }
+        else {
+            uint8_t f = cflags(c);
+            letters += (f & CF_ALPHA) != 0;
+            upper += (f & CF_UPPER) != 0;
+        }
+    }
+    return letters >= 12 && (double)upper / (double)letters > 0.6;
+}
+
+/* ---- e-mail, URL and phone passes: where can they match? ---------------------------------- */
+
+static const char *const TLDS[] = {
+    "com", "net", "org", "info", "biz", "ru", "xyz", "top", "io", "co", "me", "ly", "ltd", "site", "online",
+    "club", "shop", "store", "link", "click", "live", "app", "uk", "de", "fr", "in", "cn", "tk", "ml", "ga",
+    "cf", "gq", "us", "eu", "es", "it", "nl", "br", "id", "th", "tr", "vn", "pl", "su", "cc", "tv", "ws",
+    "pw", "gl", "gd", NULL,
+};
+
+/* The ASCII letter a character matches with re.IGNORECASE (Python's `re` on str also matches KELVIN
+ * SIGN to k, LONG S to s, dotted and dotless I to i), else 0. */
+static inline Py_UCS4
+fold_ascii(Py_UCS4 c)
+{
+    if (c < 128)
+        return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    switch (c) {
+    case 0x0130: case 0x0131: return 'i';
+    case 0x017F: return 's';
+    case 0x212A: return 'k';
+    default: return 0;
+    }
+}
+
+/* Whether _URL_HINT_RE (\.(?:TLDS)\b|https?://|www\., ignoring case) or more may match at the "."
+ * or ":" at p: "://", "www." or "." + a TLD + a word boundary. The Python hook checks its exact hint
+ * again, so this only has to say yes whenever the hint matches. */
+static int
+url_hint_at(int kind, const void *data, Py_ssize_t p, Py_ssize_t n)
+{
+    Py_UCS4 c = PyUnicode_READ(kind, data, p);
+    if (c == ':')
+        return p + 2 < n && PyUnicode_READ(kind, data, p + 1) == '/' && PyUnicode_READ(kind, data, p + 2) == '/';
+    if (p >= 3 && fold_ascii(PyUnicode_READ(kind, data, p - 3)) == 'w' &&
+        fold_ascii(PyUnicode_READ(kind, data, p - 2)) == 'w' && fold_ascii(PyUnicode_READ(kind, data, p - 1)) == 'w')
+        return 1;
+    if (p + 1 >= n)
+        return 0;
+    Py_UCS4 f = fold_ascii(PyUnicode_READ(kind, data, p + 1));
+    if (!f)
+        return 0;
+    for (const char *const *t = TLDS; *t; t++) {
+        if ((Py_UCS4)(unsigned char)(*t)[0] != f)
+            continue;
+        Py_ssize_t m = (Py_ssize_t)strlen(*t), k;
+        if (p + 1 + m > n)
+            continue;
+        for (k = 1; k < m; k++) {
+            if (fold_ascii(PyUnicode_READ(kind, data, p + 1 + k)) != (Py_UCS4)(unsigned char)(*t)[k])
+                break;
+        }
+        if (k < m)
+            continue;
+        if (p + 1 + m == n)
+            return 1;
+        Py_UCS4 next = PyUnicode_READ(kind, data, p + 1 + m);
+        if (!(next < 128 ? (next == '_' || Py_ISALNUM(next)) : (cflags(next) & CF_REWORD)))
+            return 1;
+    }
+    return 0;
+}
+
+typedef Py_ssize_t (*hint_finder)(int kind, const void *data, Py_ssize_t from, Py_ssize_t n);
+
+static Py_ssize_t
+find_url_hint(int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
+{
+    for (Py_ssize_t p = from; p < n; p++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, p);
+        if ((c == '.' || c == ':') && url_hint_at(kind, data, p, n))
+            return p;
+    }
+    return -1;
+}
+
+static Py_ssize_t
+find_at_sign(int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
+{
+    for (Py_ssize_t p = from; p < n; p++) {
+        if (PyUnicode_READ(kind, data, p) == '@')
+            return p;
+    }
+    return -1;
+}
+
+/* hook applied to each maximal run of non-whitespace characters of *s that holds a place found by
+ * find(). The same as hook(*s) for the e-mail and URL passes: their matches hold no whitespace (and
+ * contain such a place), and their look-behind and \b see a whitespace neighbour as they see the
+ * start or end of the text. -1 on error (*s released). */
+static int
+apply_chunked(PyObject *hook, PyObject **s, hint_finder find)
+{
+    PyObject *text = *s, *pieces = NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), copied = 0, i = 0;
+    while (i < n) {
+        Py_ssize_t p = find(kind, data, i, n);
+        if (p < 0)
+            break;
+        Py_ssize_t a = p, b = p + 1;
+        while (a > i && !is_space(PyUnicode_READ(kind, data, a - 1)))
+            a--;
+        while (b < n && !is_space(PyUnicode_READ(kind, data, b)))
+            b++;
+        i = b;
+        PyObject *orig = PyUnicode_Substring(text, a, b);
+        if (!orig)
+            goto error;
+        PyObject *chunk = PyObject_CallOneArg(hook, orig);
+        if (chunk && !PyUnicode_Check(chunk)) {
+            PyErr_Format(PyExc_TypeError, "a normalise hook returned %.100s, not str", Py_TYPE(chunk)->tp_name);
+            Py_CLEAR(chunk);
+        }
+        if (!chunk) {
+            Py_DECREF(orig);
+            goto error;
+        }
+        int same = chunk == orig || PyUnicode_Compare(chunk, orig) == 0;
+        Py_DECREF(orig);
+        if (same) {
+            Py_DECREF(chunk);
+            continue;
+        }
+        if (!pieces && !(pieces = PyList_New(0))) {
+            Py_DECREF(chunk);
+            goto error;
+        }
+        PyObject *before = PyUnicode_Substring(text, copied, a);
+        if (!before || PyList_Append(pieces, before) < 0 || PyList_Append(pieces, chunk) < 0) {
+            Py_XDECREF(before);
+            Py_DECREF(chunk);
+            goto error;
+        }
+        Py_DECREF(before);
+        Py_DECREF(chunk);
+        copied = b;
+    }
+    if (!pieces)
+        return 0;
+    PyObject *rest = PyUnicode_Substring(text, copied, n);
+    if (!rest || PyList_Append(pieces, rest) < 0) {
+        Py_XDECREF(rest);
+        goto error;
+    }
+    Py_DECREF(rest);
+    PyObject *empty = PyUnicode_New(0, 0);
+    PyObject *joined = empty ? PyUnicode_Join(empty, pieces) : NULL;
+    Py_XDECREF(empty);
+    Py_DECREF(pieces);
+    Py_DECREF(text);
+    *s = joined;
+    return joined ? 0 : -1;
+error:
+    Py_XDECREF(pieces);
+    Py_CLEAR(*s);
+    return -1;
+}
+
+/* _PHONE_HINT_RE.search(s) (\d[\d\s().-]{6,}\d), exactly: two digits at least 7 apart with only
+ * digits, whitespace and ().- between them. */
+static int
+phone_hint(PyObject *s)
+{
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s), first = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (is_decimal(c)) {
+            if (first < 0)
+                first = i;
+            else if (i - first >= 7)
+                return 1;
+        }
+        else if (!(c == '(' || c == ')' || c == '.' || c == '-' || is_space(c))) {
+            first = -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- normalise ---------------------------------------------------------------------------- */
+
+/* Append a marker "⟨name⟩" surrounded by (collapsed) spaces. */
+static int
+put_marker(UBuf *o, const char *name)
+{
+    if (ubuf_reserve(o, (Py_ssize_t)strlen(name) + 4) < 0)
+        return -1;
+    if (o->len && o->buf[o->len - 1] != ' ')
+        o->buf[o->len++] = ' ';
+    o->buf[o->len++] = MARK_OPEN;
+    for (const char *p = name; *p; p++)
+        o->buf[o->len++] = (Py_UCS4)(unsigned char)*p;
+    o->buf[o->len++] = MARK_CLOSE;
+    o->buf[o->len++] = ' ';
+    return 0;
+}
+
+/* The passes after the phone markers, in one scan: number markers (\d+(?:[.,]\d+)*), emoji markers,
+ * (.)\1{2,} -> \1\1, lower(), " ⟨caps⟩", whitespace collapse and strip. Whitespace is collapsed
+ * before lower() here, which gives the same text: no character lower-cases to or from whitespace, and
+ * whitespace is neither cased nor case-ignorable (the final-sigma rule of str.lower); a run of one
+ * repeated character never holds whitespace once whitespace is collapsed, nor a marker (markers are
+ * surrounded by spaces).
+ * The result is o->buf[:o->len] with *str_out NULL, or *str_out (a new str) when str.lower() had to
+ * be called (a non-ASCII character that changes case). *maxc: the largest code point of o->buf. */
+static int
+final_pass(PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc_out)
+{
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    Py_UCS4 run_c = 0, maxc = 0;
+    int run_n = 0, call_lower = 0;
+
+    o->len = 0;
+    *str_out = NULL;
+    if (ubuf_reserve(o, n + 16) < 0)
+        return -1;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        uint8_t f = 0;
+        if (c >= 128) {
+            if (is_emoji(c)) {
+                if (put_marker(o, "emoji") < 0)
+                    return -1;
+                maxc = MARK_CLOSE > maxc ? MARK_CLOSE : maxc;
+                run_n = 0;
+                i++;
+                continue;
+            }
+            f = cflags(c);
+        }
+        if (c < 128 ? (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) : (f & CF_SPACE)) {
+            if (o->len && o->buf[o->len - 1] != ' ') {
+                if (ubuf_reserve(o, 1) < 0)
+                    return -1;
+                o->buf[o->len++] = ' ';
+            }
+            run_n = 0;
+            i++;
+            continue;
+        }
+        if (c < 128 ? (c >= '0' && c <= '9') : (f & CF_DECIMAL)) {
+            Py_ssize_t j = i + 1;
+            long digits = 1;
+            for (;;) {
+                while (j < n && is_decimal(PyUnicode_READ(kind, data, j))) {
+                    j++;
+                    digits++;
+                }
+                if (j + 1 < n) {
+                    Py_UCS4 sep = PyUnicode_READ(kind, data, j);
+                    if ((sep == '.' || sep == ',') && is_decimal(PyUnicode_READ(kind, data, j + 1))) {
+                        j++;
+                        continue;
+                    }
+                }
+                break;
+            }
+            char name[5] = {'n', 'u', 'm', (char)('0' + (digits < 5 ? digits : 5)), 0};
+            if (put_marker(o, name) < 0)
+                return -1;
+            maxc = MARK_CLOSE > maxc ? MARK_CLOSE : maxc;
+            run_n = 0;
+            i = j;
+            continue;
+        }
+        i++;
+        if (run_n && c == run_c) {
+            if (run_n >= 2)
+                continue; /* the third and later of a run */
+            run_n++;
+        }
+        else {
+            run_c = c;
+            run_n = 1;
+        }
+        if (ubuf_reserve(o, 1) < 0)
+            return -1;
+        o->buf[o->len++] = c;
+        if (c >= 128) {
+            if (c > maxc)
+                maxc = c;
+            if (f & CF_LOWERS)
+                call_lower = 1;
+        }
+    }
+    if (o->len && o->buf[o->len - 1] == ' ')
+        o->len--;
+
+    if (call_lower) {
+        PyObject *t = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, o->buf, o->len);
+        if (!t)
+            return -1;
+        PyObject *low = PyObject_CallMethodNoArgs(t, str_lower);
+        Py_DECREF(t);
+        if (!low)
+            return -1;
+        if (shouting) {
+            PyObject *r = PyUnicode_Concat(low, PyUnicode_GET_LENGTH(low) ? str_space_caps : str_caps);
+            Py_DECREF(low);
+            if (!r)
+                return -1;
+            low = r;
+        }
+        *str_out = low;
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < o->len; k++) {
+        if (o->buf[k] >= 'A' && o->buf[k] <= 'Z')
+            o->buf[k] += 32;
+    }
+    if (shouting) {
+        static const Py_UCS4 caps[] = {' ', MARK_OPEN, 'c', 'a', 'p', 's', MARK_CLOSE};
+        Py_ssize_t skip = o->len ? 0 : 1;
+        if (ubuf_reserve(o, 7) < 0)
+            return -1;
+        memcpy(o->buf + o->len, caps + skip, (size_t)(7 - skip) * sizeof(Py_UCS4));
+        o->len += 7 - skip;
+        maxc = MARK_CLOSE > maxc ? MARK_CLOSE : maxc;
+    }
+    *maxc_out = maxc;
+    return 0;
+}
+
+static int
+hooks_configured(void)
+{
+    if (!hook_nfkc) {
+        PyErr_SetString(PyExc_RuntimeError, "spamcli._speedups.configure() has not been called");
+        return 0;
+    }
+    return 1;
+}
+
+/* normalise(text) into o / *str_out / *maxc as final_pass() says; -1 on error. */
+static int
+normalise_core(PyObject *text, UBuf *o, PyObject **str_out, Py_UCS4 *maxc)
+{
+    PyObject *s = text;
+    Py_INCREF(s);
+    if (!PyUnicode_IS_ASCII(s) && (nfkc_step(&s) < 0 || drop_invisible(&s) < 0))
+        return -1;
+    if (has_char(s, '&') && apply_hook(hook_unescape, &s, 0) < 0)
+        return -1;
+    if (has_char(s, '<') && apply_hook(hook_tags, &s, 0) < 0)
+        return -1;
+    int shouting = is_shouting(s);
+    if (apply_chunked(hook_emails, &s, find_at_sign) < 0)
+        return -1;
+    if (apply_chunked(hook_urls, &s, find_url_hint) < 0)
+        return -1;
+    if (phone_hint(s) && apply_hook(hook_phones, &s, 0) < 0)
+        return -1;
+    int r = final_pass(s, shouting, o, str_out, maxc);
+    Py_DECREF(s);
+    return r;
+}
+
+static int
+check_str(PyObject *s, const char *fn)
+{
+    if (!PyUnicode_Check(s)) {
+        PyErr_Format(PyExc_TypeError, "%s() expects str, not %.100s", fn, Py_TYPE(s)->tp_name);
+        return -1;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0)
+        return -1;
+#endif
+    return 0;
+}
+
+static PyObject *
+sp_normalise(PyObject *module, PyObject *text)
+{
+    if (check_str(text, "normalise") < 0 || !hooks_configured())
+        return NULL;
+    UBuf o = {NULL, 0, 0};
+    PyObject *result = NULL;
+    Py_UCS4 maxc = 0;
+    if (normalise_core(text, &o, &result, &maxc) < 0) {
+        PyMem_Free(o.buf);
+        return NULL;
+    }
+    if (!result) {
+        if (maxc < 128) {
+            result = PyUnicode_New(o.len, 127);
+            if (result) {
+                Py_UCS1 *d = PyUnicode_1BYTE_DATA(result);
+                for (Py_ssize_t k = 0; k < o.len; k++)
+                    d[k] = (Py_UCS1)o.buf[k];
+            }
+        }
+        else {
+            result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, o.buf, o.len);
+        }
+    }
+    PyMem_Free(o.buf);
+    return result;
+}
+
+static PyObject *
+sp_configure(PyObject *module, PyObject *args)
+{
+    PyObject *h[7];
+    if (!PyArg_ParseTuple(args, "OOOOOOO:configure", &h[0], &h[1], &h[2], &h[3], &h[4], &h[5], &h[6]))
+        return NULL;
+    for (int k = 0; k < 7; k++) {
+        if (!PyCallable_Check(h[k])) {
+            PyErr_SetString(PyExc_TypeError, "configure() expects seven callables");
+            return NULL;
+        }
+    }
+    PyObject *info = PyDict_New();
+    if (!info)
+        return NULL;
+    Py_XSETREF(nfkc_info, info);
+    memset(nfkc_bmp, 0, sizeof(nfkc_bmp));
+    for (int k = 0; k < ASTRAL_SLOTS; k++)
+        astral[k].nfkc = 0;
+    PyObject **slots[7] = {&hook_nfkc, &hook_nfkc_char, &hook_unescape, &hook_tags,
+                           &hook_emails, &hook_urls, &hook_phones};
+    for (int k = 0; k < 7; k++) {
+        Py_INCREF(h[k]);
+        Py_XSETREF(*slots[k], h[k]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- tokenise ----------------------------------------------------------------------------- */
+
+typedef struct {
+    Py_ssize_t start, end; /* code points of the normalised text */
+} Span;
+
+static inline int
+is_token_word(Py_UCS4 c)
+{
+    if (c < 128)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    return (cflags(c) & CF_TOKWORD) != 0;
+}
+
+/* _TOKEN_RE.findall plus the _NOSPACE_RE bigrams. `spans` has room for n + 1 (a text of n code
+ * points has at most n tokens). Returns the number of tokens. */
+static Py_ssize_t
+token_spans(int kind, const void *data, Py_ssize_t n, Span *spans)
+{
+    Py_ssize_t count = 0, i = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == MARK_OPEN) {
+            /* ⟨[^⟩\s]{1,80}⟩ */
+            Py_ssize_t j = i + 1, k = 0;
+            while (k < MARKER_MAX && j < n) {
+                Py_UCS4 d = PyUnicode_READ(kind, data, j);
+                if (d == MARK_CLOSE || is_space(d))
+                    break;
+                j++;
+                k++;
+            }
+            if (k >= 1 && j < n && PyUnicode_READ(kind, data, j) == MARK_CLOSE) {
+                spans[count].start = i;
+                spans[count++].end = j + 1;
+                i = j + 1;
+            }
+            else {
+                i++; /* "⟨" is neither a symbol nor a word character */
+            }
+            continue;
+        }
+        if (is_symbol(c)) {
+            spans[count].start = i;
+            spans[count++].end = i + 1;
+            i++;
+            continue;
+        }
+        if (!is_token_word(c)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t e = i + 1;
+        while (e < n && is_token_word(PyUnicode_READ(kind, data, e)))
+            e++;
+        /* split the word at runs of no-space scripts: the runs become overlapping bigrams */
+        Py_ssize_t p = i, q = i;
+        while (q < e) {
+            if (!is_nospace(PyUnicode_READ(kind, data, q))) {
+                q++;
+                continue;
+            }
+            Py_ssize_t r = q + 1;
+            while (r < e && is_nospace(PyUnicode_READ(kind, data, r)))
+                r++;
+            if (q > p) {
+                spans[count].start = p;
+                spans[count++].end = q;
+            }
+            if (r - q == 1) {
+                spans[count].start = q;
+                spans[count++].end = r;
+            }
+            else {
+                for (Py_ssize_t t = q; t < r - 1; t++) {
+                    spans[count].start = t;
+                    spans[count++].end = t + 2;
+                }
+            }
+            p = q = r;
+        }
+        if (p < e) {
+            spans[count].start = p;
+            spans[count++].end = e;
+        }
+        i = e;
+    }
+    return count;
+}
+
+static PyObject *
+sp_tokenise(PyObject *module, PyObject *s)
+{
+    if (check_str(s, "tokenise") < 0)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    Span *spans = PyMem_Malloc((size_t)(n + 1) * sizeof(Span));
+    if (!spans)
+        return PyErr_NoMemory();
+    Py_ssize_t count = token_spans(PyUnicode_KIND(s), PyUnicode_DATA(s), n, spans);
+    PyObject *list = PyList_New(count);
+    for (Py_ssize_t t = 0; list && t < count; t++) {
+        PyObject *tok = PyUnicode_Substring(s, spans[t].start, spans[t].end);
+        if (!tok) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, t, tok);
+    }
+    PyMem_Free(spans);
+    return list;
+}
+
+/* ---- columns ------------------------------------------------------------------------------ */
+
+typedef struct {
+    unsigned long long n_features;
+    long word_ngrams, lo, hi; /* lo = hi = 0: no character n-grams */
+    int binary;
+} ColParams;
+
+/* Work space of columns_core(), reused from text to text. */
+typedef struct {
+    Span *spans;
+    Py_ssize_t spans_cap;
+    Py_ssize_t *off; /* byte offset of each code point in utf8 */
+    Py_ssize_t off_cap;
+    unsigned char *utf8;
+    Py_ssize_t utf8_cap;
+    uint32_t *grams;
+    Py_ssize_t grams_cap;
+    uint32_t *cols; /* every column, in order, with repeats */
+    Py_ssize_t cols_len, cols_cap;
+    uint64_t *table; /* open addressing: (col + 1) | (index in uniq) << 33 */
+    Py_ssize_t table_cap;
+    uint32_t *uniq; /* the result: distinct columns in first-seen order ... */
+    Py_ssize_t uniq_cap;
+    double *counts; /* ... and their counts */
+    Py_ssize_t counts_cap;
+    Py_ssize_t n_uniq;
+    UBuf norm; /* normalise() output */
+} Scratch;
+
+static void
+scratch_free(Scratch *sc)
+{
+    PyMem_Free(sc->spans);
+    PyMem_Free(sc->off);
+    PyMem_Free(sc->utf8);
+    PyMem_Free(sc->grams);
+    PyMem_Free(sc->cols);
+    PyMem_Free(sc->table);
+    PyMem_Free(sc->uniq);
+    PyMem_Free(sc->counts);
+    PyMem_Free(sc->norm.buf);
+}
+
+static int
+parse_params(PyObject *const *args, ColParams *p)
+{
+    p->n_features = PyLong_AsUnsignedLongLong(args[0]);
+    if (p->n_features == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    p->word_ngrams = PyLong_AsLong(args[1]);
+    if (p->word_ngrams == -1 && PyErr_Occurred())
+        return -1;
+    p->lo = PyLong_AsLong(args[2]);
+    if (p->lo == -1 && PyErr_Occurred())
+        return -1;
+    p->hi = PyLong_AsLong(args[3]);
+    if (p->hi == -1 && PyErr_Occurred())
+        return -1;
+    p->binary = PyObject_IsTrue(args[4]);
+    if (p->binary < 0)
+        return -1;
+    if (p->n_features == 0) {
+        PyErr_SetString(PyExc_ValueError, "n_features must be positive");
+        return -1;
+    }
+    if (!(p->lo == 0 && p->hi == 0) && (p->lo < 1 || p->hi > 100000)) {
+        PyErr_SetString(PyExc_ValueError, "character n-grams: 1 <= char_lo, char_hi <= 100000 (or both 0)");
+        return -1;
+    }
+    return 0;
+}
+
+/* UTF-8 of one code point into out (at most 4 bytes); returns the length. */
+static inline int
+utf8_put(Py_UCS4 c, unsigned char *out)
+{
+    if (c < 0x80) {
+        out[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (c >> 6));
+        out[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (c >> 12));
+        out[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (c >> 18));
+    out[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+static inline uint32_t
+col_of(uint32_t reg, unsigned long long n_features)
+{
+    return (uint32_t)((unsigned long long)(reg ^ 0xFFFFFFFFu) % n_features);
+}
+
+/* A lone surrogate has no UTF-8: Python's hash_feature raises UnicodeEncodeError for the first
+ * token holding one ("w:" + token is hashed first); raise the same. Returns -1 if it raised. */
+static int
+surrogate_error(int kind, const void *data, const Span *spans, Py_ssize_t n_tokens)
+{
+    for (Py_ssize_t t = 0; t < n_tokens; t++) {
+        for (Py_ssize_t i = spans[t].start; i < spans[t].end; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < 0xD800 || c > 0xDFFF)
+                continue;
+            Py_ssize_t len = spans[t].end - spans[t].start;
+            Py_UCS4 *buf = PyMem_Malloc((size_t)(len + 2) * sizeof(Py_UCS4));
+            if (!buf) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            buf[0] = 'w';
+            buf[1] = ':';
+            for (Py_ssize_t k = 0; k < len; k++)
+                buf[2 + k] = PyUnicode_READ(kind, data, spans[t].start + k);
+            PyObject *feature = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, len + 2);
+            PyMem_Free(buf);
+            if (!feature)
+                return -1;
+            PyObject *encoded = PyUnicode_AsUTF8String(feature); /* raises UnicodeEncodeError */
+            Py_DECREF(feature);
+            if (encoded) {
+                Py_DECREF(encoded);
+                PyErr_SetString(PyExc_SystemError, "a lone surrogate was encoded");
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The columns of a normalised text (kind, data, n) into sc->uniq[:sc->n_uniq] and (unless binary)
+ * sc->counts: the order and values of Vectoriser._columns. -1 on error (MemoryError). */
+static int
+columns_core(int kind, const void *data, Py_ssize_t n, const ColParams *p, Scratch *sc)
+{
+    if (reserve(&sc->off, &sc->off_cap, n + 1, sizeof(Py_ssize_t)) < 0 ||
+        reserve(&sc->spans, &sc->spans_cap, n + 1, sizeof(Span)) < 0 ||
+        reserve(&sc->utf8, &sc->utf8_cap, 4 * n + 1, 1) < 0)
+        return -1;
+    Py_ssize_t *off = sc->off, b = 0;
+    unsigned char *bytes = sc->utf8;
+    int surrogates = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *d = data;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            off[i] = b;
+            if (d[i] < 0x80)
+                bytes[b++] = d[i];
+            else
+                b += utf8_put(d[i], bytes + b);
+        }
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            off[i] = b;
+            b += utf8_put(c, bytes + b);
+            surrogates |= c >= 0xD800 && c <= 0xDFFF;
+        }
+    }
+    off[n] = b;
+    Span *spans = sc->spans;
+    Py_ssize_t n_tokens = token_spans(kind, data, n, spans);
+    if (surrogates && surrogate_error(kind, data, spans, n_tokens) < 0)
+        return -1;
+
+    const uint32_t reg_w = crc_feed(0xFFFFFFFFu, (const unsigned char *)"w:", 2);
+    const uint32_t reg_c = crc_feed(0xFFFFFFFFu, (const unsigned char *)"c:", 2);
+    const uint32_t reg_b = crc_feed(0xFFFFFFFFu, (const unsigned char *)"b:", 2);
+    const unsigned long long nf = p->n_features;
+    const long lo = p->lo, hi = p->hi;
+    const int char_ngrams = lo >= 1 && hi >= lo;
+
+    sc->cols_len = 0;
+    for (Py_ssize_t t = 0; t < n_tokens; t++) {
+        Py_ssize_t ts = spans[t].start, te = spans[t].end, len = te - ts;
+        if (reserve(&sc->cols, &sc->cols_cap, sc->cols_len + 1, sizeof(uint32_t)) < 0)
+            return -1;
+        sc->cols[sc->cols_len++] = col_of(crc_feed(reg_w, bytes + off[ts], off[te] - off[ts]), nf);
+        if (!char_ngrams || len < 2 || PyUnicode_READ(kind, data, ts) == MARK_OPEN)
+            continue;
+        /* character n-grams of " token ": from each start, the sizes lo..hi in one CRC stream */
+        Py_ssize_t P = len + 2, top = hi < P ? hi : P;
+        if (top < lo)
+            continue;
+        if (reserve(&sc->grams, &sc->grams_cap, (top - lo + 1) * P, sizeof(uint32_t)) < 0)
+            return -1;
+        uint32_t *grams = sc->grams;
+        for (Py_ssize_t i = 0; i + lo <= P; i++) {
+            uint32_t r = reg_c;
+            Py_ssize_t end = i + top < P ? i + top : P;
+            for (Py_ssize_t q = i; q < end; q++) {
+                if (q == 0 || q == P - 1)
+                    r = crc_byte(r, ' ');
+                else
+                    r = crc_feed(r, bytes + off[ts + q - 1], off[ts + q] - off[ts + q - 1]);
+                Py_ssize_t size = q - i + 1;
+                if (size >= lo)
+                    grams[(size - lo) * P + i] = col_of(r, nf);
+            }
+        }
+        Py_ssize_t total = 0;
+        for (Py_ssize_t size = lo; size <= top; size++)
+            total += P - size + 1;
+        if (reserve(&sc->cols, &sc->cols_cap, sc->cols_len + total, sizeof(uint32_t)) < 0)
+            return -1;
+        for (Py_ssize_t size = lo; size <= top; size++) {
+            memcpy(sc->cols + sc->cols_len, grams + (size - lo) * P, (size_t)(P - size + 1) * sizeof(uint32_t));
+            sc->cols_len += P - size + 1;
+        }
+    }
+    if (p->word_ngrams >= 2 && n_tokens > 1) {
+        if (reserve(&sc->cols, &sc->cols_cap, sc->cols_len + n_tokens - 1, sizeof(uint32_t)) < 0)
+            return -1;
+        for (Py_ssize_t t = 1; t < n_tokens; t++) {
+            Py_ssize_t as = spans[t - 1].start, ae = spans[t - 1].end, bs = spans[t].start, be = spans[t].end;
+            uint32_t r = crc_feed(reg_b, bytes + off[as], off[ae] - off[as]);
+            r = crc_byte(r, ' ');
+            r = crc_feed(r, bytes + off[bs], off[be] - off[bs]);
+            sc->cols[sc->cols_len++] = col_of(r, nf);
+        }
+    }
+
+    /* distinct columns in first-seen order, with their counts */
+    Py_ssize_t m = sc->cols_len, size = 16;
+    while (size < 2 * m)
+        size *= 2;
+    if (reserve(&sc->table, &sc->table_cap, size, sizeof(uint64_t)) < 0 ||
+        reserve(&sc->uniq, &sc->uniq_cap, m + 1, sizeof(uint32_t)) < 0 ||
+        (!p->binary && reserve(&sc->counts, &sc->counts_cap, m + 1, sizeof(double)) < 0))
+        return -1;
+    uint64_t *table = sc->table;
+    memset(table, 0, (size_t)size * sizeof(uint64_t));
+    const uint64_t mask = (uint64_t)size - 1;
+    const uint32_t *cols = sc->cols;
+    uint32_t *uniq = sc->uniq;
+    double *counts = p->binary ? NULL : sc->counts;
+    Py_ssize_t n_uniq = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        uint32_t col = cols[k];
+        uint64_t key = (uint64_t)col + 1, h = ((uint64_t)col * 0x9E3779B97F4A7C15ull) >> 29;
+        for (;;) {
+            h &= mask;
+            uint64_t slot = table[h];
+            if (slot == 0) {
+                table[h] = key | ((uint64_t)n_uniq << 33);
+                uniq[n_uniq] = col;
+                if (counts)
+                    counts[n_uniq] = 1.0;
+                n_uniq++;
+                break;
+            }
+            if ((slot & 0x1FFFFFFFFull) == key) {
+                if (counts)
+                    counts[slot >> 33] += 1.0;
+                break;
+            }
+            h++;
+        }
+    }
+    sc->n_uniq = n_uniq;
+    return 0;
+}
+
+static PyObject *
+sp_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "columns(normalised, n_features, word_ngrams, char_lo, char_hi, binary) takes 6 arguments");
+        return NULL;
+    }
+    PyObject *s = args[0];
+    ColParams p;
+    if (check_str(s, "columns") < 0 || parse_params(args + 1, &p) < 0)
+        return NULL;
+    Scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    PyObject *result = NULL, *cols = NULL, *vals = NULL;
+    if (columns_core(PyUnicode_KIND(s), PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s), &p, &sc) < 0)
+        goto done;
+    cols = PyList_New(sc.n_uniq);
+    if (!cols)
+        goto done;
+    for (Py_ssize_t k = 0; k < sc.n_uniq; k++) {
+        PyObject *v = PyLong_FromUnsignedLong(sc.uniq[k]);
+        if (!v)
+            goto done;
+        PyList_SET_ITEM(cols, k, v);
+    }
+    if (p.binary) {
+        vals = Py_None;
+        Py_INCREF(vals);
+    }
+    else {
+        vals = PyList_New(sc.n_uniq);
+        if (!vals)
+            goto done;
+        for (Py_ssize_t k = 0; k < sc.n_uniq; k++) {
+            PyObject *v = PyFloat_FromDouble(sc.counts[k]);
+            if (!v)
+                goto done;
+            PyList_SET_ITEM(vals, k, v);
+        }
+    }
+    result = PyTuple_Pack(2, cols, vals);
+done:
+    Py_XDECREF(cols);
+    Py_XDECREF(vals);
+    scratch_free(&sc);
+    return result;
+}
+
+/* ---- rows: Vectoriser.transform ----------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap; /* bytes */
+} ByteBuf;
+
+static inline int
+bytebuf_put(ByteBuf *b, const void *src, Py_ssize_t n)
+{
+    if (reserve(&b->buf, &b->cap, b->len + n, 1) < 0)
+        return -1;
+    memcpy(b->buf + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static PyObject *
+sp_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "rows(texts, max_chars, n_features, word_ngrams, char_lo, char_hi, binary, "
+                                         "cache, cache_limit, cache_max_chars) takes 10 arguments");
+        return NULL;
+    }
+    if (!hooks_configured())
+        return NULL;
+    ColParams p;
+    Py_ssize_t max_chars = PyLong_AsSsize_t(args[1]);
+    if (max_chars == -1 && PyErr_Occurred())
+        return NULL;
+    if (parse_params(args + 2, &p) < 0)
+        return NULL;
+    if (p.n_features > 0x80000000ull) {
+        PyErr_SetString(PyExc_ValueError, "rows() writes int32 columns: n_features must be at most 2**31");
+        return NULL;
+    }
+    PyObject *cache = args[7];
+    if (cache != Py_None && !PyDict_Check(cache)) {
+        PyErr_SetString(PyExc_TypeError, "rows(): cache must be a dict or None");
+        return NULL;
+    }
+    Py_ssize_t cache_limit = PyLong_AsSsize_t(args[8]);
+    if (cache_limit == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t cache_max_chars = PyLong_AsSsize_t(args[9]);
+    if (cache_max_chars == -1 && PyErr_Occurred())
+        return NULL;
+    if (max_chars < 0)
+        max_chars = 0; /* as text[:0]: only non-negative limits are meaningful */
+
+    PyObject *seq = PySequence_Fast(args[0], "rows(): texts must be iterable");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n_texts = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    const Py_ssize_t entry = p.binary ? 4 : 8; /* bytes per column in a packed row */
+    Scratch sc;
+    memset(&sc, 0, sizeof(sc));
+    ByteBuf ind = {NULL, 0, 0}, val = {NULL, 0, 0};
+    int64_t *indptr = PyMem_Malloc((size_t)(n_texts + 1) * sizeof(int64_t));
+    PyObject *result = NULL, *o_indptr = NULL, *o_ind = NULL, *o_val = NULL;
+    if (!indptr) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    indptr[0] = 0;
+    for (Py_ssize_t t = 0; t < n_texts; t++) {
+        PyObject *text = items[t];
+        if (check_str(text, "rows") < 0)
+            goto done;
+        if (cache != Py_None) {
+            PyObject *packed = PyDict_GetItemWithError(cache, text); /* borrowed */
+            if (packed) {
+                if (!PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) % entry) {
+                    PyErr_SetString(PyExc_TypeError, "rows(): a cache entry is not a packed row");
+                    goto done;
+                }
+                Py_ssize_t k = PyBytes_GET_SIZE(packed) / entry;
+                const char *src = PyBytes_AS_STRING(packed);
+                if (bytebuf_put(&ind, src, 4 * k) < 0 || (!p.binary && bytebuf_put(&val, src + 4 * k, 4 * k) < 0))
+                    goto done;
+                indptr[t + 1] = ind.len / 4;
+                continue;
+            }
+            if (PyErr_Occurred())
+                goto done;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+        PyObject *sliced = len > max_chars ? PyUnicode_Substring(text, 0, max_chars) : (Py_INCREF(text), text);
+        if (!sliced)
+            goto done;
+        PyObject *norm = NULL;
+        Py_UCS4 maxc = 0;
+        int failed = normalise_core(sliced, &sc.norm, &norm, &maxc);
+        Py_DECREF(sliced);
+        if (failed < 0)
+            goto done;
+        if (norm)
+            failed = columns_core(PyUnicode_KIND(norm), PyUnicode_DATA(norm), PyUnicode_GET_LENGTH(norm), &p, &sc);
+        else
+            failed = columns_core(PyUnicode_4BYTE_KIND, sc.norm.buf, sc.norm.len, &p, &sc);
+        Py_XDECREF(norm);
+        if (failed < 0)
+            goto done;
+        Py_ssize_t k = sc.n_uniq, start_ind = ind.len, start_val = val.len;
+        if (bytebuf_put(&ind, sc.uniq, 4 * k) < 0)
+            goto done;
+        if (!p.binary) {
+            if (reserve(&val.buf, &val.cap, val.len + 4 * k, 1) < 0)
+                goto done;
+            float *dst = (float *)(val.buf + val.len);
+            for (Py_ssize_t j = 0; j < k; j++)
+                dst[j] = (float)sc.counts[j];
+            val.len += 4 * k;
+        }
+        indptr[t + 1] = ind.len / 4;
+        if (cache != Py_None && len <= cache_max_chars) {
+            if (PyDict_GET_SIZE(cache) >= cache_limit)
+                PyDict_Clear(cache);
+            PyObject *packed = PyBytes_FromStringAndSize(NULL, entry * k);
+            if (!packed)
+                goto done;
+            memcpy(PyBytes_AS_STRING(packed), ind.buf + start_ind, (size_t)(4 * k));
+            if (!p.binary)
+                memcpy(PyBytes_AS_STRING(packed) + 4 * k, val.buf + start_val, (size_t)(4 * k));
+            failed = PyDict_SetItem(cache, text, packed);
+            Py_DECREF(packed);
+            if (failed < 0)
+                goto done;
+        }
+    }
+    o_indptr = PyByteArray_FromStringAndSize((const char *)indptr, (Py_ssize_t)((n_texts + 1) * sizeof(int64_t)));
+    o_ind = PyByteArray_FromStringAndSize(ind.buf ? ind.buf : "", ind.len);
+    if (p.binary) {
+        o_val = Py_None;
+        Py_INCREF(o_val);
+    }
+    else {
+        o_val = PyByteArray_FromStringAndSize(val.buf ? val.buf : "", val.len);
+    }
+    if (o_indptr && o_ind && o_val)
+        result = PyTuple_Pack(3, o_indptr, o_ind, o_val);
+done:
+    Py_XDECREF(o_indptr);
+    Py_XDECREF(o_ind);
+    Py_XDECREF(o_val);
+    PyMem_Free(indptr);
+    PyMem_Free(ind.buf);
+    PyMem_Free(val.buf);
+    scratch_free(&sc);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* ---- module ------------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"normalise", (PyCFunction)sp_normalise, METH_O,
+     "normalise(text) -> str: spamcli.text.normalise (after configure())."},
+    {"tokenise", (PyCFunction)sp_tokenise, METH_O, "tokenise(normalised) -> list[str]: spamcli.text.tokenise."},
+    {"columns", (PyCFunction)(void (*)(void))sp_columns, METH_FASTCALL,
+     "columns(normalised, n_features, word_ngrams, char_lo, char_hi, binary) -> (list[int], list[float] | None):\n"
+     "Vectoriser._columns of the text whose normalise() is `normalised` (char_lo = char_hi = 0: no char n-grams)."},
+    {"rows", (PyCFunction)(void (*)(void))sp_rows, METH_FASTCALL,
+     "rows(texts, max_chars, n_features, word_ngrams, char_lo, char_hi, binary, cache, cache_limit, cache_max_chars)\n"
+     "-> (indptr, indices, data | None): Vectoriser.transform as bytearrays of int64, int32 and float32."},
+    {"configure", (PyCFunction)sp_configure, METH_VARARGS,
+     "configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones): the Python passes normalise() calls."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "spamcli._speedups",
+    "C versions of spamcli.text's normalise, tokenise and Vectoriser._columns / transform (same results).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    crc_init();
+    if (!str_nfkc) {
+        str_nfkc = PyUnicode_InternFromString("NFKC");
+        str_lower = PyUnicode_InternFromString("lower");
+        str_caps = PyUnicode_FromString("\xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
+        str_space_caps = PyUnicode_FromString(" \xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
+        if (!str_nfkc || !str_lower || !str_caps || !str_space_caps)
+            return NULL;
+    }
+    return PyModule_Create(&moduledef);
+}
