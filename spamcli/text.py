@@ -14,12 +14,22 @@ The way from a message to features:
 3. :func:`features` - word unigrams ``w:``, word bigrams ``b:`` and (optionally) character n-grams
    ``c:`` of each word, as strings.
 4. :func:`hash_feature` - CRC-32 of the UTF-8 feature string modulo ``n_features``.
+
+Speed-ups: when the optional C extension ``spamcli._speedups`` is built (``setup.py``), it does
+:func:`normalise`, :func:`tokenise`, :meth:`Vectoriser._columns` (steps 1-4 for one message) and
+:meth:`Vectoriser.transform`, calling back into the Python passes of this module for the rare, hard
+parts (NFKC of unusual characters, HTML entities, tags, e-mail, URL and phone markers). The
+pure-Python functions ``_normalise_py``, ``_tokenise_py`` and ``Vectoriser._columns_py`` stay the
+reference: the C code gives exactly their results (tests/test_speedups.py). ``SPAMCLI_PURE_PYTHON=1``
+in the environment, or :func:`use_speedups`, selects the pure-Python code.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import os
 import re
 import unicodedata
 import zlib
@@ -83,11 +93,15 @@ def _number_marker(match: re.Match[str]) -> str:
     return f" ⟨num{min(digits, 5)}⟩ "
 
 
-def normalise(text: str) -> str:
-    """Normalise a message to stable, lower-case text with marker tokens (see module docstring)."""
+def _email_marker(match: re.Match[str]) -> str:
+    return f" ⟨email⟩ ⟨dom:{match.group(1).lower()}⟩ "
+
+
+def _normalise_py(text: str) -> str:
+    """:func:`normalise` in pure Python: the reference of the C extension."""
     # Each step is skipped when a cheap test shows it cannot change the text (ASCII text is already
     # NFKC and has no invisible or emoji characters, no tag without "<", ...): the output is the
-    # same as running every step, which tests/test_text.py checks against the plain sequence.
+    # same as running every step, which tests/test_fast_paths.py checks against the plain sequence.
     ascii_only = text.isascii()
     if not ascii_only:
         text = unicodedata.normalize("NFKC", text)
@@ -100,7 +114,7 @@ def normalise(text: str) -> str:
     n_letters = sum(map(str.isalpha, head))
     shouting = n_letters >= 12 and sum(map(str.isupper, head)) / n_letters > 0.6
     if "@" in text:
-        text = _EMAIL_RE.sub(lambda m: f" ⟨email⟩ ⟨dom:{m.group(1).lower()}⟩ ", text)
+        text = _EMAIL_RE.sub(_email_marker, text)
     if _URL_HINT_RE.search(text):
         text = _URL_RE.sub(_url_marker, text)
     if _DIGIT_RE.search(text):
@@ -119,6 +133,78 @@ def normalise(text: str) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
+# The passes the C normalise() calls back, each only when its cheap test in C says it may match (the
+# URL and phone passes check their exact hint again here, so the C test only needs to be a superset).
+def _strip_tags(text: str) -> str:
+    return _TAG_RE.sub(" ", _HREF_RE.sub(r" \1 ", text))
+
+
+def _email_markers(text: str) -> str:
+    return _EMAIL_RE.sub(_email_marker, text)
+
+
+def _url_markers(text: str) -> str:
+    return _URL_RE.sub(_url_marker, text) if _URL_HINT_RE.search(text) else text
+
+
+def _phone_markers(text: str) -> str:
+    return _PHONE_RE.sub(" ⟨phone⟩ ", text) if _PHONE_HINT_RE.search(text) else text
+
+
+# Conjoining Hangul jamo: vowels and trailing consonants compose with the syllable before them.
+_JAMO = (("\u1100", "\u11ff"), ("\ua960", "\ua97f"), ("\ud7b0", "\ud7ff"))
+
+
+@functools.lru_cache(maxsize=1)
+def _second_characters() -> frozenset[str]:
+    """The second characters of the two-character canonical decompositions (all in planes 0-1): with
+    the conjoining jamo, the only characters that can combine with the one before them in NFKC."""
+    decompositions = map(unicodedata.decomposition, map(chr, range(0x20000)))
+    return frozenset(chr(int(d.split()[1], 16)) for d in decompositions if d and d[0] != "<" and d.count(" ") == 1)
+
+
+def _nfkc_char(code: int) -> tuple[str, int, int] | None:
+    """For the C normalise(): the NFKC of one character with the combining classes of its first and
+    last character, or None if one of its characters may combine with the character before it. A
+    text whose characters all have one, in canonical order, has as NFKC their NFKCs one after another
+    (see nfkc_state in _speedups.c)."""
+    out = unicodedata.normalize("NFKC", chr(code))
+    seconds = _second_characters()
+    if any(ch in seconds or any(lo <= ch <= hi for lo, hi in _JAMO) for ch in out):
+        return None
+    return out, unicodedata.combining(out[0]), unicodedata.combining(out[-1])
+
+
+try:
+    from . import _speedups
+except ImportError:  # built without a C compiler: the pure-Python functions do the same work
+    _speedups = None
+else:
+    _speedups.configure(
+        unicodedata.normalize, _nfkc_char, html.unescape, _strip_tags, _email_markers, _url_markers, _phone_markers
+    )
+
+_C = None  # the C extension while it is in use (see use_speedups), else None
+
+
+def use_speedups(enabled: bool = True) -> bool:
+    """Use the C extension (if it is built) for :func:`normalise`, :func:`tokenise` and each
+    :class:`Vectoriser` created from now on, or the pure-Python code; returns whether C is in use.
+    The default at import: C unless ``SPAMCLI_PURE_PYTHON`` is set (to anything but ``0``)."""
+    global _C
+    _C = _speedups if enabled else None
+    return _C is not None
+
+
+use_speedups(os.environ.get("SPAMCLI_PURE_PYTHON", "") in ("", "0"))
+
+
+def normalise(text: str) -> str:
+    """Normalise a message to stable, lower-case text with marker tokens (see module docstring)."""
+    c = _C
+    return _normalise_py(text) if c is None else c.normalise(text)
+
+
 def message_hash(text: str) -> str:
     """sha256 (hex) of the normalised text: the same message in other spacing or case is one message.
     Identifies messages learned with ``spamcli learn``."""
@@ -127,6 +213,12 @@ def message_hash(text: str) -> str:
 
 def tokenise(normalised: str) -> list[str]:
     """Split normalised text into tokens; no-space scripts become character bigrams."""
+    c = _C
+    return _tokenise_py(normalised) if c is None else c.tokenise(normalised)
+
+
+def _tokenise_py(normalised: str) -> list[str]:
+    """:func:`tokenise` in pure Python: the reference of the C extension."""
     if not _NOSPACE_RE.search(normalised):  # the common case: no token needs splitting
         return _TOKEN_RE.findall(normalised)
     tokens: list[str] = []
@@ -225,6 +317,9 @@ class Vectoriser:
     Keeps bounded caches (feature string -> column, token -> its columns, short message -> its
     columns), since the same tokens and messages recur in a stream. Each cache is emptied when it
     reaches its limit, which keeps memory flat on endless input (~150 MB of caches at most).
+    With the C extension only the message cache is used by :meth:`transform` (it holds packed rows
+    there; hashing in C is faster than the feature and token caches, which serve
+    :meth:`explain_tokens` and the pure-Python path).
     """
 
     _CACHE_LIMIT = 200_000
@@ -236,7 +331,15 @@ class Vectoriser:
         self.settings = settings
         self._cache: dict[str, int] = {}
         self._token_cache: dict[str, list[int]] = {}
-        self._row_cache: dict[str, tuple[list[int], list[float] | None]] = {}
+        # text -> (columns, values), or with the C extension its packed row (bytes, see _speedups.c)
+        self._row_cache: dict[str, tuple[list[int], list[float] | None] | bytes] = {}
+        # the arguments of the C columns() after the normalised text, when the C extension is in use
+        # and supports the settings (int32 columns; character n-grams, if any, of sizes 1 and up)
+        char = settings.char_ngrams
+        self._c_args: tuple | None = None
+        if _C is not None and 1 <= settings.n_features <= 2**31 and (not char or 1 <= char[0] <= char[1]):
+            lo, hi = char or (0, 0)
+            self._c_args = (settings.n_features, settings.word_ngrams, lo, hi, settings.binary)
 
     def _index(self, feature: str) -> int:
         index = self._cache.get(feature)
@@ -275,7 +378,17 @@ class Vectoriser:
 
     def _columns(self, text: str) -> tuple[list[int], list[float] | None]:
         """One text's columns and their values (None: all 1.0, the ``binary`` case), uncached."""
-        tokens = tokenise(normalise(text[: self.settings.max_chars]))
+        args = self._c_args
+        if args is None:
+            return self._columns_py(text)
+        return _speedups.columns(_speedups.normalise(text[: self.settings.max_chars]), *args)
+
+    def _columns_py(self, text: str) -> tuple[list[int], list[float] | None]:
+        """:meth:`_columns` in pure Python (with the feature and token caches): the reference."""
+        return self._token_list_columns(_tokenise_py(_normalise_py(text[: self.settings.max_chars])))
+
+    def _token_list_columns(self, tokens: list[str]) -> tuple[list[int], list[float] | None]:
+        """The columns and values of a message's tokens (see :meth:`_columns`), in pure Python."""
         pairs = zip(tokens, tokens[1:]) if self.settings.word_ngrams >= 2 else ()
         if self.settings.binary:  # presence only: each distinct token or pair once
             cols: list[int] = []
@@ -294,7 +407,11 @@ class Vectoriser:
 
     def _cached_columns(self, text: str) -> tuple[list[int], list[float] | None]:
         """:meth:`_columns`, remembered for short texts: streams repeat whole messages (floods,
-        "ok", "thanks"). Bounded: the cache is emptied when it reaches ``_ROW_CACHE_LIMIT``."""
+        "ok", "thanks"). Bounded: the cache is emptied when it reaches ``_ROW_CACHE_LIMIT``.
+        With the C extension, the row cache holds :meth:`transform`'s packed rows and a single row
+        is computed afresh (a few microseconds)."""
+        if self._c_args is not None:
+            return self._columns(text)
         found = self._row_cache.get(text)
         if found is None:
             found = self._columns(text)
@@ -311,6 +428,8 @@ class Vectoriser:
         return dict.fromkeys(cols, 1.0) if values is None else dict(zip(cols, values))
 
     def transform(self, texts: list[str]) -> SparseRows:
+        if self._c_args is not None:
+            return self._transform_c(texts)
         indptr = [0]
         indices: list[int] = []
         data: list[float] = []
@@ -323,6 +442,24 @@ class Vectoriser:
             indptr=np.asarray(indptr, dtype=np.int64),
             indices=np.asarray(indices, dtype=np.int32),
             data=np.asarray(data, dtype=np.float32),
+            n_features=self.settings.n_features,
+        )
+
+    def _transform_c(self, texts: list[str]) -> SparseRows:
+        """:meth:`transform` in C: the same rows, with the row cache holding packed rows (bytes)."""
+        indptr, indices, data = _speedups.rows(
+            texts,
+            self.settings.max_chars,
+            *self._c_args,
+            self._row_cache,
+            self._ROW_CACHE_LIMIT,
+            self._ROW_CACHE_MAX_CHARS,
+        )
+        cols = np.frombuffer(indices, dtype=np.int32)
+        return SparseRows(
+            indptr=np.frombuffer(indptr, dtype=np.int64),
+            indices=cols,
+            data=np.ones(len(cols), dtype=np.float32) if data is None else np.frombuffer(data, dtype=np.float32),
             n_features=self.settings.n_features,
         )
 
