@@ -26,3 +26,8 @@ def test_cached_answers_equal_fresh_predictions_and_the_cache_stays_bounded():
     assert [lang for lang, _ in fresh[:5]] == ["en", "fr", "de", "th", "hi"]
     assert fresh[5] == fresh[6] == (UNKNOWN, 0.0)
     assert len(detector._cache) <= 5  # emptied when full: never grows past the limit + one batch
+    small = FastTextDetector()
+    small._CACHE_LIMIT = 3
+    assert small.detect(TEXTS[:2]) == fresh[:2]
+    # a cached text and new ones that fill the cache, in one batch: still every answer
+    assert small.detect([TEXTS[0], TEXTS[2], TEXTS[3]]) == [fresh[0], fresh[2], fresh[3]]
