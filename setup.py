@@ -9,11 +9,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(
-            "spamcli._speedups",
-            ["spamcli/_speedups.c"],
-            optional=True,
-            extra_compile_args=["-O2"],
-        )
+        Extension("spamcli._speedups", ["spamcli/_speedups.c"], optional=True),
     ]
 )
