@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import text as _text
 from .text import SparseRows
 
 KINDS = ("nb", "nblr")
@@ -243,6 +244,23 @@ class NaiveBayesModel:
         """The uncalibrated score ``z`` of each row (see module docstring)."""
         if self.kind == "nb":
             return row_sums(rows, self._terms(rows)[0])
+        if _text._C is not None and rows.n_features == self.n_features:  # the C extension, same numbers
+            slot, r_table = self._lookup("r")
+            out = np.empty(rows.n_rows, dtype=np.float64)
+            _text._C.nblr_scores(
+                np.ascontiguousarray(rows.indptr, dtype=np.int64),
+                np.ascontiguousarray(rows.indices, dtype=np.int32),
+                np.ascontiguousarray(rows.data, dtype=np.float32),
+                slot,
+                r_table,
+                self._lookup("u")[1],
+                self._lookup("v")[1],
+                out,
+                self.floor_plain,
+                self.floor_nb,
+                self.intercept,
+            )
+            return out
         r, u, v = self._gather(rows.indices)
         row_ids = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
 

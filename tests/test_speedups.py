@@ -386,3 +386,28 @@ def test_pure_python_environment_variable_selects_the_python_code():
         env = {**os.environ, "SPAMCLI_PURE_PYTHON": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.split() == expected.split(), value
+
+
+# ---- scoring: the C scorer of kind "nblr" -------------------------------------------------------------
+
+
+def test_c_nblr_scores_equal_the_numpy_decision_function_bit_for_bit(with_speedups):
+    from spamcli.bundle import load_bundle
+
+    ctx = load_bundle(None).context("content")  # the shipped model: every language model in it
+    rng = random.Random(7)
+    texts = [_random_text(rng) for _ in range(300)] + list(NASTY) + ["", "hello", "WIN a FREE iPhone now!!!"]
+    rows = Vectoriser(ctx.settings).transform(texts)
+    for name, model in ctx.models.items():
+        assert model.kind == "nblr"
+        fast = model.decision_function(rows)
+        T.use_speedups(False)
+        reference = model.decision_function(rows)
+        T.use_speedups(True)
+        np.testing.assert_array_equal(fast, reference, err_msg=name)
+    empty = Vectoriser(ctx.settings).transform([])
+    assert ctx.models["multi"].decision_function(empty).shape == (0,)
+    with pytest.raises(ValueError):  # a column beyond the model's features is refused, not read
+        bad = Vectoriser(ctx.settings).transform(["x y"])
+        bad.indices[0] = 2**31 - 1
+        ctx.models["multi"].decision_function(bad)
