@@ -127,7 +127,9 @@ def classify(
     scoring: Annotated[
         Path | None, typer.Option(help="Profiles: JSON/TOML file overriding signal weights (see README).")
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU).")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU; 1: none).")
+    ] = 0,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
 ) -> None:
@@ -148,7 +150,7 @@ def classify(
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
     if context == "profile":
-        if jobs != 1 or engine != "local":
+        if jobs > 1 or engine != "local":  # profiles are scored in this process
             raise UsageError("--jobs and --engine dask score messages; not with --context profile")
         scorer = _load_profile_scorer(model, ham_threshold, spam_threshold, trusted_domains, trusted_ids, scoring)
         opts.allow_empty_text = True
