@@ -60,23 +60,42 @@ def _peak_rss_mb(pid: int) -> int:
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (spamcli's --jobs workers), from /proc."""
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                kids += [int(k) for k in handle.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
 def run(cmd: list[str], stdin: Path | bytes | None = None, env: dict | None = None, ok=(0,)) -> tuple[float, int]:
-    """Run ``cmd`` with stdout to /dev/null; (wall seconds, peak RSS in MB of the process).
+    """Run ``cmd`` with stdout to /dev/null; (wall seconds, peak RSS in MB).
     ``ok``: the exit codes that mean success (bogofilter exits 0/1/2 for spam/ham/unsure). Peak RSS
-    is polled from /proc (getrusage of a child would count this script's own memory at fork)."""
+    is polled from /proc (getrusage of a child would count this script's own memory at fork): the
+    sum over the process and its worker processes of each one's peak. Pages the workers share with
+    the parent copy-on-write (the model) are counted once per process, so this overstates."""
     stdin_handle = open(stdin, "rb") if isinstance(stdin, Path) else subprocess.PIPE  # noqa: SIM115
+    # Python caches compiled modules (.pyc) as an installed tool's would: PYTHONDONTWRITEBYTECODE (set
+    # in some sandboxes) makes every start compile spamcli's modules again (~0.2 s more start-up).
+    env = {key: value for key, value in (env or os.environ).items() if key != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=stdin_handle, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     if isinstance(stdin, bytes):
         proc.stdin.write(stdin)
         proc.stdin.close()
-    peak = 0
+    peaks: dict[int, int] = {}
     while True:
         waited, status = os.waitpid(proc.pid, os.WNOHANG)
         if waited:
             break
-        peak = max(peak, _peak_rss_mb(proc.pid))
+        for pid in [proc.pid, *_children(proc.pid)]:
+            peaks[pid] = max(peaks.get(pid, 0), _peak_rss_mb(pid))
         time.sleep(0.005)
+    peak = sum(peaks.values())
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode("utf-8", "replace")
@@ -237,6 +256,10 @@ def bench_startup(model: Path, runs: int) -> dict:
     cli = " ".join(spamcli_cmd())
     cases = {
         "classify_hello": (["sh", "-c", f"echo hello | {cli} classify"], "echo hello | spamcli classify"),
+        "classify_hello_one_process": (
+            ["sh", "-c", f"echo hello | {cli} classify --jobs 1"],
+            "echo hello | spamcli classify --jobs 1",
+        ),
         "help": ([*spamcli_cmd(), "--help"], "spamcli --help"),
         "python_baseline": ([sys.executable, "-c", "pass"], "python -c pass"),
     }
@@ -258,11 +281,12 @@ def bench_startup(model: Path, runs: int) -> dict:
     return out
 
 
-def bench_latency(model: Path, lines: int) -> dict:
+def bench_latency(model: Path, lines: int, jobs: int | None = None) -> dict:
+    """Median and worst time from writing one line to a running ``classify`` to reading its answer
+    (``jobs`` None: the default, one worker per CPU)."""
     env = {**os.environ, "SPAMCLI_MODEL": str(model)}
-    proc = subprocess.Popen(
-        [*spamcli_cmd(), "classify"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-    )
+    cmd = [*spamcli_cmd(), "classify", *([] if jobs is None else ["--jobs", str(jobs)])]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     proc.stdin.write(b"warm up\n")
     proc.stdin.flush()
     proc.stdout.readline()
@@ -277,18 +301,24 @@ def bench_latency(model: Path, lines: int) -> dict:
     proc.stdin.close()
     proc.wait()
     result = {"median_ms": 1000 * statistics.median(times), "max_ms": 1000 * max(times), "lines": lines}
-    log(f"latency of one line: median {result['median_ms']:.1f} ms, max {result['max_ms']:.1f} ms")
+    result["command"] = " ".join(["spamcli", *cmd[len(spamcli_cmd()) :]])
+    median, worst = result["median_ms"], result["max_ms"]
+    log(f"latency of one line ({result['command']}): median {median:.1f} ms, max {worst:.1f} ms")
     return result
 
 
 def bench_memory(model: Path, texts: list[str], sizes: list[int]) -> list[dict]:
+    """Peak RSS of ``classify`` over growing streams of distinct messages, in one process (``--jobs
+    1``) and with the default workers (summed over the processes, see :func:`run`): flat means
+    bounded."""
     env = {**os.environ, "SPAMCLI_MODEL": str(model)}
     out = []
     for n in sizes:
         path = write_jsonl(TMP / f"rss-{n}.jsonl", texts, n, distinct=True)
-        wall, peak = run([*spamcli_cmd(), "classify", str(path)], env=env)
-        out.append({"messages": n, "peak_rss_mb": peak, "wall_s": wall, "msgs_per_s": n / wall})
-        log(f"memory: {n:,} distinct messages, peak RSS {peak} MB, {n / wall:,.0f} msgs/s")
+        for jobs in (1, 0):
+            wall, peak = run([*spamcli_cmd(), "classify", "--jobs", str(jobs), str(path)], env=env)
+            out.append({"messages": n, "jobs": jobs, "peak_rss_mb": peak, "wall_s": wall, "msgs_per_s": n / wall})
+            log(f"memory: {n:,} distinct messages, --jobs {jobs}: peak RSS {peak} MB, {n / wall:,.0f} msgs/s")
         path.unlink()
     return out
 
@@ -474,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         results["startup"] = bench_startup(model, max(args.runs, 7))
     if "latency" not in skip:
         results["latency"] = bench_latency(model, 20)
+        results["latency_one_process"] = bench_latency(model, 20, jobs=1)
     if "bundle" not in skip:
         results["bundle"] = bench_bundle(model, max(args.runs, 5))
     if "training" not in skip:
