@@ -51,8 +51,11 @@ class JsonLinesSink:
     def __init__(self, stream: TextIO):
         self.stream = stream
 
+    _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(item, ensure_ascii=False), made once
+
     def write(self, items: list[dict]) -> None:
-        self.stream.write("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
+        encode = self._encode
+        self.stream.write("".join([encode(item) + "\n" for item in items]))
         self.stream.flush()
 
 

@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 _worker_filter: SpamFilter | None = None  # set in the parent just before the workers are forked
 
 
-def _score(records: list[Record], explain: int) -> list[dict]:
+def _score(slim: list[tuple], explain: int) -> list[dict]:
+    """In a worker: score a batch sent as ``(id, text, lang, error)`` tuples (cheaper to pickle than
+    records, and without the records' raw input fields)."""
     assert _worker_filter is not None
+    records = [Record(id=i, text=text, lang=lang, error=error) for i, text, lang, error in slim]
     return _worker_filter.score_records(records, explain=explain)
 
 
@@ -50,7 +53,7 @@ def score_in_workers(
         pending: deque = deque()
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait, idle=max_wait):
             if batch:
-                slim = [Record(id=r.id, text=r.text, lang=r.lang, error=r.error) for r in batch]  # no raw fields
+                slim = [(r.id, r.text, r.lang, r.error) for r in batch]
                 pending.append(pool.apply_async(_score, (slim, explain)))
             while pending and (not batch or len(pending) > 2 * jobs or pending[0].ready()):
                 yield pending.popleft().get()
