@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -117,7 +118,13 @@ def _pick(fields: dict, wanted: str | None, candidates: tuple[str, ...]) -> str 
     (case-insensitive)."""
     if wanted:
         return wanted if wanted in fields else None
-    lower = {str(k).lower(): k for k in fields}
+    return _pick_candidate(tuple(fields), candidates)
+
+
+@lru_cache(maxsize=256)
+def _pick_candidate(keys: tuple, candidates: tuple[str, ...]) -> str | None:
+    """:func:`_pick` for one set of keys; cached, since every record of a file has the same keys."""
+    lower = {str(k).lower(): k for k in keys}
     for name in candidates:
         if name in lower:
             return lower[name]
