@@ -1357,6 +1357,8 @@ typedef struct {
 static inline int
 bytebuf_put(ByteBuf *b, const void *src, Py_ssize_t n)
 {
+    if (n <= 0) /* an empty row: src may be NULL, and memcpy must not be given NULL */
+        return 0;
     if (reserve(&b->buf, &b->cap, b->len + n, 1) < 0)
         return -1;
     memcpy(b->buf + b->len, src, (size_t)n);
@@ -1470,9 +1472,11 @@ sp_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyObject *packed = PyBytes_FromStringAndSize(NULL, entry * k);
             if (!packed)
                 goto done;
-            memcpy(PyBytes_AS_STRING(packed), ind.buf + start_ind, (size_t)(4 * k));
-            if (!p.binary)
-                memcpy(PyBytes_AS_STRING(packed) + 4 * k, val.buf + start_val, (size_t)(4 * k));
+            if (k > 0) { /* an empty row has nothing to copy (and its buffers may still be NULL) */
+                memcpy(PyBytes_AS_STRING(packed), ind.buf + start_ind, (size_t)(4 * k));
+                if (!p.binary)
+                    memcpy(PyBytes_AS_STRING(packed) + 4 * k, val.buf + start_val, (size_t)(4 * k));
+            }
             failed = PyDict_SetItem(cache, text, packed);
             Py_DECREF(packed);
             if (failed < 0)
