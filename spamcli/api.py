@@ -78,13 +78,14 @@ class SpamFilter:
         records: Iterable[Record],
         explain: int = 0,
         max_batch: int = 1024,
-        max_wait: float = 0.01,
+        max_wait: float | None = 0.01,
         jobs: int = 1,
     ) -> Iterator[list[dict]]:
         """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
         at a time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1
         scores batches in that many forked worker processes (0: one per CPU; see
-        :mod:`spamcli.parallel`); the output is the same."""
+        :mod:`spamcli.parallel`); the output is the same. ``max_wait=None`` when reading the records
+        never blocks (a regular file): full batches, read without a reader thread."""
         if jobs != 1:
             from .parallel import available_jobs, score_in_workers
 

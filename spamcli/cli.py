@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -237,14 +238,24 @@ def _engine(engine: str, scheduler: str | None) -> bool:
     return engine == "dask"
 
 
+def _regular_file(path: str) -> bool:
+    """Whether ``path`` (``-``: stdin) is a regular file, which a reader never waits on."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode if path == "-" else os.stat(path).st_mode
+    except (OSError, ValueError, AttributeError):  # no such file (read_records says so), no real stdin
+        return False
+    return stat.S_ISREG(mode)
+
+
 def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engine, scheduler):
     """Per input, an iterator of output batches: local files/stdin, or partitions on Dask."""
     from .records import read_records
 
     if not _engine(engine, scheduler):
         for path in inputs:
+            wait = None if _regular_file(path) else 0.01  # a pipe or terminal: micro-batches for latency
             yield spam_filter.classify_batches(
-                read_records(path, opts), explain=explain, max_batch=batch_size, jobs=jobs
+                read_records(path, opts), explain=explain, max_batch=batch_size, max_wait=wait, jobs=jobs
             )
         return
     from .dask_engine import classify_partitions, expand_inputs, session

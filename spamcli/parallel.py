@@ -43,7 +43,12 @@ def available_jobs(jobs: int) -> int:
 
 
 def score_in_workers(
-    spam_filter: SpamFilter, records: Iterable[Record], explain: int, jobs: int, max_batch: int, max_wait: float
+    spam_filter: SpamFilter,
+    records: Iterable[Record],
+    explain: int,
+    jobs: int,
+    max_batch: int,
+    max_wait: float | None,
 ) -> Iterator[list[dict]]:
     """Output dicts per micro-batch of ``records``, in order, scored by ``jobs`` forked processes."""
     global _worker_filter

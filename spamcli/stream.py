@@ -4,10 +4,13 @@ A reader thread pulls records from the input into a bounded queue; the consumer 
 there, up to ``max_batch``, waiting at most ``max_wait`` seconds for more once it has one. Bulk
 input thus gets large batches (throughput), while a line written to ``tail -f`` is scored within
 ``max_wait`` plus the scoring time (latency). The bounded queue keeps memory flat on endless input.
+Input that never blocks (a regular file, ``max_wait=None``) skips the thread and is read in full
+batches.
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -24,16 +27,25 @@ class _Failure:
 
 
 def micro_batches(
-    items: Iterable[T], max_batch: int = 1024, max_wait: float = 0.01, idle: float | None = None
+    items: Iterable[T], max_batch: int = 1024, max_wait: float | None = 0.01, idle: float | None = None
 ) -> Iterator[list[T]]:
     """Group ``items`` into lists, in order; exceptions of the producer are re-raised here.
 
     With ``idle`` set, an empty list is yielded whenever no item arrived for ``idle`` seconds, so
     a consumer with work in flight (:mod:`spamcli.parallel`) can finish it while input is quiet.
 
+    ``max_wait=None`` is for input that never makes a reader wait (a regular file): lists of
+    ``max_batch`` items are read in this thread, with no reader thread (whose hand-overs cost a
+    quarter of a single process's time on such input).
+
     The queue is a C-level :class:`queue.SimpleQueue` (a put/get costs a fraction of
     :class:`queue.Queue`'s locking); the reader pauses while ``4 * max_batch`` items are waiting,
     which bounds memory on endless input."""
+    if max_wait is None:
+        iterator = iter(items)
+        while batch := list(itertools.islice(iterator, max_batch)):
+            yield batch
+        return
     buffer: queue.SimpleQueue = queue.SimpleQueue()
     limit = max_batch * 4
     room = threading.Event()  # set by the consumer whenever it has taken items

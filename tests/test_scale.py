@@ -155,3 +155,31 @@ def test_micro_batches_reader_pauses_while_the_queue_is_full():
     assert not done.is_set() and pulled <= 10 + 4 * 10 + 2
     rest = [x for batch in batches for x in batch]
     assert rest == list(range(10, 10_000))  # and nothing is lost once the consumer goes on
+
+
+def test_micro_batches_without_max_wait_reads_full_batches_in_this_thread():
+    import threading
+
+    threads = threading.active_count()
+    seen_threads = []
+
+    def items():
+        for i in range(25):
+            seen_threads.append(threading.active_count())
+            yield i
+
+    batches = list(micro_batches(items(), max_batch=10, max_wait=None))
+    assert batches == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert set(seen_threads) == {threads}  # no reader thread was started
+
+
+def test_a_regular_file_and_a_pipe_give_the_same_lines(trained_model, tmp_path):
+    data = _jsonl_lines(2500) + "not json\n\n"
+    path = tmp_path / "messages.jsonl"
+    path.write_text(data, encoding="utf-8")
+    for jobs in ("1", "2"):
+        from_file = run_cli("classify", "--model", trained_model, "--batch-size", "300", "--jobs", jobs, path)
+        from_pipe = run_cli("classify", "--model", trained_model, "--batch-size", "300", "--jobs", jobs, stdin=data)
+        assert from_file.code == from_pipe.code == 0, from_file.stderr
+        assert from_file.stdout == from_pipe.stdout
+        assert len(from_file.json_lines()) == 2502
