@@ -1400,7 +1400,9 @@ sp_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (max_chars < 0)
         max_chars = 0; /* as text[:0]: only non-negative limits are meaningful */
 
-    PyObject *seq = PySequence_Fast(args[0], "rows(): texts must be iterable");
+    /* a private tuple: the Python hooks called below may switch threads, and another thread must not
+     * be able to change (and free) the items of a list we hold borrowed references into */
+    PyObject *seq = PySequence_Tuple(args[0]);
     if (!seq)
         return NULL;
     Py_ssize_t n_texts = PySequence_Fast_GET_SIZE(seq);
@@ -1543,9 +1545,13 @@ sp_nblr_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     floor_plain = PyFloat_AsDouble(args[8]);
+    if (floor_plain == -1.0 && PyErr_Occurred())
+        return NULL;
     floor_nb = PyFloat_AsDouble(args[9]);
+    if (floor_nb == -1.0 && PyErr_Occurred())
+        return NULL;
     intercept = PyFloat_AsDouble(args[10]);
-    if (PyErr_Occurred())
+    if (intercept == -1.0 && PyErr_Occurred())
         return NULL;
     for (; got < 8; got++)
         if (get_buffer(args[got], &b[got], sizes[got], names[got], got == 7) < 0)

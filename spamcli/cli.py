@@ -147,6 +147,8 @@ def classify(
 
     if jobs < 0:
         raise UsageError("--jobs must be 0 (one per CPU) or more")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be 1 or more")
     wanted = parse_only(only)
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col

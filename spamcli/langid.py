@@ -71,15 +71,17 @@ class FastTextDetector(LanguageDetector):
         """Predictions are remembered per cleaned text (bounded; emptied when full): streams repeat
         whole messages, and fastText costs ~20 µs a message. The answer is the same either way."""
         cache = self._cache
-        if len(cache) + len(texts) > self._CACHE_LIMIT:  # emptied before the lookups, never between
-            cache.clear()
         cleaned = [_clean(t) for t in texts]
-        todo = list(dict.fromkeys(t for t in cleaned if t and t not in cache))
+        # this call's answers in a local dict: the shared cache may be emptied by another thread
+        found = {t: cache.get(t) for t in cleaned if t}
+        todo = [t for t, answer in found.items() if answer is None]
         if todo:
             labels, probs = self._model.predict(todo, k=1)
+            if len(cache) + len(todo) > self._CACHE_LIMIT:
+                cache.clear()
             for text, label, prob in zip(todo, labels, probs):
-                cache[text] = (label[0].replace("__label__", ""), float(min(1.0, prob[0])))
-        return [cache[t] if t else (UNKNOWN, 0.0) for t in cleaned]
+                found[text] = cache[text] = (label[0].replace("__label__", ""), float(min(1.0, prob[0])))
+        return [found[t] if t else (UNKNOWN, 0.0) for t in cleaned]
 
 
 class LangdetectDetector(LanguageDetector):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -35,11 +36,18 @@ def _score(slim: list[tuple], explain: int) -> list[dict]:
     return _worker_filter.score_records(records, explain=explain)
 
 
+MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
+
+
 def available_jobs(jobs: int) -> int:
-    """``jobs`` itself, one per CPU for 0, and 1 where processes cannot be forked."""
+    """``jobs`` itself; for 0, one per usable CPU up to :data:`MAX_DEFAULT_JOBS`; 1 where processes
+    cannot be forked."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return jobs if jobs > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if jobs > 0:
+        return jobs
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_JOBS))
 
 
 def score_in_workers(
@@ -54,7 +62,10 @@ def score_in_workers(
     global _worker_filter
     spam_filter.score(["warm up"])  # load the language-id model and lookup tables before forking
     _worker_filter = spam_filter
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    # Ctrl-C goes to the whole process group: the workers ignore it (no traceback from each), the
+    # parent's KeyboardInterrupt leaves the with-block, which terminates them
+    ignore_sigint = (signal.SIGINT, signal.SIG_IGN)
+    with multiprocessing.get_context("fork").Pool(jobs, initializer=signal.signal, initargs=ignore_sigint) as pool:
         pending: deque = deque()
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait, idle=max_wait):
             if batch:

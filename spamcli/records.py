@@ -26,6 +26,10 @@ LABEL_FIELDS = ("label", "class", "is_spam", "spam", "category", "type")
 ID_FIELDS = ("id", "comment_id", "message_id", "uuid")
 DEFAULT_MAX_BYTES = 1_000_000
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors="surrogateescape"
+# Any lone surrogate: JSON may spell one ("\ud800"); it is no character, cannot be written as UTF-8,
+# and would break language identification and the output line.
+_LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_NOT_UNICODE = "is not valid Unicode (a lone surrogate such as a \\ud800 escape)"
 _BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Windows tools write at the start of a file
 
 SPAM_LABELS = {"spam", "1", "true", "yes", "y", "t", "junk", "scam", "fraud", "promo", "blocked"}
@@ -152,6 +156,8 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     rec_id = fields.get(id_key) if id_key else number
     if rec_id is None or rec_id == "":
         rec_id = number
+    if isinstance(rec_id, str) and _LONE_SURROGATE_RE.search(rec_id):  # echoed in the output: unwritable
+        return Record(id=number, fields=fields, error=f"id {_NOT_UNICODE}")
     text_key = _pick(fields, opts.text_field, TEXT_FIELDS)
     if text_key is None and opts.allow_empty_text:
         text_key = ""
@@ -177,6 +183,10 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
             return rec
     if _SURROGATE_RE.search(text):
         rec.error = "invalid UTF-8"
+    elif _LONE_SURROGATE_RE.search(text):
+        rec.error = f"text {_NOT_UNICODE}"
+    elif lang and _LONE_SURROGATE_RE.search(lang):
+        rec.error = f"{opts.lang_field} {_NOT_UNICODE}"
     elif not text.strip() and not opts.allow_empty_text:
         rec.error = "empty text"
     return rec

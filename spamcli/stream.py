@@ -41,6 +41,7 @@ def micro_batches(
     The queue is a C-level :class:`queue.SimpleQueue` (a put/get costs a fraction of
     :class:`queue.Queue`'s locking); the reader pauses while ``4 * max_batch`` items are waiting,
     which bounds memory on endless input."""
+    max_batch = max(1, max_batch)
     if max_wait is None:
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, max_batch)):

@@ -337,7 +337,12 @@ class Vectoriser:
         # and supports the settings (int32 columns; character n-grams, if any, of sizes 1 and up)
         char = settings.char_ngrams
         self._c_args: tuple | None = None
-        if _C is not None and 1 <= settings.n_features <= 2**31 and (not char or 1 <= char[0] <= char[1]):
+        if (
+            _C is not None
+            and 1 <= settings.n_features <= 2**31
+            and settings.max_chars >= 0  # Python's text[:-3] cuts from the end; the C code does not
+            and (not char or 1 <= char[0] <= char[1] <= 100_000)
+        ):
             lo, hi = char or (0, 0)
             self._c_args = (settings.n_features, settings.word_ngrams, lo, hi, settings.binary)
 

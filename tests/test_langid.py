@@ -31,3 +31,34 @@ def test_cached_answers_equal_fresh_predictions_and_the_cache_stays_bounded():
     assert small.detect(TEXTS[:2]) == fresh[:2]
     # a cached text and new ones that fill the cache, in one batch: still every answer
     assert small.detect([TEXTS[0], TEXTS[2], TEXTS[3]]) == [fresh[0], fresh[2], fresh[3]]
+
+
+def test_the_shared_cache_is_safe_across_threads():
+    import sys
+    import threading
+
+    detector = FastTextDetector()
+    detector._CACHE_LIMIT = 5  # emptied all the time, while other threads look up
+    texts = [f"{t} {i}" for i in range(40) for t in TEXTS[:5]]
+    expected = {t: FastTextDetector().detect([t])[0] for t in texts}
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for start in range(offset, len(texts), 7):
+                batch = texts[start : start + 9]
+                assert detector.detect(batch) == [expected[t] for t in batch]
+        except BaseException as exc:  # noqa: BLE001 - collected for the main thread
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures, failures[:1]

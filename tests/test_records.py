@@ -194,3 +194,17 @@ def test_unknown_format_is_a_usage_error():
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         _read(tmp_path / "none.txt")
+
+
+def test_lone_surrogates_from_json_escapes_become_error_records(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        '{"text": "hi \\ud800 there"}\n{"text": "ok", "lang": "\\udfff"}\n'
+        '{"text": "ok", "id": "a\\ud800"}\n{"text": "fine", "id": "b"}\n',
+        encoding="utf-8",
+    )
+    recs = list(read_records(str(path)))
+    assert [r.error.split(" ")[0] if r.error else None for r in recs] == ["text", "lang", "id", None]
+    assert all("lone surrogate" in r.error for r in recs[:3])
+    assert recs[2].id == 3  # an unwritable id is replaced by the line number
+    assert recs[3].id == "b" and recs[3].text == "fine"

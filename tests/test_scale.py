@@ -183,3 +183,40 @@ def test_a_regular_file_and_a_pipe_give_the_same_lines(trained_model, tmp_path):
         assert from_file.code == from_pipe.code == 0, from_file.stderr
         assert from_file.stdout == from_pipe.stdout
         assert len(from_file.json_lines()) == 2502
+
+
+def test_micro_batches_of_zero_still_hand_over_every_item():
+    assert list(micro_batches(iter(range(5)), max_batch=0, max_wait=0.01)) == [[0], [1], [2], [3], [4]]
+    assert list(micro_batches(iter(range(3)), max_batch=0, max_wait=None)) == [[0], [1], [2]]
+
+
+def test_batch_size_below_one_is_a_usage_error(trained_model):
+    assert_one_line_error(run_cli("classify", "--model", trained_model, "--batch-size", "0", stdin="hi\n"), 2)
+
+
+def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO, cli_env
+
+    big = tmp_path / "big.jsonl"
+    big.write_text(_jsonl_lines(3000) * 100, encoding="utf-8")  # 300,000 lines: many seconds of work
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spamcli", "classify", "--model", str(trained_model), "--jobs", "2", str(big)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=REPO,
+        start_new_session=True,  # its own process group, as a shell gives a pipeline
+    )
+    time.sleep(3)  # start-up done, workers busy scoring
+    assert proc.poll() is None, "finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "ForkPoolWorker" not in err, err

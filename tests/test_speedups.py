@@ -371,6 +371,14 @@ def test_vectoriser_row_and_columns_use_c_and_equal_python(with_speedups):
 def test_unsupported_settings_fall_back_to_python(with_speedups):
     assert Vectoriser(FeatureSettings(char_ngrams=(0, 3)))._c_args is None
     assert Vectoriser(FeatureSettings(n_features=2**32))._c_args is None
+    for odd in (FeatureSettings(max_chars=-3), FeatureSettings(char_ngrams=(2, 100_001))):
+        vec = Vectoriser(odd)
+        assert vec._c_args is None
+        rows = vec.transform(["claim your prize at http://x.example now"])
+        T.use_speedups(False)
+        reference = Vectoriser(odd).transform(["claim your prize at http://x.example now"])
+        T.use_speedups(True)
+        assert rows.indices.tolist() == reference.indices.tolist()
     with pytest.raises(ValueError):
         _speedups.columns("x", 0, 2, 2, 4, True)
     with pytest.raises(TypeError):
