@@ -129,7 +129,7 @@ def classify(
         Path | None, typer.Option(help="Profiles: JSON/TOML file overriding signal weights (see README).")
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU; 1: none).")
+        int, typer.Option("--jobs", "-j", help="Worker processes scoring batches (0: one per CPU, up to 4; 1: none).")
     ] = 0,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
