@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
-from .records import Record
+from .records import RawLine, ReadOptions, Record, parse_line
 from .router import ContextModel, Thresholds, Verdict
 from .stream import micro_batches
 
@@ -80,20 +80,25 @@ class SpamFilter:
         max_batch: int = 1024,
         max_wait: float | None = 0.01,
         jobs: int = 1,
+        read_options: ReadOptions | None = None,
     ) -> Iterator[list[dict]]:
         """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
         at a time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1
         scores batches in that many forked worker processes (0: one per CPU; see
         :mod:`spamcli.parallel`); the output is the same. ``max_wait=None`` when reading the records
-        never blocks (a regular file): full batches, read without a reader thread."""
+        never blocks (a regular file): full batches, read without a reader thread. With workers,
+        ``records`` may hold :class:`~spamcli.records.RawLine` items (``read_records(...,
+        raw_lines=True)``), parsed in the workers with ``read_options``."""
         if jobs != 1:
             from .parallel import available_jobs, score_in_workers
 
             jobs = available_jobs(jobs)
             if jobs > 1:
-                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait)
+                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
                 return
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
+            if read_options is not None:  # unparsed lines, when no worker could be forked after all
+                batch = [parse_line(r, read_options) if isinstance(r, RawLine) else r for r in batch]
             yield self.score_records(batch, explain=explain)
 
     def classify_stream(self, records: Iterable[Record], explain: int = 0) -> Iterator[dict]:

@@ -254,10 +254,18 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
     from .records import read_records
 
     if not _engine(engine, scheduler):
+        from .parallel import available_jobs
+
+        raw = available_jobs(jobs) > 1  # workers parse plain and JSON lines: the reader only reads
         for path in inputs:
             wait = None if _regular_file(path) else 0.01  # a pipe or terminal: micro-batches for latency
             yield spam_filter.classify_batches(
-                read_records(path, opts), explain=explain, max_batch=batch_size, max_wait=wait, jobs=jobs
+                read_records(path, opts, raw_lines=raw),
+                explain=explain,
+                max_batch=batch_size,
+                max_wait=wait,
+                jobs=jobs,
+                read_options=opts if raw else None,
             )
         return
     from .dask_engine import classify_partitions, expand_inputs, session

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .records import Record
+from .records import RawLine, ReadOptions, Record, parse_line
 from .stream import micro_batches
 
 if TYPE_CHECKING:
@@ -28,11 +28,18 @@ if TYPE_CHECKING:
 _worker_filter: SpamFilter | None = None  # set in the parent just before the workers are forked
 
 
-def _score(slim: list[tuple], explain: int) -> list[dict]:
+def _score(slim: list[tuple], explain: int, opts: ReadOptions | None) -> list[dict]:
     """In a worker: score a batch sent as ``(id, text, lang, error)`` tuples (cheaper to pickle than
-    records, and without the records' raw input fields)."""
+    records, and without the records' raw input fields) or as unparsed :class:`RawLine` items,
+    parsed here so that the reading process only reads."""
     assert _worker_filter is not None
-    records = [Record(id=i, text=text, lang=lang, error=error) for i, text, lang, error in slim]
+    opts = opts or ReadOptions()
+    records = [
+        parse_line(item, opts)
+        if isinstance(item, RawLine)
+        else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
+        for item in slim
+    ]
     return _worker_filter.score_records(records, explain=explain)
 
 
@@ -57,6 +64,7 @@ def score_in_workers(
     jobs: int,
     max_batch: int,
     max_wait: float | None,
+    read_options: ReadOptions | None = None,
 ) -> Iterator[list[dict]]:
     """Output dicts per micro-batch of ``records``, in order, scored by ``jobs`` forked processes."""
     global _worker_filter
@@ -69,8 +77,8 @@ def score_in_workers(
         pending: deque = deque()
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait, idle=max_wait):
             if batch:
-                slim = [(r.id, r.text, r.lang, r.error) for r in batch]
-                pending.append(pool.apply_async(_score, (slim, explain)))
+                slim = [r if isinstance(r, RawLine) else (r.id, r.text, r.lang, r.error) for r in batch]
+                pending.append(pool.apply_async(_score, (slim, explain, read_options)))
             while pending and (not batch or len(pending) > 2 * jobs or pending[0].ready()):
                 yield pending.popleft().get()
         while pending:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .errors import InputError, UsageError
 
@@ -192,42 +192,45 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     return rec
 
 
-def _read_text(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
-    for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
-        if raw is None:
-            yield Record(id=number, error=_too_long(opts.max_bytes))
-            continue
+class RawLine(NamedTuple):
+    """A line of a plain-text or JSON-lines input, not parsed yet (``raw`` None: too long).
+    :func:`parse_line` makes it the Record that :func:`read_records` would have given; ``classify
+    --jobs`` sends these to its workers, so the parsing runs there and not in the reading process."""
+
+    fmt: str
+    number: int
+    raw: bytes | None
+
+
+def parse_line(line: RawLine, opts: ReadOptions) -> Record:
+    """The Record of one plain-text (``fmt="text"``) or JSON-lines (``"jsonl"``) input line."""
+    number, raw = line.number, line.raw
+    if raw is None:
+        return Record(id=number, error=_too_long(opts.max_bytes))
+    if line.fmt == "text":
         try:
             text = _decode(raw)
         except UnicodeDecodeError as exc:
-            yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
-            continue
+            return Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
         if not text.strip():
-            yield Record(id=number, error="empty line")
-            continue
-        yield Record(id=number, text=text, label=opts.default_label)
+            return Record(id=number, error="empty line")
+        return Record(id=number, text=text, label=opts.default_label)
+    try:
+        obj = json.loads(_decode(raw))
+    except UnicodeDecodeError as exc:
+        return Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
+    except json.JSONDecodeError as exc:
+        if not raw.strip():
+            return Record(id=number, error="empty line")
+        return Record(id=number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(obj, dict):
+        return Record(id=number, error="JSON line is not an object")
+    return record_from_fields(obj, number, opts)
 
 
-def _read_jsonl(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
+def _raw_lines(stream: BinaryIO, fmt: str, opts: ReadOptions) -> Iterator[RawLine]:
     for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
-        if raw is None:
-            yield Record(id=number, error=_too_long(opts.max_bytes))
-            continue
-        try:
-            obj = json.loads(_decode(raw))
-        except UnicodeDecodeError as exc:
-            yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
-            continue
-        except json.JSONDecodeError as exc:
-            if not raw.strip():
-                yield Record(id=number, error="empty line")
-            else:
-                yield Record(id=number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(obj, dict):
-            yield Record(id=number, error="JSON line is not an object")
-            continue
-        yield record_from_fields(obj, number, opts)
+        yield RawLine(fmt, number, raw)
 
 
 def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
@@ -342,8 +345,13 @@ class _Peekable:
         return self._stream.readline(size)
 
 
-def read_records(path: str | None, opts: ReadOptions | None = None) -> Iterator[Record]:
-    """All records of a file (or stdin for ``-``/None), in order, in the given or detected format."""
+def read_records(
+    path: str | None, opts: ReadOptions | None = None, raw_lines: bool = False
+) -> Iterator[Record | RawLine]:
+    """All records of a file (or stdin for ``-``/None), in order, in the given or detected format.
+
+    ``raw_lines``: a plain-text or JSON-lines input yields :class:`RawLine` items instead, to be
+    parsed later with :func:`parse_line` (other formats still yield Records)."""
     opts = opts or ReadOptions()
     if opts.format not in FORMATS:
         raise UsageError(f"unknown format {opts.format!r}; choose from {', '.join(FORMATS)}")
@@ -372,10 +380,9 @@ def read_records(path: str | None, opts: ReadOptions | None = None) -> Iterator[
             stream_in: BinaryIO = peek  # type: ignore[assignment]
         else:
             stream_in = stream
-        if fmt == "text":
-            yield from _read_text(stream_in, opts)
-        elif fmt == "jsonl":
-            yield from _read_jsonl(stream_in, opts)
+        if fmt in ("text", "jsonl"):
+            lines = _raw_lines(stream_in, fmt, opts)
+            yield from lines if raw_lines else (parse_line(line, opts) for line in lines)
         elif fmt == "decidim":
             yield from _read_decidim(stream_in, opts)
         else:

@@ -173,16 +173,27 @@ def test_micro_batches_without_max_wait_reads_full_batches_in_this_thread():
     assert set(seen_threads) == {threads}  # no reader thread was started
 
 
-def test_a_regular_file_and_a_pipe_give_the_same_lines(trained_model, tmp_path):
-    data = _jsonl_lines(2500) + "not json\n\n"
-    path = tmp_path / "messages.jsonl"
-    path.write_text(data, encoding="utf-8")
-    for jobs in ("1", "2"):
-        from_file = run_cli("classify", "--model", trained_model, "--batch-size", "300", "--jobs", jobs, path)
-        from_pipe = run_cli("classify", "--model", trained_model, "--batch-size", "300", "--jobs", jobs, stdin=data)
-        assert from_file.code == from_pipe.code == 0, from_file.stderr
-        assert from_file.stdout == from_pipe.stdout
-        assert len(from_file.json_lines()) == 2502
+@pytest.mark.parametrize("fmt", ["jsonl", "text"])
+def test_a_file_and_a_pipe_with_and_without_workers_give_the_same_lines(trained_model, tmp_path, fmt):
+    """The reading process parses lines itself (--jobs 1) or leaves them to the workers: same output,
+    bad lines included (BOM, CRLF, broken JSON, empty, invalid UTF-8, too long, no final newline)."""
+    lines = _jsonl_lines(2500).splitlines()
+    if fmt == "text":
+        lines = [json.loads(line)["text"] for line in lines]
+    data = "\ufeff".encode() + "\n".join(lines[:1000]).encode() + b"\r\nnot json\n\n\xff\xfe bad\n"
+    data += ("x" * 3000).encode() + b"\n" + "\n".join(lines[1000:]).encode()  # no final newline
+    path = tmp_path / f"messages.{fmt}"
+    path.write_bytes(data)
+    args = ("classify", "--model", trained_model, "--batch-size", "300", "--max-bytes", "2000", "--format", fmt)
+    runs = [run_cli(*args, "--jobs", "1", path)]
+    runs += [run_cli(*args, "--jobs", "2", path), run_cli(*args, "--jobs", "2", stdin=data)]
+    runs += [run_cli(*args, "--jobs", "1", stdin=data)]
+    assert all(r.code == 0 for r in runs), runs[0].stderr
+    assert all(r.stdout == runs[0].stdout for r in runs[1:])
+    out = runs[0].json_lines()
+    assert len(out) == 2504
+    errors = [item["error"] for item in out if "error" in item]
+    assert any("longer than 2000 bytes" in e for e in errors) and any("UTF-8" in e for e in errors)
 
 
 def test_micro_batches_of_zero_still_hand_over_every_item():
