@@ -223,11 +223,34 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
         env=cli_env(),
         cwd=REPO,
         start_new_session=True,  # its own process group, as a shell gives a pipeline
+        # as from a terminal: a test run in the background (CI) may inherit SIGINT ignored or
+        # blocked, and Python then never sees it
+        preexec_fn=_deliver_sigint,
     )
-    time.sleep(3)  # start-up done, workers busy scoring
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until both workers are forked: start-up is over
+    time.sleep(0.5)  # workers busy scoring
     assert proc.poll() is None, "finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err and "ForkPoolWorker" not in err, err
+
+
+def _deliver_sigint() -> None:
+    """In a child before exec: SIGINT handled by default and not blocked."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _children(pid: int) -> list[int]:
+
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return handle.read().split()
+    except OSError:
+        return []
