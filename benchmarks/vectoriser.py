@@ -66,13 +66,20 @@ def repeated_stream(texts: list[str], n: int) -> list[str]:
     return [text for _, text in zip(range(n), itertools.cycle(texts))]
 
 
-def median_time(fn, runs: int) -> tuple[float, list[float]]:
+def timed(fn, runs: int, n: int, digits: int = 4) -> dict:
+    """``fn`` run ``runs`` times: median and every wall time in seconds, and messages per second for
+    ``n`` messages at the median."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+    median = statistics.median(times)
+    return {
+        "median_s": round(median, digits),
+        "runs_s": [round(t, digits) for t in times],
+        "msgs_per_s": round(n / median),
+    }
 
 
 def check_same_rows(texts: list[str]) -> None:
@@ -105,12 +112,7 @@ def bench_inprocess(distinct: list[str], repeated: list[str], runs: int) -> list
         for label, c in (("python", False), ("c", True)):
             T.use_speedups(c)
             log(f"{name} ({stream}), {label}: {runs} runs")
-            median, times = median_time(fn, runs)
-            row[label] = {
-                "median_s": round(median, 4),
-                "runs_s": [round(t, 4) for t in times],
-                "msgs_per_s": round(n / median),
-            }
+            row[label] = timed(fn, runs, n)
         row["speed_up"] = round(row["python"]["median_s"] / row["c"]["median_s"], 2)
         results.append(row)
     T.use_speedups(True)
@@ -137,12 +139,7 @@ def bench_cli(texts: list[str], n: int, runs: int, model: Path) -> list[dict]:
                         [*cmd, "classify", "--model", str(model), str(path)], env=env, stdout=devnull, check=True
                     )
 
-            median, times = median_time(classify, runs)
-            row[label] = {
-                "median_s": round(median, 3),
-                "runs_s": [round(t, 3) for t in times],
-                "msgs_per_s": round(n / median),
-            }
+            row[label] = timed(classify, runs, n, digits=3)
         row["speed_up"] = round(row["python"]["median_s"] / row["c"]["median_s"], 2)
         results.append(row)
     return results
