@@ -24,7 +24,11 @@ from .errors import ModelError
 
 UNKNOWN = "und"
 BACKENDS = ("fasttext", "langdetect")
-_SAMPLE_CHARS = 1000
+# fastText's cost grows with the text (~0.06 µs a character); the first 400 characters tell the
+# language as well as 1,000 do: over the 38,069 texts of the shared datasets, cutting at 400 instead
+# of 1,000 changed the chosen model of one (a mixed-language Telegram message) and saved ~25% of the
+# language-id time.
+_SAMPLE_CHARS = 400
 
 
 def lid_model_path() -> Path:

@@ -156,7 +156,8 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     rec_id = fields.get(id_key) if id_key else number
     if rec_id is None or rec_id == "":
         rec_id = number
-    if isinstance(rec_id, str) and _LONE_SURROGATE_RE.search(rec_id):  # echoed in the output: unwritable
+    # the id is echoed in the output: a lone surrogate would make it unwritable
+    if isinstance(rec_id, str) and not rec_id.isascii() and _LONE_SURROGATE_RE.search(rec_id):
         return Record(id=number, fields=fields, error=f"id {_NOT_UNICODE}")
     text_key = _pick(fields, opts.text_field, TEXT_FIELDS)
     if text_key is None and opts.allow_empty_text:
@@ -181,11 +182,10 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
         except ValueError as exc:
             rec.error = str(exc)
             return rec
-    if _SURROGATE_RE.search(text):
-        rec.error = "invalid UTF-8"
-    elif _LONE_SURROGATE_RE.search(text):
-        rec.error = f"text {_NOT_UNICODE}"
-    elif lang and _LONE_SURROGATE_RE.search(lang):
+    # (ASCII text holds no surrogate: the usual record skips both searches)
+    if not text.isascii() and _LONE_SURROGATE_RE.search(text):
+        rec.error = "invalid UTF-8" if _SURROGATE_RE.search(text) else f"text {_NOT_UNICODE}"
+    elif lang and not lang.isascii() and _LONE_SURROGATE_RE.search(lang):
         rec.error = f"{opts.lang_field} {_NOT_UNICODE}"
     elif not text.strip() and not opts.allow_empty_text:
         rec.error = "empty text"

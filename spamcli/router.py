@@ -79,14 +79,24 @@ class ContextModel:
     def languages(self) -> list[str]:
         return sorted(k for k in self.models if k != FALLBACK)
 
-    def _label(self, score: float, route: str, lang: str, conf: float, override: Thresholds | None) -> str:
-        label = (override or self.thresholds_for(route)).label(score)
-        unseen = (
-            self.known_languages is not None and conf >= self.min_lang_confidence and lang not in self.known_languages
-        )
-        if label == SPAM and unseen and override is None and score < self.unseen_language_threshold:
-            return UNSURE
-        return label
+    def _labels(
+        self, scores: list[float], routes: list[str], detected: list[tuple[str, float]], override: Thresholds | None
+    ) -> list[str]:
+        """The label of each score: by ``override`` if given, else by its routed model's thresholds;
+        ``spam`` in a language no model was trained on (detected with confidence) becomes ``unsure``
+        below :attr:`unseen_language_threshold`."""
+        known = self.known_languages
+        sure = self.min_lang_confidence
+        cut = self.unseen_language_threshold
+        by_route = {name: override or self.thresholds_for(name) for name in set(routes)}
+        labels = []
+        for score, route, (lang, conf) in zip(scores, routes, detected):
+            label = by_route[route].label(score)
+            unseen = known is not None and conf >= sure and lang not in known
+            if label == SPAM and override is None and score < cut and unseen:
+                label = UNSURE
+            labels.append(label)
+        return labels
 
     def thresholds_for(self, model_name: str) -> Thresholds:
         return self.model_thresholds.get(model_name, self.thresholds)
@@ -119,28 +129,26 @@ class ContextModel:
 
         Labels use ``thresholds`` if given, else the routed model's own thresholds."""
         detected = self.detect(texts, langs)
-        routes = [self.route(lang, conf) for lang, conf in detected]
+        models, sure = self.models, self.min_lang_confidence  # self.route(), inlined
+        routes = [lang if conf >= sure and lang in models else FALLBACK for lang, conf in detected]
         scores = np.empty(len(texts))
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]
             rows = self.vectoriser.transform([texts[i] for i in idx])
             scores[idx] = self.models[name].predict_proba(rows)
-        verdicts = []
-        for i, text in enumerate(texts):
-            lang, conf = detected[i]
-            verdict = Verdict(
-                score=float(scores[i]),
-                label=self._label(float(scores[i]), routes[i], lang, conf, thresholds),
-                lang=lang,
-                lang_confidence=round(conf, 3),
-                model=routes[i],
-            )
-            if explain:
-                verdict.reasons = self.explain(text, routes[i], explain)
-            if self.learned_labels:
+        score_list = scores.tolist()
+        labels = self._labels(score_list, routes, detected, thresholds)
+        verdicts = [
+            Verdict(score=score, label=label, lang=lang, lang_confidence=round(conf, 3), model=route)
+            for score, label, (lang, conf), route in zip(score_list, labels, detected, routes)
+        ]
+        if explain:
+            for verdict, text in zip(verdicts, texts):
+                verdict.reasons = self.explain(text, verdict.model, explain)
+        if self.learned_labels:
+            for verdict, text in zip(verdicts, texts):
                 verdict.learned = self.learned_labels.get(message_hash(text))
                 verdict.label = verdict.learned or verdict.label
-            verdicts.append(verdict)
         return verdicts
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
