@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
-from .records import RawLine, ReadOptions, Record, parse_line
+from .records import RawBlock, RawLine, ReadOptions, Record, block_lines, parse_line
 from .router import ContextModel, Thresholds, Verdict
 from .stream import micro_batches
 
@@ -87,8 +87,9 @@ class SpamFilter:
         scores batches in that many forked worker processes (0: one per CPU; see
         :mod:`spamcli.parallel`); the output is the same. ``max_wait=None`` when reading the records
         never blocks (a regular file): full batches, read without a reader thread. With workers,
-        ``records`` may hold :class:`~spamcli.records.RawLine` items (``read_records(...,
-        raw_lines=True)``), parsed in the workers with ``read_options``."""
+        ``records`` may hold :class:`~spamcli.records.RawLine` or :class:`~spamcli.records.RawBlock`
+        items (``read_records(..., raw_lines=True)`` or ``raw_blocks=True``), parsed in the workers
+        with ``read_options``."""
         if jobs != 1:
             from .parallel import available_jobs, score_in_workers
 
@@ -96,12 +97,23 @@ class SpamFilter:
             if jobs > 1:
                 yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
                 return
+        if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all
+            records = _parsed(records, read_options)
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
-            if read_options is not None:  # unparsed lines, when no worker could be forked after all
-                batch = [parse_line(r, read_options) if isinstance(r, RawLine) else r for r in batch]
             yield self.score_records(batch, explain=explain)
 
     def classify_stream(self, records: Iterable[Record], explain: int = 0) -> Iterator[dict]:
         """Like :meth:`classify_batches`, one output dict at a time."""
         for batch in self.classify_batches(records, explain=explain):
             yield from batch
+
+
+def _parsed(items: Iterable[Record | RawLine | RawBlock], opts: ReadOptions) -> Iterator[Record]:
+    """Records from :func:`~spamcli.records.read_records` items, parsing raw lines and blocks."""
+    for item in items:
+        if isinstance(item, RawBlock):
+            yield from (parse_line(line, opts) for line in block_lines(item, opts.max_bytes))
+        elif isinstance(item, RawLine):
+            yield parse_line(item, opts)
+        else:
+            yield item

@@ -258,9 +258,10 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
 
         raw = available_jobs(jobs) > 1  # workers parse plain and JSON lines: the reader only reads
         for path in inputs:
-            wait = None if _regular_file(path) else 0.01  # a pipe or terminal: micro-batches for latency
+            regular = _regular_file(path)
+            wait = None if regular else 0.01  # a pipe or terminal: micro-batches for latency
             yield spam_filter.classify_batches(
-                read_records(path, opts, raw_lines=raw),
+                read_records(path, opts, raw_lines=raw, raw_blocks=raw and regular),
                 explain=explain,
                 max_batch=batch_size,
                 max_wait=wait,

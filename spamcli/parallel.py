@@ -1,6 +1,7 @@
 """Scoring micro-batches in worker processes (``spamcli classify --jobs N``).
 
-The parent reads and parses the input and writes the output; ``N`` forked workers score batches.
+The parent reads the input and writes the output; ``N`` forked workers parse and score batches (a
+regular file goes to them in blocks of bytes, split into lines there).
 Results come back in input order. At most ``2 * N`` batches are in flight, so memory stays bounded
 on endless input, and whatever is in flight is finished as soon as the input goes quiet for a few
 milliseconds, so a trickle of lines (``tail -f``) keeps its latency.
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .records import RawLine, ReadOptions, Record, parse_line
+from .records import RawBlock, RawLine, ReadOptions, Record, block_lines, parse_line
 from .stream import micro_batches
 
 if TYPE_CHECKING:
@@ -28,19 +29,46 @@ if TYPE_CHECKING:
 _worker_filter: SpamFilter | None = None  # set in the parent just before the workers are forked
 
 
-def _score(slim: list[tuple], explain: int, opts: ReadOptions | None) -> list[dict]:
+def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -> list[dict]:
     """In a worker: score a batch sent as ``(id, text, lang, error)`` tuples (cheaper to pickle than
-    records, and without the records' raw input fields) or as unparsed :class:`RawLine` items,
-    parsed here so that the reading process only reads."""
+    records, and without the records' raw input fields), as unparsed :class:`RawLine` items, or as
+    one :class:`RawBlock` of a file's lines: these are split and parsed here, so that the reading
+    process only reads. A block is scored ``max_batch`` records at a time."""
     assert _worker_filter is not None
     opts = opts or ReadOptions()
+    if len(slim) == 1 and isinstance(slim[0], RawBlock):
+        slim = block_lines(slim[0], opts.max_bytes)
     records = [
         parse_line(item, opts)
         if isinstance(item, RawLine)
         else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
         for item in slim
     ]
-    return _worker_filter.score_records(records, explain=explain)
+    out: list[dict] = []
+    for start in range(0, len(records), max_batch):
+        out += _worker_filter.score_records(records[start : start + max_batch], explain=explain)
+    return out
+
+
+def _tasks(records: Iterable, max_batch: int, max_wait: float | None) -> Iterator[list]:
+    """What each task scores: a :class:`RawBlock` alone, other items in micro-batches."""
+    if max_wait is not None:  # a pipe: blocks are never read from one
+        yield from micro_batches(records, max_batch=max_batch, max_wait=max_wait, idle=max_wait)
+        return
+    group: list = []
+    for item in records:
+        if isinstance(item, RawBlock):
+            if group:
+                yield group
+                group = []
+            yield [item]
+            continue
+        group.append(item)
+        if len(group) >= max_batch:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
@@ -75,10 +103,10 @@ def score_in_workers(
     ignore_sigint = (signal.SIGINT, signal.SIG_IGN)
     with multiprocessing.get_context("fork").Pool(jobs, initializer=signal.signal, initargs=ignore_sigint) as pool:
         pending: deque = deque()
-        for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait, idle=max_wait):
+        for batch in _tasks(records, max_batch, max_wait):
             if batch:
-                slim = [r if isinstance(r, RawLine) else (r.id, r.text, r.lang, r.error) for r in batch]
-                pending.append(pool.apply_async(_score, (slim, explain, read_options)))
+                slim = [r if isinstance(r, (RawLine, RawBlock)) else (r.id, r.text, r.lang, r.error) for r in batch]
+                pending.append(pool.apply_async(_score, (slim, explain, read_options, max_batch)))
             while pending and (not batch or len(pending) > 2 * jobs or pending[0].ready()):
                 yield pending.popleft().get()
         while pending:

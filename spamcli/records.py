@@ -88,25 +88,74 @@ def detect_format(path: str | None, first_line: bytes = b"") -> str:
 
 
 # ---- bounded line reading -----------------------------------------------------------------
-def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[bytes | None]:
+def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES, strip_bom: bool = True) -> Iterator[bytes | None]:
     """Lines without their newline; ``None`` for a line longer than ``max_bytes`` (skipped in
-    bounded chunks, so a 10 MB line never sits in memory whole). A leading UTF-8 BOM is dropped."""
-    first = True
+    bounded chunks, so a 10 MB line never sits in memory whole). A UTF-8 BOM that starts the
+    stream is dropped (``strip_bom``) and does not count towards the first line's length."""
+    first = strip_bom
     while True:
-        line = stream.readline(max_bytes + 1)
+        line = stream.readline(max_bytes + 1 + (len(_BOM) if first else 0))
         if not line:
             return
         if first:
             first = False
             line = line.removeprefix(_BOM)
-        if len(line) > max_bytes and not line.endswith(b"\n"):
-            while True:  # discard the rest of the over-long line
+        ended = line.endswith(b"\n")
+        if len(line) - ended > max_bytes:
+            while not ended:  # discard the rest of the over-long line
                 rest = stream.readline(1 << 20)
-                if not rest or rest.endswith(b"\n"):
-                    break
+                ended = not rest or rest.endswith(b"\n")
             yield None
             continue
         yield line.rstrip(b"\r\n")
+
+
+class RawBlock(NamedTuple):
+    """Whole lines of a plain-text or JSON-lines file, not split yet, from line number ``first`` on;
+    :func:`block_lines` splits them as :func:`iter_lines` would have. ``classify`` with workers
+    reads a regular file this way: the reading process only reads blocks of bytes, and each worker
+    splits, parses and scores its own block."""
+
+    fmt: str
+    first: int
+    data: bytes
+
+
+BLOCK_BYTES = 1 << 18
+
+
+def read_blocks(
+    stream: BinaryIO, fmt: str, max_bytes: int, head: bytes = b"", block_bytes: int | None = None
+) -> Iterator[RawBlock]:
+    """``head + stream`` (a BOM at the start already dropped) as blocks of about ``block_bytes`` of
+    whole lines. A line longer than ``max_bytes`` ends its block, cut to ``max_bytes + 1`` bytes
+    (its rest is skipped here), so that :func:`block_lines` reports it as too long; memory stays
+    bounded."""
+    number, carry, block_bytes = 1, head, block_bytes or BLOCK_BYTES
+    while chunk := stream.read(block_bytes):
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # one line in progress
+            if len(data) <= max_bytes:
+                carry = data
+                continue
+            yield RawBlock(fmt, number, data[: max_bytes + 1])
+            number += 1
+            carry = b""
+            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            continue
+        yield RawBlock(fmt, number, data[:cut])
+        number += data.count(b"\n", 0, cut)
+        carry = data[cut:]
+    if carry:
+        yield RawBlock(fmt, number, carry)
+
+
+def block_lines(block: RawBlock, max_bytes: int) -> list[RawLine]:
+    """The lines of a :class:`RawBlock`, numbered, as :func:`read_records` would have read them."""
+    lines = iter_lines(io.BytesIO(block.data), max_bytes, strip_bom=False)
+    return [RawLine(block.fmt, number, raw) for number, raw in enumerate(lines, start=block.first)]
 
 
 def _decode(raw: bytes) -> str:
@@ -336,6 +385,13 @@ class _Peekable:
     def first_line(self) -> bytes:
         return self._head
 
+    def read(self, size: int = -1) -> bytes:
+        head, self._head = self._head, b""
+        if 0 <= size <= len(head):
+            self._head = head[size:]
+            return head[:size]
+        return head + self._stream.read(-1 if size < 0 else size - len(head))
+
     def readline(self, size: int = -1) -> bytes:
         if self._head:
             head, self._head = self._head, b""
@@ -346,12 +402,13 @@ class _Peekable:
 
 
 def read_records(
-    path: str | None, opts: ReadOptions | None = None, raw_lines: bool = False
-) -> Iterator[Record | RawLine]:
+    path: str | None, opts: ReadOptions | None = None, raw_lines: bool = False, raw_blocks: bool = False
+) -> Iterator[Record | RawLine | RawBlock]:
     """All records of a file (or stdin for ``-``/None), in order, in the given or detected format.
 
     ``raw_lines``: a plain-text or JSON-lines input yields :class:`RawLine` items instead, to be
-    parsed later with :func:`parse_line` (other formats still yield Records)."""
+    parsed later with :func:`parse_line`; ``raw_blocks``: it yields :class:`RawBlock` items, many
+    lines each, split with :func:`block_lines` (other formats still yield Records)."""
     opts = opts or ReadOptions()
     if opts.format not in FORMATS:
         raise UsageError(f"unknown format {opts.format!r}; choose from {', '.join(FORMATS)}")
@@ -380,7 +437,10 @@ def read_records(
             stream_in: BinaryIO = peek  # type: ignore[assignment]
         else:
             stream_in = stream
-        if fmt in ("text", "jsonl"):
+        if fmt in ("text", "jsonl") and raw_blocks:
+            start = stream_in.read(len(_BOM))
+            yield from read_blocks(stream_in, fmt, opts.max_bytes, head=b"" if start == _BOM else start)
+        elif fmt in ("text", "jsonl"):
             lines = _raw_lines(stream_in, fmt, opts)
             yield from lines if raw_lines else (parse_line(line, opts) for line in lines)
         elif fmt == "decidim":

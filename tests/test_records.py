@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from helpers import SAMPLES
 
+from spamcli import records as records_module
 from spamcli.errors import InputError, UsageError
-from spamcli.records import ReadOptions, detect_format, iter_lines, parse_label, read_records
+from spamcli.records import ReadOptions, block_lines, detect_format, iter_lines, parse_label, read_records
 
 
 def _read(path, **options) -> list:
@@ -208,3 +210,44 @@ def test_lone_surrogates_from_json_escapes_become_error_records(tmp_path):
     assert all("lone surrogate" in r.error for r in recs[:3])
     assert recs[2].id == 3  # an unwritable id is replaced by the line number
     assert recs[3].id == "b" and recs[3].text == "fine"
+
+
+def _lines_as_blocks(path, opts):
+    blocks = read_records(str(path), opts, raw_blocks=True)
+    return [line for block in blocks for line in block_lines(block, opts.max_bytes)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_blocks_split_into_the_same_lines_as_line_reading(tmp_path, monkeypatch, seed):
+    """classify's workers split blocks of a file into lines: the same numbered lines as reading it
+    line by line, over long lines, CR LF, a BOM, blank lines and a missing last newline."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(records_module, "BLOCK_BYTES", rng.choice([1, 2, 5, 16, 64, 4096]))
+    max_bytes = rng.choice([1, 3, 8, 20, 100])
+    pieces = [b"\xef\xbb\xbf"] if rng.random() < 0.3 else []
+    for _ in range(rng.randrange(0, 30)):
+        size = rng.choice([0, 1, 2, max_bytes - 1, max_bytes, max_bytes + 1, max_bytes + 3, 3 * max_bytes, 250])
+        pieces.append(bytes(rng.choice(b'ab {}"\xc3\xa9\r') for _ in range(max(0, size))))
+        pieces.append(rng.choice([b"\n", b"\r\n", b"\n\n"]))
+    if pieces and rng.random() < 0.5:
+        pieces.pop()  # no newline at the end
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"".join(pieces))
+    opts = ReadOptions(format=rng.choice(["text", "jsonl", "auto"]), max_bytes=max_bytes)
+    expected = list(read_records(str(path), opts, raw_lines=True))
+    assert _lines_as_blocks(path, opts) == expected
+
+
+def test_a_10_mb_line_in_blocks_is_one_too_long_line_and_the_next_line_survives(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "a"}\n' + b"x" * 10_000_000 + b'\n{"text": "next"}\n')
+    opts = ReadOptions(max_bytes=1_000_000)
+    blocks = list(read_records(str(path), opts, raw_blocks=True))
+    assert max(len(b.data) for b in blocks) <= 1_000_001
+    lines = [line for block in blocks for line in block_lines(block, opts.max_bytes)]
+    assert [(line.number, line.raw) for line in lines] == [(1, b'{"text": "a"}'), (2, None), (3, b'{"text": "next"}')]
+
+
+def test_a_bom_before_an_over_long_first_line_does_not_count_towards_its_length():
+    assert list(iter_lines(io.BytesIO(b"\xef\xbb\xbfabcd\nx"), max_bytes=4)) == [b"abcd", b"x"]
+    assert list(iter_lines(io.BytesIO(b"\xef\xbb\xbfabcde\nx"), max_bytes=4)) == [None, b"x"]

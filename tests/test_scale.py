@@ -173,16 +173,17 @@ def test_micro_batches_without_max_wait_reads_full_batches_in_this_thread():
     assert set(seen_threads) == {threads}  # no reader thread was started
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "text"])
+@pytest.mark.parametrize("fmt", ["jsonl", "text", "auto"])
 def test_a_file_and_a_pipe_with_and_without_workers_give_the_same_lines(trained_model, tmp_path, fmt):
-    """The reading process parses lines itself (--jobs 1) or leaves them to the workers: same output,
-    bad lines included (BOM, CRLF, broken JSON, empty, invalid UTF-8, too long, no final newline)."""
+    """The reading process parses lines itself (--jobs 1) or leaves them to the workers (lines from
+    a pipe, blocks of bytes from a file): same output, bad lines included (BOM, CRLF, broken JSON,
+    empty, invalid UTF-8, too long, no final newline); ``auto`` sniffs JSON lines in a .txt file."""
     lines = _jsonl_lines(2500).splitlines()
     if fmt == "text":
         lines = [json.loads(line)["text"] for line in lines]
     data = "\ufeff".encode() + "\n".join(lines[:1000]).encode() + b"\r\nnot json\n\n\xff\xfe bad\n"
     data += ("x" * 3000).encode() + b"\n" + "\n".join(lines[1000:]).encode()  # no final newline
-    path = tmp_path / f"messages.{fmt}"
+    path = tmp_path / ("messages.txt" if fmt == "auto" else f"messages.{fmt}")
     path.write_bytes(data)
     args = ("classify", "--model", trained_model, "--batch-size", "300", "--max-bytes", "2000", "--format", fmt)
     runs = [run_cli(*args, "--jobs", "1", path)]
