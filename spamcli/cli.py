@@ -180,6 +180,8 @@ def classify(
                     counts.add(batch)
                     advance(len(batch))
                     sink.write([item for item in batch if wanted is None or label_of(item) in wanted])
+    except BrokenPipeError:  # stdout's reader went away (| head): not click's exit 1, see main()
+        raise _StdoutClosed() from None
     except BaseException:
         if output:
             sink.abort()
@@ -705,6 +707,10 @@ def export(
 
 
 # ---- entry point --------------------------------------------------------------------------
+class _StdoutClosed(Exception):
+    """stdout's reader went away; not an OSError, which click would turn into exit code 1."""
+
+
 def _quiet_broken_pipe() -> None:
     """The reader of stdout went away (``| head -1``): stop quietly, as Unix tools do."""
     try:
@@ -731,7 +737,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpamcliError as exc:
         print(f"spamcli: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
+    except (BrokenPipeError, _StdoutClosed):
         _quiet_broken_pipe()
         sys.exit(EXIT_OK)
     except (KeyboardInterrupt, typer.Abort):
