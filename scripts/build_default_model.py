@@ -83,7 +83,27 @@ def evaluate_sets(ctx, tests: dict) -> tuple[list[dict], list[dict]]:
     return by_set, by_lang
 
 
-def markdown(summary: dict, by_set: list[dict], by_lang: list[dict], seconds: float) -> str:
+def budget_markdown(spam_at_fpr: dict[str, dict[str, float]]) -> list[str]:
+    """The spam threshold per false-positive budget (``classify --max-fpr``), per model."""
+    budgets = sorted(spam_at_fpr.get("", {}), key=float)
+    lines = [
+        "",
+        "### Spam thresholds per false-positive budget (`classify --max-fpr`)",
+        "",
+        "Chosen in training on held-out folds, like the default (0.005); never below 0.5.",
+        "",
+        "| model | " + " | ".join(budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
+    for name, table in sorted(spam_at_fpr.items()):
+        label = name or "(context default)"
+        lines.append(f"| {label} | " + " | ".join(f"{table[b]:.4f}" for b in budgets) + " |")
+    return lines
+
+
+def markdown(
+    summary: dict, by_set: list[dict], by_lang: list[dict], seconds: float, spam_at_fpr: dict | None = None
+) -> str:
     lines = [
         f"Trained in {seconds:.0f} s on {summary['spam']} spam and {summary['ham']} ham "
         f"({summary['duplicates_dropped']} duplicates and {summary['conflicting_labels_dropped']} "
@@ -119,6 +139,7 @@ def markdown(summary: dict, by_set: list[dict], by_lang: list[dict], seconds: fl
             f"{_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['fpr'])} | "
             f"{_pct(row['unsure_rate'])} | {_pct(row['recall_at_0.5%_fpr'])} |"
         )
+    lines += budget_markdown(spam_at_fpr or {})
     lines += [
         "",
         "### Held-out evaluation per detected language",
@@ -167,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     log(f"wrote {args.out}")
     by_set, by_lang = evaluate_sets(ctx, test)
-    text = markdown(rep.to_dict(), by_set, by_lang, seconds) + "\n\n" + profile_markdown(profile_rep, profile_eval)
+    text = markdown(rep.to_dict(), by_set, by_lang, seconds, ctx.spam_at_fpr)
+    text += "\n\n" + profile_markdown(profile_rep, profile_eval)
     (Path(args.out).parent / "evaluation.json").write_text(
         json.dumps(
             {"summary": rep.to_dict(), "by_set": by_set, "by_language": by_lang, "profile": profile_eval}, indent=2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
@@ -43,6 +44,14 @@ class SpamFilter:
             self.context_name,
             Thresholds(ham=current.ham if ham is None else ham, spam=current.spam if spam is None else spam),
         )
+
+    def with_fp_budget(self, budget: float) -> SpamFilter:
+        """A copy that labels spam at the thresholds chosen in training for a held-out
+        false-positive rate of ``budget`` (one of :data:`~spamcli.router.FP_BUDGETS`): a comment
+        section may accept 3% where an SMS gateway accepts 0.5%. ValueError if the model has none."""
+        context = self.model.with_fp_budget(budget)
+        bundle = replace(self.bundle, contexts={**self.bundle.contexts, self.context_name: context})
+        return SpamFilter(bundle, self.context_name, self.override)
 
     def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""

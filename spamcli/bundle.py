@@ -123,10 +123,18 @@ def _thresholds(data: dict) -> Thresholds:
     return Thresholds(ham=ham, spam=spam)
 
 
+def _spam_at_fpr(data: dict) -> dict[str, float]:
+    table = {str(budget): float(cut) for budget, cut in data.items()}
+    if not all(0.0 <= cut <= 1.0 for cut in table.values()):
+        raise ValueError(f"spam thresholds per false-positive budget out of range: {table}")
+    return table
+
+
 def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
     return {
         "features": ctx.settings.to_dict(),
         "thresholds": _thresholds_dict(ctx.thresholds),
+        **({"spam_at_fpr": ctx.spam_at_fpr[""]} if "" in ctx.spam_at_fpr else {}),
         "min_lang_confidence": ctx.min_lang_confidence,
         "known_languages": ctx.known_languages,
         "unseen_language_threshold": ctx.unseen_language_threshold,
@@ -162,6 +170,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
                 "n_features": model.n_features,
                 "calibration": {"a": model.calib_a, "b": model.calib_b},
                 "thresholds": _thresholds_dict(ctx.thresholds_for(lang)),
+                **({"spam_at_fpr": ctx.spam_at_fpr[lang]} if lang in ctx.spam_at_fpr else {}),
                 "examples": {"ham": int(model.doc_counts[0]), "spam": int(model.doc_counts[1])},
             }
         contexts_manifest[ctx_name] = _context_manifest(ctx, files)
@@ -294,6 +303,11 @@ def load_bundle(directory: Path | None = None) -> Bundle:
                 thresholds=_thresholds(ctx["thresholds"]),
                 model_thresholds={
                     lang: _thresholds(e["thresholds"]) for lang, e in ctx["models"].items() if "thresholds" in e
+                },
+                spam_at_fpr={
+                    name: _spam_at_fpr(entry["spam_at_fpr"])
+                    for name, entry in [("", ctx), *ctx["models"].items()]
+                    if "spam_at_fpr" in entry
                 },
                 min_lang_confidence=float(ctx.get("min_lang_confidence", 0.5)),
                 known_languages=ctx.get("known_languages"),

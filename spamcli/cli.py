@@ -84,10 +84,30 @@ def _read_options(fmt: str, text_col, label_col, lang_col: str, need_label: bool
     )
 
 
-def _load_filter(model: Path | None, context: str, ham: float | None = None, spam: float | None = None):
+FpBudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-fpr",
+        help="Label spam at the threshold chosen in training for this held-out false-positive rate: "
+        "0.005, 0.01, 0.02, 0.03 or 0.05 (default: the model's own; 0.005 for the shipped model).",
+    ),
+]
+
+
+def _load_filter(
+    model: Path | None, context: str, ham: float | None = None, spam: float | None = None, max_fpr: float | None = None
+):
     from .api import SpamFilter
+    from .router import FP_BUDGETS
 
     spam_filter = SpamFilter.load(model, context=context)
+    if max_fpr is not None:
+        if max_fpr not in FP_BUDGETS:
+            raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
+        try:
+            spam_filter = spam_filter.with_fp_budget(max_fpr)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if ham is not None or spam is not None:
         spam_filter = spam_filter.with_thresholds(ham=ham, spam=spam)
         if spam_filter.thresholds.ham > spam_filter.thresholds.spam:
@@ -112,6 +132,7 @@ def classify(
     top: Annotated[int, typer.Option("--top", help="How many tokens --explain lists.")] = 5,
     spam_threshold: Annotated[float | None, typer.Option(help="Score at or above which: spam.")] = None,
     ham_threshold: Annotated[float | None, typer.Option(help="Score below which: ham.")] = None,
+    max_fpr: FpBudgetOpt = None,
     batch_size: Annotated[int, typer.Option(help="Largest micro-batch.")] = 1024,
     max_bytes: Annotated[int, typer.Option(help="Longest record accepted, in bytes.")] = 1_000_000,
     output: Annotated[
@@ -155,6 +176,8 @@ def classify(
     if context == "profile":
         if jobs > 1 or engine != "local":  # profiles are scored in this process
             raise UsageError("--jobs and --engine dask score messages; not with --context profile")
+        if max_fpr is not None:
+            raise UsageError("--max-fpr picks message thresholds; profiles take --spam-threshold")
         scorer = _load_profile_scorer(model, ham_threshold, spam_threshold, trusted_domains, trusted_ids, scoring)
         opts.allow_empty_text = True
 
@@ -164,7 +187,7 @@ def classify(
     else:
         if trusted_domains or trusted_ids or scoring:
             raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")
-        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold, max_fpr)
 
         def sources():
             explained = top if explain else 0
@@ -466,6 +489,7 @@ def evaluate(
     errors: Annotated[int, typer.Option("--errors", help="List the N worst false positives/negatives.")] = 0,
     spam_threshold: Annotated[float | None, typer.Option(help="Override the spam threshold.")] = None,
     ham_threshold: Annotated[float | None, typer.Option(help="Override the ham threshold.")] = None,
+    max_fpr: FpBudgetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables.")] = False,
 ) -> None:
     """Measure a model on labeled data: precision, recall, F1, false-positive rate, ROC-AUC.
@@ -496,7 +520,7 @@ def evaluate(
                 progress=lambda m: status.update(m),
             )
     else:
-        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold)
+        spam_filter = _load_filter(model, context, ham_threshold, spam_threshold, max_fpr)
         result = evaluate_model(spam_filter, records, target_precision=target_precision, errors=errors)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -68,6 +68,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
                 "default_weight": model.default_weight,
                 "calibration": {"a": model.calib_a, "b": model.calib_b},
                 "thresholds": {"ham": ctx.thresholds_for(lang).ham, "spam": ctx.thresholds_for(lang).spam},
+                **({"spam_at_fpr": ctx.spam_at_fpr[lang]} if lang in ctx.spam_at_fpr else {}),
                 "columns": model.columns.tolist(),
                 "weights": model.sparse_weights().tolist(),
             }
@@ -83,6 +84,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         contexts[ctx_name] = {
             "features": ctx.settings.to_dict(),
             "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+            **({"spam_at_fpr": ctx.spam_at_fpr[""]} if "" in ctx.spam_at_fpr else {}),
             "min_lang_confidence": ctx.min_lang_confidence,
             "language_identification": "fastText lid.176.ftz, top-1 label without '__label__'",
             "fallback_model": FALLBACK,

@@ -20,6 +20,7 @@ def describe(directory: Path | None = None) -> dict:
         contexts[name] = {
             "languages": ctx.languages,
             "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
+            "fp_budgets": sorted(ctx.spam_at_fpr.get("", {}), key=float),  # classify --max-fpr
             "models": {
                 lang: {
                     "kind": model.kind,

@@ -8,7 +8,7 @@ everything, the minimum language-id confidence, and the spam/ham thresholds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,6 +18,13 @@ from .text import FeatureSettings, Vectoriser, message_hash
 
 FALLBACK = "multi"
 SPAM, UNSURE, HAM = "spam", "unsure", "ham"
+# False-positive budgets for which training stores a spam threshold (``classify --max-fpr``).
+FP_BUDGETS = (0.005, 0.01, 0.02, 0.03, 0.05)
+
+
+def fpr_key(budget: float) -> str:
+    """The manifest key of a false-positive budget: 0.01 -> "0.01"."""
+    return f"{budget:g}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,33 @@ class ContextModel:
     lang_backend: str = "fasttext"
     summary: dict = field(default_factory=dict)
     scoring: dict = field(default_factory=dict)  # profile context: signal weights (see profiles.py)
+    # The spam threshold per false-positive budget (fpr_key -> cut), chosen on held-out scores at
+    # training like the default one: for the context (key "") and for each model with its own
+    # thresholds. Models trained before this existed have none.
+    spam_at_fpr: dict[str, dict[str, float]] = field(default_factory=dict)
     _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
+
+    def with_fp_budget(self, budget: float) -> ContextModel:
+        """A copy whose spam thresholds are those chosen at training for a held-out false-positive
+        rate of ``budget`` (one of :data:`FP_BUDGETS`) instead of the trained default; a ham
+        threshold above the new spam threshold comes down to it."""
+        key = fpr_key(budget)
+        names = ["", *self.model_thresholds]
+        if any(key not in self.spam_at_fpr.get(name, {}) for name in names):
+            stored = sorted(set.intersection(*(set(self.spam_at_fpr.get(n, {})) for n in names)), key=float)
+            have = f"it has {', '.join(stored)}" if stored else "it has none: retrain it with this spamcli"
+            raise ValueError(f"the model has no spam threshold for a false-positive budget of {key} ({have})")
+
+        def at_budget(name: str, current: Thresholds) -> Thresholds:
+            spam = self.spam_at_fpr[name][key]
+            return Thresholds(ham=min(current.ham, spam), spam=spam)
+
+        return replace(
+            self,
+            thresholds=at_budget("", self.thresholds),
+            model_thresholds={name: at_budget(name, t) for name, t in self.model_thresholds.items()},
+            _vectoriser=self._vectoriser,
+        )
 
     @property
     def vectoriser(self) -> Vectoriser:

@@ -23,7 +23,7 @@ from .errors import InputError
 from .metrics import roc_auc, spam_threshold_for_fpr
 from .model import NaiveBayesModel, fit_platt
 from .records import Record
-from .router import FALLBACK, ContextModel, Thresholds
+from .router import FALLBACK, FP_BUDGETS, ContextModel, Thresholds, fpr_key
 from .text import FeatureSettings, SparseRows, Vectoriser, normalise
 
 
@@ -196,6 +196,14 @@ def _choose_thresholds(y: np.ndarray, scores: np.ndarray, opts: TrainOptions) ->
     return Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
 
 
+def _spam_at_fpr(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """The spam threshold :func:`_choose_thresholds` would pick for each of :data:`FP_BUDGETS`."""
+    return {
+        fpr_key(budget): round(min(spam_threshold_for_fpr(y, scores, budget, floor=0.5), 0.99), 4)
+        for budget in FP_BUDGETS
+    }
+
+
 def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRows:
     return Vectoriser(settings).transform(texts)
 
@@ -284,10 +292,12 @@ def train_context(
 
     thresholds = _choose_thresholds(y, routed, opts)
     model_thresholds = {}
+    spam_at_fpr = {"": _spam_at_fpr(y, routed)}
     for name in models:
         mask = route_of == name
         if min(int(y[mask].sum()), int((y[mask] == 0).sum())) >= opts.min_per_class:
             model_thresholds[name] = _choose_thresholds(y[mask], routed[mask], opts)
+            spam_at_fpr[name] = _spam_at_fpr(y[mask], routed[mask])
 
     share = min(n_spam, n_ham) / len(y)
     if share < 0.2:
@@ -318,6 +328,7 @@ def train_context(
         models=models,
         thresholds=thresholds,
         model_thresholds=model_thresholds,
+        spam_at_fpr=spam_at_fpr,
         known_languages=sorted(str(r.lang) for r in rows if r.lang != "und" and r.ham >= opts.min_per_class),
         unseen_language_threshold=opts.unseen_language_threshold,
         min_lang_confidence=opts.min_lang_confidence,
@@ -446,6 +457,7 @@ def train_out_of_core(
         models={FALLBACK: model},
         thresholds=thresholds,
         model_thresholds={FALLBACK: thresholds},
+        spam_at_fpr=dict.fromkeys(("", FALLBACK), _spam_at_fpr(y_sample, scores)),
         min_lang_confidence=opts.min_lang_confidence,
         lang_backend=opts.lang_backend,
         summary=report.to_dict(),
