@@ -698,6 +698,7 @@ def info(
             f"learned {learned['spam']} spam, {learned['ham']} ham"
             + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
             + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
+            + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
         )
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")
