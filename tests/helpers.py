@@ -69,3 +69,14 @@ def shared_datasets() -> Path | None:
         if path.is_dir():
             return path
     return None
+
+
+def shared_dataset_texts(root: Path) -> list[str]:
+    """Every text of the shared datasets present under ``root`` (registry order by name)."""
+    from spamcli import datasets
+
+    texts: list[str] = []
+    for name, info in sorted(datasets.REGISTRY.items()):
+        if all((root / info.folder / f).is_file() for f in info.files):
+            texts += [r.text for r in datasets.load(name, root)]
+    return texts

@@ -16,8 +16,8 @@ import unicodedata
 
 import numpy as np
 import pytest
+from helpers import shared_dataset_texts
 
-from spamcli import datasets
 from spamcli import text as T
 from spamcli.text import FeatureSettings, Vectoriser
 
@@ -82,16 +82,8 @@ def with_speedups():
 # ---- (a) every text of the shared datasets --------------------------------------------------------
 
 
-def _dataset_texts(root) -> list[str]:
-    texts: list[str] = []
-    for name, info in sorted(datasets.REGISTRY.items()):
-        if all((root / info.folder / f).is_file() for f in info.files):
-            texts += [r.text for r in datasets.load(name, root)]
-    return texts
-
-
 def test_shared_dataset_texts_normalise_tokenise_and_hash_the_same(datasets_dir):
-    texts = _dataset_texts(datasets_dir)
+    texts = shared_dataset_texts(datasets_dir)
     if not texts:
         pytest.skip(f"no registered dataset in {datasets_dir}")
     # every text with the default settings and without character n-grams, a sample with the other
@@ -101,7 +93,7 @@ def test_shared_dataset_texts_normalise_tokenise_and_hash_the_same(datasets_dir)
 
 
 def test_shared_dataset_transform_equals_the_python_transform(datasets_dir, with_speedups):
-    texts = _dataset_texts(datasets_dir)
+    texts = shared_dataset_texts(datasets_dir)
     if not texts:
         pytest.skip(f"no registered dataset in {datasets_dir}")
     sample = random.Random(4).sample(texts, min(3000, len(texts)))
