@@ -79,6 +79,8 @@
 #define TYPE_LABEL 1
 #define MAX_DIM (1 << 20)
 #define MAX_WORD_NGRAMS (1 << 20)
+#define MAX_CHAR_NGRAM 256                /* maxn above this: not a fastText model we support */
+#define MAX_FILE_BYTES ((size_t)1 << 30) /* larger files are not language-id models */
 #define BATCH 64
 /* the word cache: how many words, how long a word, how many bytes of words and rows in all */
 #define CACHE_WORDS 16384
@@ -267,6 +269,7 @@ typedef struct {
      * prune_rows[rank of b] (prune_rows[kept] is -1, for the rank of a bucket past the last) */
     BitBlock *prune_blocks;
     int32_t *prune_rows;
+    uint32_t prune_limit; /* buckets from here on are not kept: the bitmap ends at the last kept one */
     /* the tokens: open addressing on the FNV-1a hash */
     Slot *slots;
     uint32_t slot_mask;
@@ -331,6 +334,8 @@ bucket_row(const ModelObject *M, uint32_t b)
 {
     if (M->pruneidx_size < 0)
         return M->nwords + (int32_t)b;
+    if (b >= M->prune_limit)
+        return -1;
     const BitBlock *blk = &M->prune_blocks[b >> 6];
     uint64_t bit = (uint64_t)1 << (b & 63);
     int32_t row = M->prune_rows[blk->base + popcount64(blk->bits & (bit - 1))];
@@ -973,8 +978,10 @@ model_parse(ModelObject *M, Reader *r, int64_t **counts_out, int32_t **pairs_out
         M->maxn = 0; /* FastText::loadModel: old supervised models have no character n-grams */
     if (M->dim < 1 || M->dim > MAX_DIM)
         return "a dimension out of range";
-    if (M->minn < 0 || M->maxn < 0 || M->word_ngrams > MAX_WORD_NGRAMS)
+    if (M->minn < 0 || M->maxn < 0 || M->maxn > MAX_CHAR_NGRAM || M->word_ngrams > MAX_WORD_NGRAMS)
         return "n-gram sizes out of range";
+    if (M->bucket < 0)
+        return "a negative bucket count";
     if (M->bucket <= 0 && (M->maxn > 0 || M->word_ngrams > 1))
         return "n-grams without buckets";
 
@@ -1069,7 +1076,15 @@ build_pruned(ModelObject *M, const int32_t *pairs)
 {
     if (M->pruneidx_size <= 0)
         return NULL;
-    size_t nblocks = ((size_t)M->bucket + 63) / 64;
+    /* sized by the largest kept bucket, not by `bucket` (a small file could claim 2^31 buckets) */
+    int64_t limit = 0;
+    for (int64_t k = 0; k < M->pruneidx_size; k++) {
+        int32_t key = pairs[2 * k];
+        if (key >= 0 && key < M->bucket && (int64_t)key + 1 > limit)
+            limit = (int64_t)key + 1;
+    }
+    M->prune_limit = (uint32_t)limit;
+    size_t nblocks = ((size_t)limit + 63) / 64;
     M->prune_blocks = PyMem_Calloc(nblocks + 1, sizeof(BitBlock));
     if (!M->prune_blocks)
         return "out of memory";
@@ -1109,17 +1124,19 @@ build_tree(ModelObject *M, const int64_t *label_counts)
 {
     const int32_t osz = M->nlabels;
     const size_t nodes = 2 * (size_t)osz - 1;
-    int64_t *count = PyMem_Malloc(nodes * sizeof(int64_t));
+    /* one more count than nodes: fastText's loop may compare count[node] with node == nodes (when
+     * counts reach 1e15) before the check below rejects the file; the extra one reads as 1e15 */
+    int64_t *count = PyMem_Malloc((nodes + 1) * sizeof(int64_t));
     M->left = PyMem_Malloc(nodes * sizeof(int32_t));
     M->right = PyMem_Malloc(nodes * sizeof(int32_t));
     if (!count || !M->left || !M->right) {
         PyMem_Free(count);
         return "out of memory";
     }
-    for (size_t i = 0; i < nodes; i++) {
+    for (size_t i = 0; i < nodes; i++)
         M->left[i] = M->right[i] = -1;
+    for (size_t i = 0; i <= nodes; i++)
         count[i] = (int64_t)1e15;
-    }
     for (int32_t i = 0; i < osz; i++)
         count[i] = label_counts[i];
     int32_t leaf = osz - 1, node = osz;
@@ -1298,6 +1315,10 @@ Model_init(ModelObject *self, PyObject *args, PyObject *kwds)
         for (;;) {
             if (len == cap) {
                 size_t want = cap ? cap * 2 : (size_t)1 << 20;
+                if (want > MAX_FILE_BYTES) { /* not a language-id model (or /dev/zero) */
+                    failed = 3;
+                    break;
+                }
                 unsigned char *more = want > cap ? realloc(data, want) : NULL;
                 if (!more) {
                     failed = 2;
@@ -1325,7 +1346,16 @@ Model_init(ModelObject *self, PyObject *args, PyObject *kwds)
     }
     else if (failed == 2)
         PyErr_NoMemory();
+    else if (failed == 3)
+        PyErr_Format(PyExc_ValueError, "%s: larger than %d MB, not a fastText language-id model",
+                     PyBytes_AS_STRING(path), (int)(MAX_FILE_BYTES >> 20));
     int rc = -1;
+    if (f && !failed && self->labels) { /* another thread loaded it meanwhile */
+        PyErr_SetString(PyExc_TypeError, "Model is already loaded");
+        free(data);
+        Py_DECREF(path);
+        return -1;
+    }
     if (f && !failed)
         rc = model_load(self, data, len, path);
     free(data);

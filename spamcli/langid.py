@@ -58,7 +58,7 @@ def _load_fastlid(path: Path):
         return None
     try:
         return _fastlid.Model(str(path))
-    except (ValueError, OSError):
+    except (ValueError, OSError, MemoryError):
         return None
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import random
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -498,6 +500,7 @@ def _header_edits(data: bytes) -> list[tuple[str, bytes]]:
         ("bucket negative", put("<i", 40, -5)),
         ("minn negative", put("<i", 44, -1)),
         ("maxn negative", put("<i", 48, -1)),
+        ("maxn huge", put("<i", 48, 10**6)),
         ("size", put("<i", 64, 7412)),
         ("size negative", put("<i", 64, -1)),
         ("size huge", put("<i", 64, 2**31 - 1)),
@@ -525,6 +528,47 @@ def _accepted(tmp_path: Path, damaged: list[tuple[str, bytes]]) -> list[str]:
 
 def test_damaged_headers_raise_value_error(tmp_path, lid_path):
     assert _accepted(tmp_path, _header_edits(lid_path.read_bytes())) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmRSS from /proc")
+def test_a_huge_bucket_count_costs_no_memory_and_answers_as_the_binding(tmp_path, lid_path):
+    """A file may claim 2^31 - 1 buckets: the kept-bucket bitmap is sized by the largest kept one
+    (not by the claim: ~512 MB), and buckets past it are dropped, as fastText drops them."""
+    data = bytearray(lid_path.read_bytes())
+    struct.pack_into("<i", data, 40, 2**31 - 1)
+    path = tmp_path / "huge-bucket.ftz"
+    path.write_bytes(bytes(data))
+    texts = ["hello world", "bonjour tout le monde", "中文 ไทย 😀", "xqzwv" * 40, ""]
+    assert_same(_fastlid.Model(str(path)), fasttext.load_model(str(path)), texts)
+    peak = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_REPORT_PEAK_RSS_KB, str(path)], capture_output=True, text=True, check=True
+    )
+    assert int(peak.stdout) < 200_000  # kB; a bitmap over 2^31 buckets would be 512 MB
+
+
+# the resident memory (VmRSS, kB) of a fresh process holding the model (not ru_maxrss: Linux keeps
+# the high-water mark of the pytest process across the child's exec)
+LOAD_AND_REPORT_PEAK_RSS_KB = (
+    "import re, sys\n"
+    "from spamcli import _fastlid\n"
+    "model = _fastlid.Model(sys.argv[1])\n"
+    "print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+)
+
+
+def test_label_counts_that_make_no_tree_raise_value_error(tmp_path):
+    """Two labels counted 10^15 each: fastText's tree building would read past its counts (and then
+    make no tree); the file is refused, without reading out of bounds (tests under ASan:
+    scripts/sanitize_fastlid.sh)."""
+    _training_file(tmp_path / "train.txt", 2, lambda k: 20, seed=6)
+    _train(tmp_path / "train.txt", dim=4, wordNgrams=1, minn=2, maxn=3, bucket=100).save_model(str(tmp_path / "m.bin"))
+    data = bytearray((tmp_path / "m.bin").read_bytes())
+    for label in (b"__label__l0\0", b"__label__l1\0"):
+        at = data.index(label) + len(label)
+        struct.pack_into("<q", data, at, 10**15)
+    (tmp_path / "big.bin").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="label counts that make no tree"):
+        _fastlid.Model(str(tmp_path / "big.bin"))
 
 
 def test_damaged_matrices_raise_value_error(tmp_path, lid_path):
