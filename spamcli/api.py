@@ -49,6 +49,8 @@ class SpamFilter:
         """A copy that labels spam at the thresholds chosen in training for a held-out
         false-positive rate of ``budget`` (one of :data:`~spamcli.router.FP_BUDGETS`): a comment
         section may accept 3% where an SMS gateway accepts 0.5%. ValueError if the model has none."""
+        if self.override is not None:
+            raise ValueError("this filter's thresholds are set explicitly (with_thresholds): no budget applies")
         context = self.model.with_fp_budget(budget)
         bundle = replace(self.bundle, contexts={**self.bundle.contexts, self.context_name: context})
         return SpamFilter(bundle, self.context_name, self.override)

@@ -74,6 +74,8 @@ def _root(
 def _read_options(fmt: str, text_col, label_col, lang_col: str, need_label: bool, max_bytes: int = 1_000_000):
     from .records import ReadOptions
 
+    if max_bytes < 1:
+        raise UsageError("--max-bytes must be 1 or more")
     return ReadOptions(
         format=fmt,
         text_field=text_col,
@@ -102,6 +104,8 @@ def _load_filter(
 
     spam_filter = SpamFilter.load(model, context=context)
     if max_fpr is not None:
+        if ham is not None or spam is not None:
+            raise UsageError("--max-fpr picks each model's thresholds; give it or --spam/--ham-threshold, not both")
         if max_fpr not in FP_BUDGETS:
             raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
         try:
@@ -504,6 +508,8 @@ def evaluate(
 
     if cv < 0 or cv == 1:
         raise UsageError("--cv needs at least 2 folds (0 evaluates --model instead)")
+    if cv and (max_fpr is not None or spam_threshold is not None or ham_threshold is not None):
+        raise UsageError("--max-fpr and --spam/--ham-threshold apply to --model, not to --cv")
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
     if cv:

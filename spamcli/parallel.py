@@ -36,8 +36,12 @@ def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -
     process only reads. A block is scored ``max_batch`` records at a time."""
     assert _worker_filter is not None
     opts = opts or ReadOptions()
-    if len(slim) == 1 and isinstance(slim[0], RawBlock):
-        slim = block_lines(slim[0], opts.max_bytes)
+    if any(isinstance(item, RawBlock) for item in slim):
+        slim = [
+            line
+            for item in slim
+            for line in (block_lines(item, opts.max_bytes) if isinstance(item, RawBlock) else (item,))
+        ]
     records = [
         parse_line(item, opts)
         if isinstance(item, RawLine)

@@ -100,6 +100,8 @@ def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES, strip_bom: 
         if first:
             first = False
             line = line.removeprefix(_BOM)
+            if not line:  # the file was just a BOM: no line, as the block reader sees it
+                return
         ended = line.endswith(b"\n")
         if len(line) - ended > max_bytes:
             while not ended:  # discard the rest of the over-long line

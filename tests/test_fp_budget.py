@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import assert_one_line_error, run_cli
+from helpers import SAMPLES, assert_one_line_error, run_cli
 
 from spamcli import SpamFilter
 from spamcli.router import FP_BUDGETS, SPAM, fpr_key
@@ -51,16 +51,64 @@ def test_a_budget_replaces_each_models_spam_threshold_and_labels_follow(trained_
             assert lenient.label == SPAM
 
 
-def test_classify_max_fpr_labels_by_the_routed_models_stored_threshold(trained_model):
-    tables = _budget_tables(trained_model)
-    texts = "WIN cash now, text WIN to 80082\nhello, lunch at noon?\nFree entry: call 0900 now\n"
-    out = run_cli("classify", "--model", trained_model, "--max-fpr", "0.03", "--jobs", "1", stdin=texts)
-    assert out.code == 0, out.stderr
-    items = out.json_lines()
-    assert len(items) == 3
-    for item in items:
-        cut = tables.get(item["model"], tables[""])["0.03"]
-        assert (item["label"] == SPAM) == (item["score"] >= cut), (item, cut)
+def _texts_between_the_cuts(budget: float) -> list[str]:
+    """Sample texts (both classes, and pairs of them) that the shipped model scores between their
+    routed model's default spam cut and its cut at ``budget``: labelled spam only with the budget.
+    (The small test model scores the samples 0 or 1: nothing falls between its cuts.)"""
+    base = SpamFilter.load()
+    loose = base.with_fp_budget(budget)
+    texts = [line.rsplit(",", 1)[0].strip('"') for line in (SAMPLES / "messages.csv").read_text().splitlines()[1:]]
+    texts += [f"{a} {b}" for a, b in zip(texts, texts[1:])]  # mixed pairs score in between
+    return [
+        text
+        for text, strict, lenient in zip(texts, base.score(texts), loose.score(texts))
+        if strict.label != SPAM and lenient.label == SPAM  # also the unseen-language rule
+    ]
+
+
+def test_classify_max_fpr_flags_what_the_default_does_not():
+    texts = _texts_between_the_cuts(0.05)
+    assert texts, "no sample text scores between the default and the 5% cut"
+    stdin = "\n".join(texts) + "\n"
+    default = run_cli("classify", "--jobs", "1", stdin=stdin)
+    loose = run_cli("classify", "--jobs", "1", "--max-fpr", "0.05", stdin=stdin)
+    assert default.code == loose.code == 0, loose.stderr
+    assert all(item["label"] != SPAM for item in default.json_lines())
+    assert all(item["label"] == SPAM for item in loose.json_lines())
+    assert [i["score"] for i in default.json_lines()] == [i["score"] for i in loose.json_lines()]
+
+
+def test_evaluate_max_fpr_counts_those_as_caught(tmp_path):
+    texts = _texts_between_the_cuts(0.05)
+    path = tmp_path / "spam.csv"
+    path.write_text("text,label\n" + "".join(f'"{t}",spam\n' for t in texts), encoding="utf-8")
+    runs = [run_cli("evaluate", path, *extra, "--json") for extra in ([], ["--max-fpr", "0.05"])]
+    assert all(r.code == 0 for r in runs), runs[0].stderr
+    default, loose = (json.loads(r.stdout)["overall"] for r in runs)
+    assert default["recall"] == 0.0 and loose["recall"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--max-fpr", "0.03", "--spam-threshold", "0.9"], ["--max-fpr", "0.03", "--ham-threshold", "0.2"]],
+)
+def test_a_budget_and_explicit_thresholds_together_are_a_usage_error(trained_model, extra):
+    assert_one_line_error(run_cli("classify", "--model", trained_model, *extra, stdin="hi\n"), 2)
+
+
+def test_evaluate_cv_takes_no_budget_or_thresholds(trained_model):
+    for extra in (["--max-fpr", "0.03"], ["--spam-threshold", "0.9"]):
+        result = run_cli("evaluate", SAMPLES / "messages.csv", "--cv", "3", *extra)
+        assert_one_line_error(result, 2)
+
+
+def test_the_api_refuses_a_budget_on_explicit_thresholds(trained_model):
+    with pytest.raises(ValueError, match="explicitly"):
+        SpamFilter.load(trained_model).with_thresholds(ham=0.3).with_fp_budget(0.05)
+
+
+def test_max_bytes_below_one_is_a_usage_error(trained_model):
+    assert_one_line_error(run_cli("classify", "--model", trained_model, "--max-bytes", "0", stdin="hi\n"), 2)
 
 
 @pytest.mark.parametrize("value", ["0.04", "0", "1"])
@@ -80,16 +128,3 @@ def test_a_model_trained_before_budgets_existed_says_so(model_copy):
     result = run_cli("classify", "--model", model_copy, "--max-fpr", "0.03", stdin="hi\n")
     assert_one_line_error(result, 2)
     assert "retrain" in result.stderr
-
-
-def test_evaluate_at_a_larger_budget_catches_at_least_as_much_spam(trained_model):
-    from helpers import SAMPLES
-
-    runs = [
-        run_cli("evaluate", "--model", trained_model, SAMPLES / "messages.csv", *extra, "--json")
-        for extra in ([], ["--max-fpr", "0.05"])
-    ]
-    assert all(r.code == 0 for r in runs), runs[0].stderr
-    default, loose = (json.loads(r.stdout)["overall"] for r in runs)
-    assert loose["recall"] >= default["recall"]
-    assert loose["fpr"] >= default["fpr"]

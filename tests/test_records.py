@@ -251,3 +251,14 @@ def test_a_10_mb_line_in_blocks_is_one_too_long_line_and_the_next_line_survives(
 def test_a_bom_before_an_over_long_first_line_does_not_count_towards_its_length():
     assert list(iter_lines(io.BytesIO(b"\xef\xbb\xbfabcd\nx"), max_bytes=4)) == [b"abcd", b"x"]
     assert list(iter_lines(io.BytesIO(b"\xef\xbb\xbfabcde\nx"), max_bytes=4)) == [None, b"x"]
+
+
+def test_a_file_that_is_only_a_bom_has_no_lines_read_either_way(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf")
+    opts = ReadOptions(format="text")
+    assert list(read_records(str(path), opts, raw_lines=True)) == []
+    assert _lines_as_blocks(path, opts) == []
+    path.write_bytes(b"\xef\xbb\xbf\n")  # a BOM, then one empty line
+    assert [r.raw for r in read_records(str(path), opts, raw_lines=True)] == [b""]
+    assert [r.raw for r in _lines_as_blocks(path, opts)] == [b""]

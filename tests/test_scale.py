@@ -255,3 +255,22 @@ def _children(pid: int) -> list[int]:
             return handle.read().split()
     except OSError:
         return []
+
+
+def test_the_api_scores_file_blocks_in_workers_also_when_batches_wait(spam_filter, tmp_path):
+    """classify_batches with read_records(raw_blocks=True) and a micro-batch wait: several blocks
+    may share a batch; every one is split and scored, as in one process."""
+    from spamcli import records as records_module
+
+    path = tmp_path / "in.jsonl"
+    path.write_text(_jsonl_lines(300), encoding="utf-8")
+    opts = ReadOptions()
+    records_module.BLOCK_BYTES, saved = 512, records_module.BLOCK_BYTES  # many small blocks
+    try:
+        items = list(read_records(str(path), opts, raw_blocks=True))
+    finally:
+        records_module.BLOCK_BYTES = saved
+    assert len(items) > 10
+    two = [d for b in spam_filter.classify_batches(iter(items), jobs=2, max_wait=0.01, read_options=opts) for d in b]
+    one = [d for b in spam_filter.classify_batches(read_records(str(path), opts)) for d in b]
+    assert two == one and len(one) == 300
