@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
-from .records import RawBlock, RawLine, ReadOptions, Record, block_lines, parse_line
+from .records import ReadOptions, Record, parse_items
 from .router import ContextModel, Thresholds, Verdict
 from .stream import micro_batches
 
@@ -109,7 +109,7 @@ class SpamFilter:
                 yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
                 return
         if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all
-            records = _parsed(records, read_options)
+            records = parse_items(records, read_options)
         for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
             yield self.score_records(batch, explain=explain)
 
@@ -117,14 +117,3 @@ class SpamFilter:
         """Like :meth:`classify_batches`, one output dict at a time."""
         for batch in self.classify_batches(records, explain=explain):
             yield from batch
-
-
-def _parsed(items: Iterable[Record | RawLine | RawBlock], opts: ReadOptions) -> Iterator[Record]:
-    """Records from :func:`~spamcli.records.read_records` items, parsing raw lines and blocks."""
-    for item in items:
-        if isinstance(item, RawBlock):
-            yield from (parse_line(line, opts) for line in block_lines(item, opts.max_bytes))
-        elif isinstance(item, RawLine):
-            yield parse_line(item, opts)
-        else:
-            yield item

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .records import RawBlock, RawLine, ReadOptions, Record, block_lines, parse_line
+from .records import RawBlock, RawLine, ReadOptions, Record, parse_items
 from .stream import micro_batches
 
 if TYPE_CHECKING:
@@ -36,18 +36,11 @@ def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -
     process only reads. A block is scored ``max_batch`` records at a time."""
     assert _worker_filter is not None
     opts = opts or ReadOptions()
-    if any(isinstance(item, RawBlock) for item in slim):
-        slim = [
-            line
-            for item in slim
-            for line in (block_lines(item, opts.max_bytes) if isinstance(item, RawBlock) else (item,))
-        ]
-    records = [
-        parse_line(item, opts)
-        if isinstance(item, RawLine)
-        else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
+    items = (
+        item if isinstance(item, (RawLine, RawBlock)) else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
         for item in slim
-    ]
+    )
+    records = list(parse_items(items, opts))
     out: list[dict] = []
     for start in range(0, len(records), max_batch):
         out += _worker_filter.score_records(records[start : start + max_batch], explain=explain)

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -277,6 +277,18 @@ def parse_line(line: RawLine, opts: ReadOptions) -> Record:
     if not isinstance(obj, dict):
         return Record(id=number, error="JSON line is not an object")
     return record_from_fields(obj, number, opts)
+
+
+def parse_items(items: Iterable[Record | RawLine | RawBlock], opts: ReadOptions) -> Iterator[Record]:
+    """The Records of :func:`read_records` items: raw lines and blocks parsed, Records as they are."""
+    for item in items:
+        if isinstance(item, RawBlock):
+            for line in block_lines(item, opts.max_bytes):
+                yield parse_line(line, opts)
+        elif isinstance(item, RawLine):
+            yield parse_line(item, opts)
+        else:
+            yield item
 
 
 def _raw_lines(stream: BinaryIO, fmt: str, opts: ReadOptions) -> Iterator[RawLine]:

@@ -99,7 +99,6 @@ class ContextModel:
             self,
             thresholds=at_budget("", self.thresholds),
             model_thresholds={name: at_budget(name, t) for name, t in self.model_thresholds.items()},
-            _vectoriser=self._vectoriser,
         )
 
     @property

@@ -190,18 +190,19 @@ def _oof_decisions(
 def _choose_thresholds(y: np.ndarray, scores: np.ndarray, opts: TrainOptions) -> Thresholds:
     """Spam: the lowest cut >= 0.5 keeping held-out FP rate <= max_fpr. Ham: the cut below which at
     most ``max_missed`` of the spam falls (capped at 0.5); between the two lies "unsure"."""
-    spam_t = spam_threshold_for_fpr(y, scores, opts.max_fpr, floor=0.5)
     spam_scores = np.sort(scores[y == 1])
     ham_t = float(spam_scores[int(np.floor(opts.max_missed * len(spam_scores)))]) if len(spam_scores) else 0.5
-    return Thresholds(ham=round(min(ham_t, 0.5), 4), spam=round(min(spam_t, 0.99), 4))
+    return Thresholds(ham=round(min(ham_t, 0.5), 4), spam=_spam_cut(y, scores, opts.max_fpr))
+
+
+def _spam_cut(y: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
+    """The spam threshold for a held-out false-positive rate of ``max_fpr``, in [0.5, 0.99]."""
+    return round(min(spam_threshold_for_fpr(y, scores, max_fpr, floor=0.5), 0.99), 4)
 
 
 def _spam_at_fpr(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """The spam threshold :func:`_choose_thresholds` would pick for each of :data:`FP_BUDGETS`."""
-    return {
-        fpr_key(budget): round(min(spam_threshold_for_fpr(y, scores, budget, floor=0.5), 0.99), 4)
-        for budget in FP_BUDGETS
-    }
+    return {fpr_key(budget): _spam_cut(y, scores, budget) for budget in FP_BUDGETS}
 
 
 def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRows:

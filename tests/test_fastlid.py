@@ -559,7 +559,7 @@ LOAD_AND_REPORT_PEAK_RSS_KB = (
 def test_label_counts_that_make_no_tree_raise_value_error(tmp_path):
     """Two labels counted 10^15 each: fastText's tree building would read past its counts (and then
     make no tree); the file is refused, without reading out of bounds (tests under ASan:
-    scripts/sanitize_fastlid.sh)."""
+    scripts/sanitize_extensions.sh)."""
     _training_file(tmp_path / "train.txt", 2, lambda k: 20, seed=6)
     _train(tmp_path / "train.txt", dim=4, wordNgrams=1, minn=2, maxn=3, bucket=100).save_model(str(tmp_path / "m.bin"))
     data = bytearray((tmp_path / "m.bin").read_bytes())
