@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spamcli.datasets import HELD_OUT_VIDEO, datasets_root, standard_split
-from spamcli.metrics import confusion, recall_at_fpr, roc_auc
+from spamcli.datasets import HELD_OUT_VIDEO, STANDARD_SEED, datasets_root, standard_split
+from spamcli.metrics import confusion, recall_at_fpr, roc_auc, wilson_interval
 from spamcli.records import Record
 
 
@@ -96,8 +96,8 @@ def _cap(records: list[Record], cap: int | None) -> list[Record]:
     return [records[int(k * step)] for k in range(cap)]
 
 
-def build_split(root: Path, quick: bool) -> Split:
-    train_sets, sides = standard_split(root, test_fraction=TEST_FRACTION)
+def build_split(root: Path, quick: bool, seed: int = STANDARD_SEED) -> Split:
+    train_sets, sides = standard_split(root, test_fraction=TEST_FRACTION, seed=seed)
     train_cap = QUICK_TRAIN_CAP if quick else None
     test_cap = QUICK_TEST_CAP if quick else None
     train: list[Record] = []
@@ -265,6 +265,19 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _with_ci(successes: int, n: int) -> str:
+    interval = wilson_interval(successes, n)
+    if interval is None:
+        return "n/a"
+    return f"{100 * successes / n:.1f}% ({100 * interval[0]:.1f}-{100 * interval[1]:.1f})"
+
+
+def _rates(c: dict) -> tuple[str, str, str]:
+    """``FP / ham``, FPR with its interval, recall with its interval, from confusion counts."""
+    ham = c["fp"] + c["tn"]
+    return f"{c['fp']} / {ham}", _with_ci(c["fp"], ham), _with_ci(c["tp"], c["tp"] + c["fn"])
+
+
 def markdown_tables(results: dict) -> str:
     tools = results["tools"]
     sets = results["test_sets"]
@@ -287,14 +300,23 @@ def markdown_tables(results: dict) -> str:
                 f"{_pct(m['fpr_own'])} | {_pct(m['recall_own'])} |"
             )
     budgeted = [s for s in sets if "spamcli_at_budget" in s]
-    if budgeted:
-        out += ["", "spamcli at a false-positive budget per kind of set (`classify --max-fpr`: 3% for comments", ""]
-        out[-2] += " and chat, 1% for SMS and e-mail), thresholds chosen in training on held-out folds:"
-        out.append("| test set | --max-fpr | FPR | recall |")
-        out.append("|---|---|---|---|")
+    if budgeted and "spamcli" in tools:
+        out += [
+            "",
+            "spamcli's decisions with 95% Wilson intervals (a rate measured on a few hundred messages is "
+            "uncertain by several points): at its default spam label, and at the false-positive budget of "
+            "the set's kind (`classify --max-fpr`: 3% for comments and chat, 1% for SMS and e-mail), "
+            "thresholds chosen in training on held-out folds:",
+            "",
+            "| test set | default: FP / ham | FPR (95% CI) | recall (95% CI) "
+            "| --max-fpr | FP / ham | FPR (95% CI) | recall (95% CI) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for s in budgeted:
+            own = _rates(s["metrics"]["spamcli"]["confusion_own"])
             b = s["spamcli_at_budget"]
-            out.append(f"| {s['name']} | {b['max_fpr']:g} | {_pct(b['fpr'])} | {_pct(b['recall'])} |")
+            at_budget = " | ".join(_rates(b["confusion"]))
+            out.append(f"| {s['name']} | {' | '.join(own)} | {b['max_fpr']:g} | {at_budget} |")
     return "\n".join(out) + "\n"
 
 
@@ -315,31 +337,17 @@ def _git_commit() -> str | None:
     return head.stdout.strip() + (" + uncommitted spamcli/ changes" if dirty.stdout.strip() else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", help="directory laid out like shared/datasets (default: $SPAMCLI_DATASETS)")
-    parser.add_argument("--out", default="benchmarks/results", help="where quality.md and quality.json go")
-    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {ALL_TOOLS}")
-    parser.add_argument("--quick", action="store_true", help="small samples of train and test, for a smoke run")
-    args = parser.parse_args(argv)
-
-    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = [t for t in tools if t not in TOOLS]
-    if unknown:
-        parser.error(f"unknown tool(s) {unknown}; choose from {ALL_TOOLS}")
-    root = datasets_root(args.datasets)
-    if root is None:
-        print("no datasets directory: pass --datasets or set SPAMCLI_DATASETS", file=sys.stderr)
-        return 2
-
-    log(f"loading datasets from {root}")
-    split = build_split(root, args.quick)
+def run_split(root: Path, tools: list[str], quick: bool, seed: int) -> dict:
+    """Train every tool on one split's training side and measure it on that split's test sets."""
+    log(f"split seed {seed}: loading datasets from {root}")
+    split = build_split(root, quick, seed)
     test = [r for t in split.tests for r in t.records]
     log(f"{len(split.train)} training records, {len(test)} test records in {len(split.tests)} sets")
 
     outputs: dict[str, ToolResult] = {}
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    BUDGET_DECISIONS.clear()
     with tempfile.TemporaryDirectory(prefix="spamcli-bench-") as tmp:
         for tool in tools:
             log(f"{tool}: training on {len(split.train)} and scoring {len(test)} records")
@@ -347,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir.mkdir()
             start = time.monotonic()
             try:
-                outputs[tool] = TOOLS[tool](split.train, test, workdir, args.quick)
+                outputs[tool] = TOOLS[tool](split.train, test, workdir, quick)
             except SkipTool as exc:
                 skipped[tool] = str(exc)
                 log(f"{tool}: skipped: {exc}")
@@ -371,8 +379,93 @@ def main(argv: list[str] | None = None) -> int:
         sets.append({"name": name, "note": note, **counts, "metrics": metrics})
         if BUDGET_DECISIONS and span.stop - span.start < len(test):  # per set, not overall
             c = confusion(y, BUDGET_DECISIONS[budget_for(name)][span])
-            sets[-1]["spamcli_at_budget"] = {"max_fpr": budget_for(name), "fpr": c.fpr, "recall": c.recall}
+            sets[-1]["spamcli_at_budget"] = {
+                "max_fpr": budget_for(name),
+                "fpr": c.fpr,
+                "recall": c.recall,
+                "confusion": {"tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn},
+            }
+    return {
+        "seed": seed,
+        "train_counts": split.train_counts,
+        "tools": ran,
+        "skipped": skipped,
+        "seconds_train_and_score": timings,
+        "test_sets": sets,
+    }
 
+
+def _spread(values: list[float | None], fmt) -> str:
+    """``median (min-max)`` of the values that exist, formatted by ``fmt``."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "n/a"
+    if len(present) == 1:
+        return fmt(present[0])
+    return f"{fmt(float(np.median(present)))} ({fmt(min(present))}-{fmt(max(present))})"
+
+
+def splits_table(runs: list[dict]) -> str:
+    """Per test set and tool, the median and range over splits of AUC and of the own decision."""
+    tools = runs[0]["tools"]
+    seeds = ", ".join(str(r["seed"]) for r in runs)
+    out = [
+        f"Across {len(runs)} splits (seeds {seeds}; the held-out YouTube video is the same in all): "
+        "median (min-max) of ROC-AUC, and of FPR and recall at each tool's own decision. "
+        "AUC wins counts the splits where the tool has the best AUC of the row (ties count for each):",
+        "",
+        "| test set | tool | AUC | AUC wins | FPR (own) | recall (own) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, first in enumerate(runs[0]["test_sets"]):
+        if first["ham"] == 0 or first["spam"] == 0:
+            continue
+        per_run = [r["test_sets"][i]["metrics"] for r in runs]
+        wins = dict.fromkeys(tools, 0)
+        for metrics in per_run:
+            best = max(metrics[t]["auc"] for t in tools)
+            for t in tools:
+                wins[t] += metrics[t]["auc"] == best
+        for t in tools:
+            out.append(
+                f"| {first['name']} | {t} | {_spread([m[t]['auc'] for m in per_run], _num)} | {wins[t]}/{len(runs)} | "
+                f"{_spread([m[t]['fpr_own'] for m in per_run], _pct)} | "
+                f"{_spread([m[t]['recall_own'] for m in per_run], _pct)} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", help="directory laid out like shared/datasets (default: $SPAMCLI_DATASETS)")
+    parser.add_argument("--out", default="benchmarks/results", help="where quality.md and quality.json go")
+    parser.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma-separated subset of {ALL_TOOLS}")
+    parser.add_argument("--quick", action="store_true", help="small samples of train and test, for a smoke run")
+    parser.add_argument(
+        "--seeds",
+        default=str(STANDARD_SEED),
+        help=f"comma-separated split seeds; the first gives the main tables, more add a table of the spread "
+        f"across splits (default: {STANDARD_SEED}, the standard split; e.g. {STANDARD_SEED},1,2)",
+    )
+    args = parser.parse_args(argv)
+
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tool(s) {unknown}; choose from {ALL_TOOLS}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, not {args.seeds!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        parser.error("--seeds needs at least one seed and no repeats")
+    root = datasets_root(args.datasets)
+    if root is None:
+        print("no datasets directory: pass --datasets or set SPAMCLI_DATASETS", file=sys.stderr)
+        return 2
+
+    runs = [run_split(root, tools, args.quick, seed) for seed in seeds]
+    main_run = runs[0]
     results = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
@@ -380,23 +473,22 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "max_fpr": MAX_FPR,
-        "train_counts": split.train_counts,
-        "tools": ran,
-        "skipped": skipped,
-        "seconds_train_and_score": timings,
+        **main_run,
         "seconds_total": round(time.monotonic() - _T0, 1),
-        "test_sets": sets,
+        "other_splits": runs[1:],
     }
     table = markdown_tables(results)
+    if len(runs) > 1:
+        table += "\n" + splits_table(runs)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     header = f"`{results['command']}` (commit {results['git_commit']}, {results['date']}, {results['machine']})\n\n"
-    seconds = ", ".join(f"{t} {s}s" for t, s in timings.items())
-    footer = f"\nTrain + score time: {seconds}; total {results['seconds_total']}s.\n"
-    if skipped:
-        footer += "".join(f"\nSkipped {t}: {why}" for t, why in skipped.items()) + "\n"
+    seconds = ", ".join(f"{t} {s}s" for t, s in main_run["seconds_train_and_score"].items())
+    footer = f"\nTrain + score time (split {main_run['seed']}): {seconds}; total {results['seconds_total']}s.\n"
+    if main_run["skipped"]:
+        footer += "".join(f"\nSkipped {t}: {why}" for t, why in main_run["skipped"].items()) + "\n"
     (out / "quality.md").write_text(header + table + footer, encoding="utf-8")
     log(f"wrote {out / 'quality.md'} and {out / 'quality.json'}")
     return 0

@@ -538,6 +538,10 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _interval(bounds) -> str:
+    return "-" if bounds is None else f"{bounds[0]:.3f}-{bounds[1]:.3f}"
+
+
 def _print_evaluation(result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -580,6 +584,15 @@ def _print_evaluation(result) -> None:
             str(c["fn"]),
         )
     console.print(table)
+    overall = result.overall
+    if overall.recall_ci95 or overall.fpr_ci95:
+        console.print(
+            "95% intervals (Wilson) over all records: recall "
+            + _interval(overall.recall_ci95)
+            + ", FP rate "
+            + _interval(overall.fpr_ci95)
+            + " (per group: --json)"
+        )
     t = result.thresholds
     console.print(
         f"thresholds: ham < {t.ham}, spam >= {t.spam}; Brier score {result.brier:.4f}; "

@@ -25,6 +25,9 @@ def test_evaluate_json_reports_overall_and_per_language_metrics(trained_model):
         assert sum(group["confusion"].values()) == group["n"]
         for name in ("precision", "recall", "f1", "fpr", "auc"):
             assert group[name] is None or 0.0 <= group[name] <= 1.0
+        for name in ("recall", "fpr"):  # the 95% interval brackets the measured rate
+            low, high = group[name + "_ci95"]
+            assert 0.0 <= low <= group[name] <= high <= 1.0
     assert report["overall"]["auc"] > 0.9  # scored on its own training data
 
 
@@ -40,7 +43,7 @@ def test_evaluate_recommends_a_threshold_for_the_target_precision(trained_model)
 def test_evaluate_without_json_prints_a_table(trained_model):
     result = run_cli("evaluate", SAMPLES / "messages.csv", "--model", trained_model)
     assert result.code == 0, result.stderr
-    for word in ("precision", "recall", "F1", "FP rate", "AUC", "recommended spam threshold"):
+    for word in ("precision", "recall", "F1", "FP rate", "AUC", "recommended spam threshold", "95% intervals"):
         assert word in result.stdout
     for line in result.stdout.splitlines():
         assert not line.startswith("{")

@@ -13,6 +13,7 @@ from spamcli.metrics import (
     roc_auc,
     spam_threshold_for_fpr,
     threshold_for_precision,
+    wilson_interval,
 )
 
 
@@ -74,3 +75,39 @@ def test_confusion_and_report_treat_unsure_as_not_flagged():
     assert rep.f1 == pytest.approx(2 / 3)
     c = confusion(y, np.zeros(4, dtype=bool))
     assert c.precision is None and c.f1 is None
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        # Newcombe (1998), Statistics in Medicine 17:857, Table I, method 3 (Wilson, no correction)
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        # 0 false positives on 196 genuine comments: a true rate up to 1.9% fits
+        (0, 196, 0.0, 0.0192),
+    ],
+)
+def test_wilson_interval_matches_published_values(successes, n, low, high):
+    got = wilson_interval(successes, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_edges_are_exact_and_empty_is_none():
+    assert wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 10)[0] == 0.0
+    assert wilson_interval(0, 0) is None
+    low, high = wilson_interval(50, 100)
+    assert low < 0.5 < high and high - 0.5 == pytest.approx(0.5 - low)
+
+
+def test_report_carries_intervals_around_recall_and_fp_rate():
+    y = np.array([1] * 40 + [0] * 60)
+    labels = ["spam"] * 30 + ["ham"] * 10 + ["spam"] * 3 + ["ham"] * 57
+    rep = report(y, np.linspace(0, 1, 100), labels)
+    assert rep.recall == 0.75 and rep.fpr == 0.05
+    assert rep.recall_ci95 == wilson_interval(30, 40) and rep.fpr_ci95 == wilson_interval(3, 60)
+    assert rep.recall_ci95[0] < 0.75 < rep.recall_ci95[1]
+    assert rep.to_dict()["fpr_ci95"] == [round(x, 4) for x in wilson_interval(3, 60)]
+    assert report(np.array([0, 0]), np.array([0.1, 0.2]), ["ham", "ham"]).recall_ci95 is None

@@ -56,3 +56,23 @@ def test_model_trained_on_three_youtube_videos_scores_comments_of_a_fourth(datas
     report = json.loads(result.stdout)
     assert report["overall"]["auc"] > 0.85
     assert report["overall"]["n"] > 300
+
+
+def test_standard_split_seed_draws_another_split_of_the_same_kind(datasets_dir):
+    if not all((datasets_dir / datasets.REGISTRY[n].folder).is_dir() for n in datasets.CONTENT_TRAIN_SETS):
+        pytest.skip(f"content training sets not all in {datasets_dir}")
+    train7, test7 = datasets.standard_split(datasets_dir)
+    train3, test3 = datasets.standard_split(datasets_dir, seed=3)
+    sms7 = {r.fields["group"] for r in test7["sms_multilingual"]}
+    sms3 = {r.fields["group"] for r in test3["sms_multilingual"]}
+    assert sms7 != sms3  # another draw ...
+    for train, test in ((train7, test7), (train3, test3)):
+        for name in datasets.CONTENT_TRAIN_SETS:  # ... that still keeps every group on one side
+            assert not {r.fields["group"] for r in train[name]} & {r.fields["group"] for r in test[name]}
+        english_test = {r.fields["group"] for r in test["sms_spam_collection"]}
+        assert not english_test & {r.fields["group"] for r in train["sms_multilingual"]}  # translations too
+        share = len(test["sms_spam_collection"]) / (
+            len(test["sms_spam_collection"]) + len(train["sms_spam_collection"])
+        )
+        assert 0.15 < share < 0.25
+    assert [r.text for r in test7["youtube_spam_collection"]] == [r.text for r in test3["youtube_spam_collection"]]
