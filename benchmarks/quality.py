@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py [--datasets PATH] [--out benchmarks/results]
                                  [--tools spamcli,bogofilter,fasttext,sklearn_nb] [--quick]
+                                 [--seeds 7,1,2]
 
 Every tool is trained on the same training records and scores the same test records; the metrics
 come from :mod:`spamcli.metrics` so they are computed one way for all. Progress goes to stderr, the
@@ -16,6 +17,10 @@ The split (see benchmarks/README.md for the reasoning):
 - test: the test side of those sets, reported per set (translated SMS per language), plus the
   whole held-out YouTube video (Youtube05-Shakira) and two research-only sets that no tool ever
   trains on (Turkish and Indonesian SMS: unseen languages).
+
+``--seeds``: the first seed's split gives the main tables (7, the standard split, by default); each
+further seed draws another split of the same kind and trains every tool again, and a last table gives
+the median and range of each figure across the splits, so a result that owes to one lucky draw shows.
 """
 
 from __future__ import annotations
