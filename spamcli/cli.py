@@ -203,10 +203,11 @@ def classify(
     try:
         with _progress_bar(show_progress) as advance:
             for batches in sources():
-                for batch in batches:
-                    counts.add(batch)
-                    advance(len(batch))
-                    sink.write([item for item in batch if wanted is None or label_of(item) in wanted])
+                with contextlib.closing(batches):  # on an early exit too: workers stop here, not at teardown
+                    for batch in batches:
+                        counts.add(batch)
+                        advance(len(batch))
+                        sink.write([item for item in batch if wanted is None or label_of(item) in wanted])
     except BrokenPipeError:  # stdout's reader went away (| head): not click's exit 1, see main()
         raise _StdoutClosed() from None
     except BaseException:

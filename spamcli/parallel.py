@@ -96,9 +96,10 @@ def score_in_workers(
     spam_filter.score(["warm up"])  # load the language-id model and lookup tables before forking
     _worker_filter = spam_filter
     # Ctrl-C goes to the whole process group: the workers ignore it (no traceback from each), the
-    # parent's KeyboardInterrupt leaves the with-block, which terminates them
+    # parent's KeyboardInterrupt leaves the try-block, which stops them
     ignore_sigint = (signal.SIGINT, signal.SIG_IGN)
-    with multiprocessing.get_context("fork").Pool(jobs, initializer=signal.signal, initargs=ignore_sigint) as pool:
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=signal.signal, initargs=ignore_sigint)
+    try:
         pending: deque = deque()
         for batch in _tasks(records, max_batch, max_wait):
             if batch:
@@ -108,3 +109,10 @@ def score_in_workers(
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+    finally:
+        # Also when the consumer stops early (classify | head -1, Ctrl-C): the workers finish the
+        # batches in flight (at most 2 * jobs + 1) and exit. Not Pool.terminate() (the with-block's
+        # exit): its SIGTERM may kill a worker that holds the lock of the results pipe, and the
+        # pool's task-handler thread, which terminate() joins, then waits for that lock forever.
+        pool.close()
+        pool.join()

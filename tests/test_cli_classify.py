@@ -238,6 +238,39 @@ def test_classify_into_closed_pipe_ends_quietly(trained_model):
     assert json.loads(line)["id"] == 1
 
 
+class _ClosedPipe:
+    """A stdout whose reader has gone away."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        import io
+
+        raise io.UnsupportedOperation("no file descriptor")
+
+
+def test_classify_into_closed_pipe_stops_its_workers_before_it_exits(trained_model, monkeypatch):
+    """The worker pool is shut down while classify unwinds, not whenever the interpreter gets to
+    the abandoned generator (at teardown multiprocessing would kill the workers, which can hang)."""
+    import io
+    import multiprocessing
+
+    from spamcli.cli import main
+
+    data = ("free money\n" * 20_000).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as main() sets it; undone after the test
+    with pytest.raises(SystemExit) as exit_info:  # holds the traceback, and with it classify's frames
+        main(["classify", "--model", str(trained_model), "--jobs", "2"])
+    assert exit_info.value.code == 0
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("ForkPoolWorker")]
+
+
 def test_classify_streams_each_line_before_the_next_is_written(trained_model):
     proc = subprocess.Popen(
         [sys.executable, "-m", "spamcli", "classify", "--model", str(trained_model)],

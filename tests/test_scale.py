@@ -274,3 +274,21 @@ def test_the_api_scores_file_blocks_in_workers_also_when_batches_wait(spam_filte
     two = [d for b in spam_filter.classify_batches(iter(items), jobs=2, max_wait=0.01, read_options=opts) for d in b]
     one = [d for b in spam_filter.classify_batches(read_records(str(path), opts)) for d in b]
     assert two == one and len(one) == 300
+
+
+def test_a_consumer_stopping_early_lets_the_workers_finish_and_exit_unkilled(spam_filter):
+    """classify | head -1: the batches still in flight are finished and the workers exit on their
+    own. Killing them (Pool.terminate) could hit one holding the lock of the results pipe, after
+    which terminate() waited forever for the pool's task-handler thread (seen as a hung test)."""
+    import multiprocessing
+
+    from spamcli.records import Record
+
+    texts = _jsonl_lines(200).splitlines()
+    records = [Record(id=i, text=texts[i % len(texts)]) for i in range(20_000)]
+    batches = spam_filter.classify_batches(iter(records), max_batch=1000, max_wait=None, jobs=2)
+    assert len(next(batches)) == 1000
+    workers = [p for p in multiprocessing.active_children() if p.name.startswith("ForkPoolWorker")]
+    assert len(workers) == 2
+    batches.close()  # with batches still being scored: this is where the pool shuts down
+    assert [p.exitcode for p in workers] == [0, 0]  # not -SIGTERM
