@@ -67,6 +67,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     sound at 0 and n successes."""
     if n <= 0:
         return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n ({n}), not {successes}")
     p = successes / n
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom

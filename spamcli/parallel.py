@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -82,6 +83,9 @@ def available_jobs(jobs: int) -> int:
     return max(1, min(cpus, MAX_DEFAULT_JOBS))
 
 
+IN_FLIGHT_GRACE = 30.0  # seconds an early stop waits for the batches in flight before killing workers
+
+
 def score_in_workers(
     spam_filter: SpamFilter,
     records: Iterable[Record],
@@ -99,8 +103,8 @@ def score_in_workers(
     # parent's KeyboardInterrupt leaves the try-block, which stops them
     ignore_sigint = (signal.SIGINT, signal.SIG_IGN)
     pool = multiprocessing.get_context("fork").Pool(jobs, initializer=signal.signal, initargs=ignore_sigint)
+    pending: deque = deque()
     try:
-        pending: deque = deque()
         for batch in _tasks(records, max_batch, max_wait):
             if batch:
                 slim = [r if isinstance(r, (RawLine, RawBlock)) else (r.id, r.text, r.lang, r.error) for r in batch]
@@ -114,5 +118,13 @@ def score_in_workers(
         # batches in flight (at most 2 * jobs + 1) and exit. Not Pool.terminate() (the with-block's
         # exit): its SIGTERM may kill a worker that holds the lock of the results pipe, and the
         # pool's task-handler thread, which terminate() joins, then waits for that lock forever.
+        # Only when a batch in flight never finishes (its worker died: killed, crashed) is
+        # terminate() the way out, after IN_FLIGHT_GRACE seconds.
         pool.close()
-        pool.join()
+        deadline = time.monotonic() + IN_FLIGHT_GRACE
+        for result in pending:
+            result.wait(max(0.0, deadline - time.monotonic()))
+        if all(result.ready() for result in pending):
+            pool.join()
+        else:
+            pool.terminate()

@@ -98,6 +98,8 @@ def test_wilson_interval_edges_are_exact_and_empty_is_none():
     assert wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 10)[0] == 0.0
     assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
     low, high = wilson_interval(50, 100)
     assert low < 0.5 < high and high - 0.5 == pytest.approx(0.5 - low)
 

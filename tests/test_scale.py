@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import SAMPLES, assert_one_line_error, run_cli
 
+from spamcli.parallel import _score as _REAL_SCORE  # the original, for a crashing stand-in
 from spamcli.records import ReadOptions, read_records
 from spamcli.stream import micro_batches
 from spamcli.text import FeatureSettings, Vectoriser
@@ -292,3 +293,31 @@ def test_a_consumer_stopping_early_lets_the_workers_finish_and_exit_unkilled(spa
     assert len(workers) == 2
     batches.close()  # with batches still being scored: this is where the pool shuts down
     assert [p.exitcode for p in workers] == [0, 0]  # not -SIGTERM
+
+
+def _score_crashing_on_the_fourth_batch(slim, *args):
+    """parallel._score, except that the worker scoring the batch starting at id 3000 dies."""
+    import os
+    import signal
+
+    if slim[0][0] == 3000:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _REAL_SCORE(slim, *args)
+
+
+def test_an_early_stop_with_a_dead_worker_gives_up_after_the_grace_period(spam_filter, monkeypatch):
+    """A batch whose worker died never finishes: an early stop waits IN_FLIGHT_GRACE for it, then
+    terminates the pool instead of joining forever."""
+    import time
+
+    from spamcli import parallel
+    from spamcli.records import Record
+
+    monkeypatch.setattr(parallel, "IN_FLIGHT_GRACE", 1.0)
+    monkeypatch.setattr(parallel, "_score", _score_crashing_on_the_fourth_batch)
+    records = [Record(id=i, text="free money now") for i in range(20_000)]
+    batches = spam_filter.classify_batches(iter(records), max_batch=1000, max_wait=None, jobs=2)
+    assert len(next(batches)) == 1000
+    start = time.monotonic()
+    batches.close()
+    assert time.monotonic() - start < 30  # 1 s of grace, then terminate(); before: forever
