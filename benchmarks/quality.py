@@ -410,6 +410,9 @@ def _spread(values: list[float | None], fmt) -> str:
     return f"{fmt(float(np.median(present)))} ({fmt(min(present))}-{fmt(max(present))})"
 
 
+_whole = "{:.0f}".format
+
+
 def splits_table(runs: list[dict]) -> str:
     """Per test set and tool, the median and range over splits of AUC and of the own decision."""
     tools = [t for t in runs[0]["tools"] if all(t in r["tools"] for r in runs)]
@@ -429,8 +432,7 @@ def splits_table(runs: list[dict]) -> str:
         same = [next((t for t in r["test_sets"] if t["name"] == first["name"]), None) for r in runs]
         if any(t is None for t in same):
             continue
-        whole = "{:.0f}".format
-        counts = f"{_spread([t['spam'] for t in same], whole)} / {_spread([t['ham'] for t in same], whole)}"
+        counts = f"{_spread([t['spam'] for t in same], _whole)} / {_spread([t['ham'] for t in same], _whole)}"
         per_run = [t["metrics"] for t in same]
         wins = dict.fromkeys(tools, 0)
         for metrics in per_run:
