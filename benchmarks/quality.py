@@ -49,7 +49,9 @@ def train_spamcli(train_records: list[Record]):
     """Train spamcli's content model: the one place to change its options for the benchmark."""
     from spamcli.training import TrainOptions, train_context
 
-    options = TrainOptions(domain_field="source")  # as scripts/build_default_model.py trains the shipped model
+    options = TrainOptions(
+        domain_field="source", source_field="community"
+    )  # as scripts/build_default_model.py trains the shipped model
     ctx, _report = train_context(train_records, options, progress=lambda msg: log(f"  spamcli: {msg}"))
     return ctx
 

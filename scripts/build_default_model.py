@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for name, recs in train.items() if REGISTRY[name].shippable for r in recs]
     log(f"training the content model on {len(records)} records from {', '.join(train)}")
     t0 = time.monotonic()
-    ctx, rep = train_context(records, TrainOptions(context="content", domain_field="source"), progress=log)
+    ctx, rep = train_context(
+        records, TrainOptions(context="content", domain_field="source", source_field="community"), progress=log
+    )
     seconds = time.monotonic() - t0
     profile_ctx, profile_rep, profile_eval = build_profile_context(root, log=log)
     save_bundle(

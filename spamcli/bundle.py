@@ -288,8 +288,30 @@ def _load_learned(directory: Path, entry: dict | None) -> dict:
     return learned
 
 
-def load_bundle(directory: Path | None = None) -> Bundle:
-    """Load and verify a model directory (default: the shipped model)."""
+def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
+    """Give each context what its site's moderators taught (``site.sqlite``, see site.py)."""
+    import sqlite3
+
+    from . import site
+
+    path = directory / site.SITE_DB
+    if not path.is_file():
+        return
+    try:
+        con = site.connect(directory)
+        try:
+            for name, ctx in contexts.items():
+                ctx.site = site.SiteLayer.read(con, name)
+                ctx.learned_labels.update(site.labels_of(con, name))
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ModelError(f"site database unreadable: {path}: {exc}") from None
+
+
+def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle:
+    """Load and verify a model directory (default: the shipped model); ``with_site``: with what
+    its moderators taught (``spamcli learn``) added to the scores."""
     directory = Path(directory) if directory else default_model_dir()
     manifest = read_manifest(directory)
     contexts = {}
@@ -326,6 +348,8 @@ def load_bundle(directory: Path | None = None) -> Bundle:
         ctx_name, _, digest = key.partition(":")
         if ctx_name in contexts and isinstance(entry, dict) and entry.get("label") in ("spam", "ham"):
             contexts[ctx_name].learned_labels[digest] = entry["label"]
+    if with_site:
+        _attach_site(directory, contexts)
     return Bundle(
         contexts=contexts,
         learned=learned,

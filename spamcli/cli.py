@@ -648,12 +648,13 @@ def learn(
     """Learn or forget messages without retraining (sa-learn style).
 
     Each message is remembered by the sha256 of its normalised text: learning it twice does
-    nothing, learning it as the other class moves it, --forget removes it exactly. Updates the
-    routed language model and the multilingual fallback, under a lock on MODEL_DIR/.lock.
+    nothing, learning it as the other class moves it, --forget removes it exactly. What is taught
+    goes to the site layer (MODEL_DIR/site.sqlite) and moves the scores of similar messages at once.
+    A --model DIR that does not exist yet starts as a copy of the shipped model.
     """
     import itertools
 
-    from .learning import learn_messages
+    from .learning import ensure_site_model, learn_messages
     from .records import read_records
 
     if model is None:
@@ -672,6 +673,11 @@ def learn(
             else:
                 yield rec.text
 
+    if ensure_site_model(model):
+        _stderr().print(
+            f"{model} did not exist: created it as a copy of the shipped model; it now learns from this site",
+            markup=False,
+        )
     report = learn_messages(model, readable_texts(), actions[0], context=context)
     done = {**report.to_dict(), "unreadable": len(skipped)}
     if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:

@@ -2,9 +2,10 @@
 
 Each :class:`DatasetInfo` says where a dataset comes from, its license, whether that license lets
 it train the shipped default model, and how to read it into :class:`~spamcli.records.Record`
-objects. Every loaded record carries ``fields["source"]`` (dataset name) and ``fields["group"]``,
+objects. Every loaded record carries ``fields["source"]`` (dataset name), ``fields["group"]``,
 a key that keeps a message together with its duplicates and translations when splitting into
-train and test (see :func:`split_by_group`).
+train and test (see :func:`split_by_group`), and ``fields["community"]`` (a YouTube video, or a
+data set; translations with their originals) for thresholds chosen with communities left out.
 
 The data itself is never part of this project: point ``SPAMCLI_DATASETS`` (or the ``root``
 argument) at a directory laid out like ``shared/datasets``.
@@ -212,6 +213,14 @@ def _group(text: str, fallback: str) -> str:
     return fallback
 
 
+def _community(name: str, file_name: str) -> str:
+    """The community a record comes from, for thresholds chosen with whole communities left out:
+    each YouTube video is one; a translated SMS belongs with its English original's."""
+    if name == "youtube_spam_collection":
+        return file_name.removesuffix(".csv")
+    return "sms_spam_collection" if name == "sms_multilingual" else name
+
+
 def load(name: str, root: str | Path | None = None) -> list[Record]:
     """All labeled records of one registered dataset."""
     info = REGISTRY[name]
@@ -246,7 +255,7 @@ def load(name: str, root: str | Path | None = None) -> list[Record]:
             else:
                 fallback = "t:" + normalise(rec.text)
             group = fallback if name == "youtube_spam_collection" else _group(rec.text, fallback)
-            rec.fields = {"source": name, "file": file_name, "group": group}
+            rec.fields = {"source": name, "file": file_name, "group": group, "community": _community(name, file_name)}
             out.append(rec)
     return out
 

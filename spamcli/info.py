@@ -13,7 +13,7 @@ def describe(directory: Path | None = None) -> dict:
     directory = Path(directory) if directory else default_model_dir()
     bundle = load_bundle(directory)
     manifest = read_manifest(directory)
-    learned = Counter((v.get("context", "content"), v.get("label")) for v in bundle.learned.values())
+    learned = Counter((name, label) for name, ctx in bundle.contexts.items() for label in ctx.learned_labels.values())
     contexts = {}
     for name, ctx in bundle.contexts.items():
         entries = manifest["contexts"][name]["models"]
@@ -40,7 +40,7 @@ def describe(directory: Path | None = None) -> dict:
         "spamcli_version": manifest.get("spamcli_version"),
         "format_version": manifest.get("format_version"),
         "features_version": manifest.get("features_version"),
-        "learned_messages": len(bundle.learned),
+        "learned_messages": sum(learned.values()),
         "contexts": contexts,
         **({"training": manifest["training"]} if "training" in manifest else {}),
     }

@@ -1,30 +1,29 @@
 """Incremental learning with sa-learn semantics: ``spamcli learn --spam|--ham|--forget``.
 
-Naive Bayes counts are additive (:meth:`~spamcli.model.NaiveBayesModel.add`), so one message can
-be learned or forgotten without retraining. The bundle remembers every learned message as the
-sha256 of its normalised text (:func:`message_hash`), with its class, context and the models it
-was added to (``learned-<hash>.json``, keyed ``<context>:<sha256>``, listed in the manifest with its sha256). Hence:
+A taught message goes to the model directory's **site layer** (``site.sqlite``, see
+:mod:`spamcli.site`): counts of the features of what this site's moderators taught, whose evidence
+is added to the base model's score. So a correction moves the scores of *similar* messages at
+once, not only of the very message, and needs no retrain. Every message is remembered by the
+sha256 of its normalised text (:func:`message_hash`), keyed ``<context>:<sha256>``. Hence:
 
 - learning a message already learned as the same class does nothing;
 - learning it as the other class moves it (its counts leave the old class, join the new one);
-- ``forget`` removes it from exactly the models it was added to, so every score returns to what
-  it was before (the counts are integers, so this is exact, not approximately so).
+- ``forget`` removes exactly the counts it added, so every score returns to what it was before
+  (the counts are integers, so this is exact, not approximately so).
 
-Which models learn: the model the message is routed to (its language's own model, when the
-context has one and the language is detected confidently) and the multilingual fallback
-``multi``, which is trained on everything. A message routed to the fallback updates only it.
-The regression weights of the ``nblr`` kind are not refitted; a learned message moves the score
-through the NB log-count ratios, which the regression reads. Retrain (``spamcli train``) now and
-then to refit them (see the README's weekly routine).
-
-Concurrency and crashes: :func:`learn_messages` holds an exclusive lock (``fcntl.flock`` on
-``MODEL_DIR/.lock``) around load-modify-save, so concurrent runs queue instead of losing updates;
-saving is atomic (:func:`spamcli.bundle.save_bundle`), so a crash leaves the previous model.
+Concurrency and crashes: each message is one SQLite transaction, durable when it returns;
+concurrent ``learn`` runs (and readers) are serialised by SQLite, so nothing is lost. The input is
+read (and hashed into features) before anything is written, so a slow producer (``sleep | learn``)
+blocks no one. Models written by older spamcli versions kept learned messages in the base counts
+(``learned-*.json``); forgetting or moving one of those still works, under :func:`model_lock`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import load_bundle, save_bundle
-from .errors import UsageError
-from .router import FALLBACK, ContextModel
+from . import site
+from .bundle import MANIFEST, default_model_dir, load_bundle, save_bundle
+from .errors import ModelError, UsageError
+from .router import ContextModel
 from .text import message_hash
 
 ACTIONS = ("spam", "ham", "forget")
@@ -63,13 +63,50 @@ class LearnReport:
     unchanged: int = 0  # already learned as this class
     forgotten: int = 0
     not_learned: int = 0  # --forget of a message never learned
-    total_learned: int = 0  # messages the bundle remembers afterwards
+    total_learned: int = 0  # messages the model remembers afterwards
+    created_from: str | None = None  # the model a new site model was copied from
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _apply(ctx: ContextModel, text: str, models: list[str], label: int, sign: float) -> None:
+def ensure_site_model(directory: Path, base: Path | None = None) -> bool:
+    """Make ``directory`` a writable copy of ``base`` (the shipped model) if it does not exist.
+
+    Returns whether it was created. The copy is made beside it and renamed into place, so a
+    concurrent first ``learn`` finds either nothing or a whole model."""
+    directory = Path(directory)
+    if directory.exists() or directory.is_symlink():
+        return False
+    parent = directory.parent
+    if not parent.is_dir():
+        raise ModelError(f"model directory not found, and its parent does not exist: {directory}")
+    source = Path(base) if base else default_model_dir()
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.", suffix=".new"))
+    try:
+        for item in source.iterdir():
+            if item.is_file() and (item.name == MANIFEST or item.suffix in (".npz", ".json")):
+                shutil.copyfile(item, tmp / item.name)
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if directory.is_dir():  # another learn created it first: use theirs
+                return False
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _apply_legacy(ctx: ContextModel, text: str, models: list[str], label: int, sign: float) -> None:
     row = ctx.vectoriser.row(text)
     columns = np.fromiter(row, dtype=np.int64, count=len(row))
     values = np.fromiter(row.values(), dtype=np.float64, count=len(row))
@@ -78,47 +115,52 @@ def _apply(ctx: ContextModel, text: str, models: list[str], label: int, sign: fl
         ctx.models[name].add(columns[order], values[order], label, sign=sign)
 
 
-def _route_models(ctx: ContextModel, text: str) -> list[str]:
-    lang, confidence = ctx.detect([text])[0]
-    routed = ctx.route(lang, confidence)
-    return [FALLBACK] if routed == FALLBACK else [routed, FALLBACK]
-
-
 def learn_messages(directory: Path, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
-    """Learn (``spam``/``ham``) or ``forget`` messages in the model at ``directory``, under its lock."""
+    """Learn (``spam``/``ham``) or ``forget`` messages in the site layer of the model at ``directory``."""
     if action not in ACTIONS:
         raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
     directory = Path(directory)
+    bundle = load_bundle(directory, with_site=False)
+    ctx = bundle.context(context)
+    vectoriser = ctx.vectoriser
+    # Read everything first: no lock and no transaction waits on a slow producer.
+    todo = [(f"{context}:{message_hash(text)}", text) for text in texts]
+    todo = [(key, text, np.fromiter(vectoriser.row(text), dtype=np.int64)) for key, text in todo]
     report = LearnReport()
-    with model_lock(directory):
-        bundle = load_bundle(directory)
-        ctx = bundle.context(context)
-        learned = bundle.learned
-        changed = False
-        for text in texts:
-            key = f"{context}:{message_hash(text)}"  # the same text may be learned once per context
-            entry = learned.get(key)
-            if entry is not None:
-                if action == entry["label"]:
-                    report.unchanged += 1
-                    continue
-                _apply(ctx, text, entry["models"], _LABELS[entry["label"]], -1.0)
-                del learned[key]
-                changed = True
-                if action == "forget":
-                    report.forgotten += 1
-                    continue
-                report.moved += 1
-            elif action == "forget":
-                report.not_learned += 1
-                continue
-            else:
+    label = None if action == "forget" else action
+    legacy = [(key, text) for key, text, _ in todo if key in bundle.learned]
+    if legacy:
+        _forget_legacy(directory, context, legacy)
+    con = site.connect(directory, create=label is not None or (directory / site.SITE_DB).is_file())
+    try:
+        for key, _text, columns in todo:
+            was_legacy = any(key == k for k, _ in legacy)
+            before = site.apply(con, key, context, label, columns) if con is not None else None
+            before = before or (bundle.learned[key]["label"] if was_legacy else None)
+            if label is None:
+                report.forgotten += before is not None
+                report.not_learned += before is None
+            elif before == label and not was_legacy:
+                report.unchanged += 1
+            elif before is None:
                 report.learned += 1
-            models = _route_models(ctx, text)
-            _apply(ctx, text, models, _LABELS[action], 1.0)
-            learned[key] = {"label": action, "context": context, "models": models}
-            changed = True
-        if changed:
-            save_bundle(bundle, directory)
-        report.total_learned = len(learned)
+            else:
+                report.moved += 1
+        report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
+    finally:
+        if con is not None:
+            con.close()
     return report
+
+
+def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:
+    """Take messages learned by an older spamcli out of the base counts (they go to the site
+    layer instead, if they are being relearned)."""
+    with model_lock(directory):
+        bundle = load_bundle(directory, with_site=False)
+        ctx = bundle.context(context)
+        for key, text in entries:
+            entry = bundle.learned.pop(key, None)
+            if entry is not None:
+                _apply_legacy(ctx, text, entry["models"], _LABELS[entry["label"]], -1.0)
+        save_bundle(bundle, directory)

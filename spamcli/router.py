@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .langid import get_detector
-from .model import NaiveBayesModel
+from .model import NaiveBayesModel, sigmoid
+from .site import SiteLayer
 from .text import FeatureSettings, Vectoriser, message_hash
 
 FALLBACK = "multi"
@@ -78,7 +79,23 @@ class ContextModel:
     # training like the default one: for the context (key "") and for each model with its own
     # thresholds. Models trained before this existed have none.
     spam_at_fpr: dict[str, dict[str, float]] = field(default_factory=dict)
+    # What this site's moderators taught (spamcli learn), added to the base score: see site.py.
+    site: SiteLayer | None = field(default=None, repr=False, compare=False)
     _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
+    _site_deltas: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def site_deltas(self) -> np.ndarray:
+        """The site layer's evidence per taught column, against the fallback's training rates."""
+        if self._site_deltas is None:
+            base = self.models[FALLBACK]
+            pos = np.minimum(np.searchsorted(base.columns, self.site.columns), max(len(base.columns) - 1, 0))
+            seen = (base.columns[pos] == self.site.columns) if len(base.columns) else np.zeros(0, bool)
+            rates = []
+            for c in (0, 1):
+                held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
+                rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
+            self._site_deltas = self.site.deltas((rates[0], rates[1]))
+        return self._site_deltas
 
     def with_fp_budget(self, budget: float) -> ContextModel:
         """A copy whose spam thresholds are those chosen at training for a held-out false-positive
@@ -167,7 +184,13 @@ class ContextModel:
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]
             rows = self.vectoriser.transform([texts[i] for i in idx])
-            scores[idx] = self.models[name].predict_proba(rows)
+            if self.site is None:
+                scores[idx] = self.models[name].predict_proba(rows)
+            else:
+                model = self.models[name]
+                logit = model.calib_a * model.decision_function(rows) + model.calib_b
+                logit += self.site.shift(rows.indptr, rows.indices, self.site_deltas())
+                scores[idx] = sigmoid(logit)
         score_list = scores.tolist()
         labels = self._labels(score_list, routes, detected, thresholds)
         verdicts = [

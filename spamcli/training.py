@@ -46,6 +46,12 @@ class TrainOptions:
     # every (domain, class) the same total weight, so a small domain is not drowned by a big one.
     domain_field: str | None = None
     unseen_language_threshold: float = 0.97
+    # A field naming each record's community (a forum, a video's comments, a data set). With it,
+    # the default spam thresholds are also fit for communities the model has never seen: the
+    # fallback is scored with each community left out in turn, and the spam cut must keep the
+    # median community's false-positive rate at or below ``cold_max_fpr`` (see ``cold_start_cut``).
+    source_field: str | None = None
+    cold_max_fpr: float = 0.02
 
 
 @dataclass
@@ -73,6 +79,7 @@ class TrainReport:
     thresholds: Thresholds
     auc_out_of_fold: float | None
     warnings: list[str]
+    cold_start: dict | None = None  # thresholds chosen with whole communities left out (source_field)
 
     def to_dict(self) -> dict:
         return {
@@ -96,6 +103,7 @@ class TrainReport:
                 for r in self.languages
             ],
             "warnings": self.warnings,
+            **({"cold_start": self.cold_start} if self.cold_start else {}),
         }
 
 
@@ -169,22 +177,86 @@ def _fit(X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None
     return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=balanced_weights(y, domains))
 
 
+def _held_out_decisions(
+    X, y: np.ndarray, groups: np.ndarray, opts: TrainOptions, domains: np.ndarray | None, wanted
+) -> np.ndarray:
+    """Decision values of every row of X by a model fitted without its group (NaN for groups not
+    ``wanted`` or whose remainder lacks a class). The fits run on two threads: liblinear and the
+    NB counting release the GIL, so both cores work."""
+    from joblib import Parallel, delayed
+
+    def one(group):
+        test = groups == group
+        train = ~test
+        model = _fit(X[train], y[train], opts, None if domains is None else domains[train])
+        Xt = X[test]
+        return test, model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
+
+    todo = [g for g in wanted if (groups == g).any() and len(set(y[groups != g].tolist())) == 2]
+    z = np.full(len(y), np.nan)
+    for test, values in Parallel(n_jobs=min(2, max(1, len(todo))), prefer="threads")(delayed(one)(g) for g in todo):
+        z[test] = values
+    return z
+
+
 def _oof_decisions(
     X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None
 ) -> np.ndarray:
-    """Out-of-fold NB log-odds for every row of X."""
-    from .text import SparseRows
+    """Out-of-fold decision values for every row of X (0 where a fold could not be fitted)."""
+    z = _held_out_decisions(X, y, fold_of, opts, domains, range(opts.folds))
+    return np.nan_to_num(z, nan=0.0)
 
-    z = np.zeros(len(y))
-    for k in range(opts.folds):
-        test = fold_of == k
-        train = ~test
-        if not test.any() or len(set(y[train])) < 2:
-            continue
-        model = _fit(X[train], y[train], opts, None if domains is None else domains[train])
-        Xt = X[test]
-        z[test] = model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
-    return z
+
+def cold_start_cut(
+    y: np.ndarray,
+    scores: np.ndarray,
+    sources: np.ndarray,
+    max_fpr: float,
+    raised: np.ndarray | None = None,
+    raised_cut: float = 0.97,
+) -> float:
+    """The lowest spam cut in [0.5, 0.99] at which the median over communities (each scored by a
+    model trained without it) of the false-positive rate is <= ``max_fpr``.
+
+    Each community weighs the same, however many messages it has: a new site is one community,
+    and a big data set must not hide how a small one fares. The median, not the mean: a community
+    of a kind absent from the rest (e-mail, for a model of chat and comments) is flagged wholesale
+    at any cut, and would push every other site to the top cut. ``raised`` marks rows whose spam cut
+    is at least ``raised_cut`` whatever the cut (a language with no genuine training messages once
+    their community is left out, see :attr:`ContextModel.known_languages`): each is flagged always
+    (at or above ``raised_cut``) or never."""
+    if raised is not None and raised.any():
+        scores = scores.copy()
+        scores[raised] = np.where(scores[raised] >= raised_cut, 1.0, 0.0)
+    ham = [np.sort(scores[(sources == s) & (y == 0)]) for s in np.unique(sources)]
+    ham = [h for h in ham if len(h)]
+    if not ham:
+        return 0.5
+
+    def median_fpr(cut: float) -> float:
+        return float(np.median([(len(h) - np.searchsorted(h, cut, side="left")) / len(h) for h in ham]))
+
+    candidates = np.unique(np.concatenate([[0.5], *[np.nextafter(h, np.inf) for h in ham]]))
+    candidates = candidates[(candidates >= 0.5) & (candidates <= 0.99)]
+    for cut in candidates:  # median_fpr falls as the cut rises: the first that fits is the lowest
+        if median_fpr(cut) <= max_fpr:
+            return round(float(cut), 4)
+    return 0.99
+
+
+def per_source_rates(y: np.ndarray, scores: np.ndarray, sources: np.ndarray, cut: float) -> dict[str, dict]:
+    """FP rate and recall at ``cut`` per community (for the training summary)."""
+    out = {}
+    for s in np.unique(sources):
+        m = sources == s
+        ham, spam = scores[m & (y == 0)], scores[m & (y == 1)]
+        out[str(s)] = {
+            "ham": len(ham),
+            "spam": len(spam),
+            "fpr": None if not len(ham) else round(float((ham >= cut).mean()), 4),
+            "recall": None if not len(spam) else round(float((spam >= cut).mean()), 4),
+        }
+    return out
 
 
 def _choose_thresholds(y: np.ndarray, scores: np.ndarray, opts: TrainOptions) -> Thresholds:
@@ -203,6 +275,51 @@ def _spam_cut(y: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
 def _spam_at_fpr(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """The spam threshold :func:`_choose_thresholds` would pick for each of :data:`FP_BUDGETS`."""
     return {fpr_key(budget): _spam_cut(y, scores, budget) for budget in FP_BUDGETS}
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def _shifted(cut: float, shift: float) -> float:
+    """``cut`` moved by ``shift`` in log-odds, kept in [cut, 0.99]."""
+    return round(max(cut, min(0.99, float(1 / (1 + np.exp(-(_logit(cut) + shift)))))), 4)
+
+
+def _cold_start(y, scores, missing, sources, langs, opts, thresholds, model_thresholds):
+    """Raise the default spam cuts to what communities left out of training need (see
+    :func:`cold_start_cut`).
+
+    The fallback was scored with each community left out; the cut it needs is compared with the
+    default cut chosen on random folds, and every model's cut moves up by the same log-odds (a
+    community's own-language model cannot be tested with its community left out: its language
+    would have no data). Never lowers a cut. The ``--max-fpr`` tables stay as chosen on random
+    folds: a budget a user picks on purpose is about the data the model was trained on."""
+    keep = ~missing
+    y, scores, sources, langs = y[keep], scores[keep], sources[keep], langs[keep]
+    raised = np.zeros(len(y), dtype=bool)  # languages whose genuine messages all come from this community
+    for s in np.unique(sources):
+        rest = (sources != s) & (y == 0)
+        known = {lang for lang, n in Counter(langs[rest].tolist()).items() if n >= opts.min_per_class}
+        mine = sources == s
+        raised[mine] = np.array([lang != "und" and lang not in known for lang in langs[mine]], dtype=bool)
+
+    cold = cold_start_cut(y, scores, sources, opts.cold_max_fpr, raised, opts.unseen_language_threshold)
+    shift = max(0.0, _logit(cold) - _logit(thresholds.spam))
+
+    def moved(t: Thresholds) -> Thresholds:
+        return Thresholds(ham=t.ham, spam=_shifted(t.spam, shift))
+
+    new = moved(thresholds)
+    report = {
+        "source_field": opts.source_field,
+        "max_fpr": opts.cold_max_fpr,
+        "shift_log_odds": round(shift, 4),
+        "random_folds": {"spam": thresholds.spam, "sources": per_source_rates(y, scores, sources, thresholds.spam)},
+        "sources_left_out": {"spam": new.spam, "sources": per_source_rates(y, scores, sources, new.spam)},
+    }
+    return new, {k: moved(t) for k, t in model_thresholds.items()}, report
 
 
 def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRows:
@@ -300,6 +417,23 @@ def train_context(
             model_thresholds[name] = _choose_thresholds(y[mask], routed[mask], opts)
             spam_at_fpr[name] = _spam_at_fpr(y[mask], routed[mask])
 
+    cold_start = None
+    if opts.source_field:
+        sources = np.array([str(r.fields.get(opts.source_field, "")) for r in kept], dtype=object)
+        if len(set(sources.tolist())) >= 2:
+            say("scoring the fallback with each community left out")
+            z_out = _held_out_decisions(X, y, sources, opts, domains, sorted(set(sources.tolist())))
+            thresholds, model_thresholds, cold_start = _cold_start(
+                y,
+                fallback.calibrate(z_out),
+                np.isnan(z_out),
+                sources,
+                langs,
+                opts,
+                thresholds,
+                model_thresholds,
+            )
+
     share = min(n_spam, n_ham) / len(y)
     if share < 0.2:
         minority = "spam" if n_spam < n_ham else "ham"
@@ -322,6 +456,7 @@ def train_context(
         thresholds=thresholds,
         auc_out_of_fold=roc_auc(y, routed),
         warnings=warnings,
+        cold_start=cold_start,
     )
     ctx = ContextModel(
         context=opts.context,

@@ -1,4 +1,4 @@
-"""``spamcli learn`` (sa-learn semantics) and ``spamcli info`` end to end."""
+"""``spamcli learn`` (sa-learn semantics, into the site layer) and ``spamcli info`` end to end."""
 
 from __future__ import annotations
 
@@ -8,32 +8,31 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from helpers import REPO, assert_one_line_error, cli_env, run_cli
+from helpers import DEFAULT_MODEL, REPO, assert_one_line_error, cli_env, run_cli
 
 from spamcli import SpamFilter
 from spamcli.bundle import load_bundle
+from spamcli.learning import learn_messages
 
 MESSAGE = "Join our crypto trading group today, guaranteed profit every week"
 PROBES = [MESSAGE, "crypto trading group", "Thanks for the notes from the meeting, see you on Monday."]
 
 
-def _scores(model: Path) -> np.ndarray:
-    return np.array([v.score for v in SpamFilter.load(model).score(PROBES, ["en"] * len(PROBES))])
-
-
-def _counts(model: Path) -> dict:
-    ctx = load_bundle(model).context("content")
-    return {name: (m.counts.sum(axis=1).tolist(), m.doc_counts.tolist()) for name, m in ctx.models.items()}
+def _scores(model: Path, texts=PROBES) -> np.ndarray:
+    return np.array([v.score for v in SpamFilter.load(model).score(list(texts), ["en"] * len(texts))])
 
 
 def _learn(model: Path, action: str, *texts: str):
     return run_cli("learn", "--model", model, f"--{action}", "-", "--json", stdin="".join(t + "\n" for t in texts))
 
 
-def test_learned_spam_counts_add_to_the_fallback_documents(model_copy):
-    before = load_bundle(model_copy).context("content").models["multi"].doc_counts[1]
+def test_learning_leaves_the_base_model_files_alone(model_copy):
+    manifest = (model_copy / "manifest.json").read_bytes()
+    files = sorted(p.name for p in model_copy.glob("*.npz"))
     assert _learn(model_copy, "spam", MESSAGE, "Another offer: cheap watches").code == 0
-    assert load_bundle(model_copy).context("content").models["multi"].doc_counts[1] == before + 2
+    assert (model_copy / "manifest.json").read_bytes() == manifest
+    assert sorted(p.name for p in model_copy.glob("*.npz")) == files
+    assert (model_copy / "site.sqlite").is_file()
 
 
 def test_learn_spam_raises_the_score_and_learning_twice_does_nothing(model_copy):
@@ -43,40 +42,40 @@ def test_learn_spam_raises_the_score_and_learning_twice_does_nothing(model_copy)
     assert json.loads(first.stdout)["learned"] == 1
     after = _scores(model_copy)
     assert after[0] > before[0]
-    manifest = (model_copy / "manifest.json").read_text()
     again = _learn(model_copy, "spam", "  join our CRYPTO trading group today,   guaranteed profit every week ")
     assert json.loads(again.stdout)["unchanged"] == 1  # the same normalised text: already known
-    assert (model_copy / "manifest.json").read_text() == manifest
     assert np.array_equal(_scores(model_copy), after)
 
 
-def test_relearn_as_ham_moves_the_message_and_forget_restores_the_scores_exactly(model_copy):
-    before_scores, before_counts = _scores(model_copy), _counts(model_copy)
+def test_relearn_as_ham_moves_the_message_and_forget_restores_the_scores_bit_for_bit(model_copy):
+    before = _scores(model_copy)
     assert _learn(model_copy, "spam", MESSAGE).code == 0
     moved = _learn(model_copy, "ham", MESSAGE)
     assert json.loads(moved.stdout)["moved"] == 1
-    assert _scores(model_copy)[0] < before_scores[0]
-    learned = load_bundle(model_copy).learned
-    assert [entry["label"] for entry in learned.values()] == ["ham"]
+    assert _scores(model_copy)[0] < before[0]
     forgotten = _learn(model_copy, "forget", MESSAGE)
     assert json.loads(forgotten.stdout)["forgotten"] == 1
-    assert _counts(model_copy) == before_counts
-    assert np.allclose(_scores(model_copy), before_scores, rtol=0, atol=1e-12)
-    assert load_bundle(model_copy).learned == {}
-    assert not list(model_copy.glob("learned-*.json"))
+    assert _scores(model_copy).tobytes() == before.tobytes()
+    assert load_bundle(model_copy).context("content").site is None
+
+
+def test_forget_of_many_messages_restores_every_score_bit_for_bit(model_copy):
+    probes = [*PROBES, "free crypto signals join now", "see you at the meeting on Monday", "WIN a FREE iPhone"]
+    before = _scores(model_copy, probes)
+    names = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+    taught = [f"crypto signals group {name}, join today for profit" for name in names]
+    assert learn_messages(model_copy, taught[:4], "spam").learned == 4
+    assert learn_messages(model_copy, [*taught[4:], "notes from the meeting"], "ham").learned == 5
+    assert not np.array_equal(_scores(model_copy, probes), before)
+    assert learn_messages(model_copy, [*taught, "notes from the meeting"], "forget").forgotten == 9
+    assert _scores(model_copy, probes).tobytes() == before.tobytes()
 
 
 def test_forget_of_a_message_never_learned_changes_nothing(model_copy):
     result = _learn(model_copy, "forget", "never seen before")
     assert result.code == 0
     assert json.loads(result.stdout)["not_learned"] == 1
-
-
-def test_learn_updates_the_routed_language_model_and_the_fallback(model_copy):
-    assert _learn(model_copy, "spam", MESSAGE).code == 0
-    (entry,) = load_bundle(model_copy).learned.values()
-    assert entry["models"][-1] == "multi"
-    assert set(entry["models"]) <= set(load_bundle(model_copy).context("content").models)
+    assert not (model_copy / "site.sqlite").exists()
 
 
 def test_two_concurrent_learn_processes_lose_no_update(model_copy):
@@ -93,16 +92,18 @@ def test_two_concurrent_learn_processes_lose_no_update(model_copy):
         )
         for _ in batches
     ]
+    # both read their whole input before writing; closing stdin together makes them write at once
     for proc, texts in zip(procs, batches):
         proc.stdin.write("".join(t + "\n" for t in texts).encode())
+    for proc in procs:
         proc.stdin.close()
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
         proc.stdout.close()
         proc.stderr.close()
-    bundle = load_bundle(model_copy)
-    assert len(bundle.learned) == 12
-    assert all(entry["label"] == "spam" for entry in bundle.learned.values())
+    ctx = load_bundle(model_copy).context("content")
+    assert len(ctx.learned_labels) == 12 and set(ctx.learned_labels.values()) == {"spam"}
+    assert ctx.site.n_messages == 12
     info = json.loads(run_cli("info", "--model", model_copy, "--json").stdout)
     assert info["learned_messages"] == 12
     assert info["contexts"]["content"]["learned"] == {"spam": 12, "ham": 0}
@@ -112,6 +113,18 @@ def test_learn_needs_a_model_and_exactly_one_action(model_copy):
     assert_one_line_error(run_cli("learn", "--spam", "-", stdin="x\n"), 2)
     assert_one_line_error(run_cli("learn", "--model", model_copy, "--spam", "--ham", "-", stdin="x\n"), 2)
     assert_one_line_error(run_cli("learn", "--model", model_copy, "--spam", "-", stdin=""), 3)
+
+
+def test_learn_into_a_directory_that_does_not_exist_starts_from_the_shipped_model(tmp_path):
+    site_dir = tmp_path / "site-model"
+    result = _learn(site_dir, "ham", "hello from our knitting forum")
+    assert result.code == 0, result.stderr
+    assert "copy of the shipped model" in result.stderr
+    assert (site_dir / "manifest.json").read_bytes() == (DEFAULT_MODEL / "manifest.json").read_bytes()
+    assert json.loads(run_cli("info", "--model", site_dir, "--json").stdout)["learned_messages"] == 1
+    again = _learn(site_dir, "ham", "another message")
+    assert "copy of the shipped model" not in again.stderr
+    assert_one_line_error(_learn(tmp_path / "no" / "such" / "dir", "ham", "x"), 4)
 
 
 def test_info_shows_contexts_languages_examples_thresholds_and_versions(trained_model):

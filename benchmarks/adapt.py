@@ -1,0 +1,355 @@
+"""The moderator simulation: does a community's first week of corrections teach spamcli that community?
+
+    python benchmarks/adapt.py [--datasets PATH] [--out benchmarks/results] [--communities a,b]
+                               [--week 400] [--no-retrain]
+
+For each community the base model is trained without (each YouTube video in turn, Telegram, Thai
+SMS, e-mail; the research-only Turkish, Indonesian and Arabic sets, which no shipped model sees):
+
+1. a base model is trained exactly as the shipped one (scripts/build_default_model.py options) on
+   the shippable training data *without that community* (cached under benchmarks/results/tmp/);
+2. the community's messages, in a fixed shuffled order, form a stream; a moderator reviews the
+   first ``--week`` (400): each is classified by the model as it stands, and every genuine message
+   labelled ``spam`` is taught as ham, every spam not labelled ``spam`` as spam (``spamcli learn``'s
+   library call, into a real model directory);
+3. the rest of the community is scored, by: the model untouched; the model that learned; a model
+   trained on the week's 400 decisions alone (TF-IDF char 2-5 + logistic regression); a full
+   retrain on base + week (skipped with ``--no-retrain``); bogofilter trained on the base data and
+   doing train-on-error on the same stream (if installed).
+
+Printed: ROC-AUC, FP rate and recall at each tool's own spam label, decisions taught, time per
+taught message, and the learning curve (AUC of the rest after 0/50/100/200/400 messages reviewed).
+A last table times one taught message with 100,000 messages already learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from spamcli import site  # noqa: E402
+from spamcli.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
+from spamcli.datasets import REGISTRY, datasets_root, load, standard_split  # noqa: E402
+from spamcli.learning import learn_messages  # noqa: E402
+from spamcli.metrics import roc_auc  # noqa: E402
+from spamcli.records import Record  # noqa: E402
+from spamcli.training import TrainOptions, train_context  # noqa: E402
+
+CURVE = (0, 50, 100, 200, 400)
+OPTIONS = {"context": "content", "domain_field": "source", "source_field": "community"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def communities(root: Path) -> dict[str, tuple[list[Record], str]]:
+    """community -> (its records, the community key the base model must be trained without)."""
+    out: dict[str, tuple[list[Record], str]] = {}
+    youtube = load("youtube_spam_collection", root)
+    for video in sorted({r.fields["community"] for r in youtube}):
+        out[f"YouTube {video}"] = ([r for r in youtube if r.fields["community"] == video], video)
+    for name, label in (("telegram_tgspam", "Telegram"), ("thai_sms", "Thai SMS"), ("spamassassin_email", "E-mail")):
+        out[label] = (load(name, root), name)
+    for name, label in (("turkish_sms", "Turkish SMS"), ("indonesian_sms", "Indonesian SMS")):
+        out[label] = (load(name, root), "")
+    if (root / "arabic_twitter_accounts").is_dir():
+        out["Arabic accounts"] = (load("arabic_twitter_accounts", root), "")
+    return out
+
+
+def stream_order(records: list[Record]) -> list[Record]:
+    """A fixed shuffle (by a hash of the text): data files are often sorted by class."""
+    return sorted(records, key=lambda r: (zlib.crc32(f"{r.id}:{r.text}".encode()), r.text))
+
+
+def base_records(root: Path, without: str) -> list[Record]:
+    train, _test = standard_split(root)
+    return [
+        r for name, recs in train.items() if REGISTRY[name].shippable for r in recs if r.fields["community"] != without
+    ]
+
+
+def base_model(root: Path, without: str, cache: Path) -> Path:
+    """A model directory trained like the shipped model, without community ``without``."""
+    path = cache / f"base-without-{without or 'nothing'}"
+    if (path / "manifest.json").is_file():
+        return path
+    log(f"training a base model without {without or 'nothing'}")
+    ctx, _ = train_context(base_records(root, without), TrainOptions(**OPTIONS))
+    save_bundle(Bundle(contexts={"content": ctx}), path)
+    return path
+
+
+def rates(y: np.ndarray, flagged: np.ndarray) -> tuple[float | None, float | None]:
+    ham, spam = y == 0, y == 1
+    fpr = float(flagged[ham].mean()) if ham.any() else None
+    recall = float(flagged[spam].mean()) if spam.any() else None
+    return fpr, recall
+
+
+def score_ctx(ctx, records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    verdicts = ctx.score([r.text for r in records], [None] * len(records))
+    return np.array([v.score for v in verdicts]), np.array([v.label == "spam" for v in verdicts])
+
+
+def refresh_site(ctx, directory: Path) -> None:
+    """The context as a freshly loaded model would see it after ``learn``."""
+    con = site.connect(directory)
+    try:
+        ctx.site = site.SiteLayer.read(con, "content")
+        ctx._site_deltas = None
+        ctx.learned_labels = site.labels_of(con, "content")
+    finally:
+        con.close()
+
+
+def simulate_spamcli(model_dir: Path, week: list[Record], rest: list[Record], workdir: Path) -> dict:
+    site_dir = workdir / "site"
+    shutil.copytree(model_dir, site_dir)
+    ctx = load_bundle(site_dir).context("content")
+    y_rest = np.array([r.label for r in rest])
+    curve, taught, seconds = {}, {"spam": 0, "ham": 0}, []
+    for i, rec in enumerate(week):
+        if i in CURVE:
+            curve[i] = roc_auc(y_rest, score_ctx(ctx, rest)[0])
+        (verdict,) = ctx.score([rec.text], [None])
+        action = None
+        if rec.label == 0 and verdict.label == "spam":
+            action = "ham"
+        elif rec.label == 1 and verdict.label != "spam":
+            action = "spam"
+        if action:
+            t0 = time.perf_counter()
+            learn_messages(site_dir, [rec.text], action)
+            seconds.append(time.perf_counter() - t0)
+            taught[action] += 1
+            refresh_site(ctx, site_dir)
+    scores, flagged = score_ctx(ctx, rest)
+    curve[len(week)] = roc_auc(y_rest, scores)
+    fpr, recall = rates(y_rest, flagged)
+    return {
+        "auc": roc_auc(y_rest, scores),
+        "fpr": fpr,
+        "recall": recall,
+        "taught": taught,
+        "ms_per_taught": 1000 * float(np.median(seconds)) if seconds else None,
+        "curve": curve,
+    }
+
+
+def local_only(week: list[Record], rest: list[Record]) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    y_week = np.array([r.label for r in week])
+    if len(set(y_week.tolist())) < 2:
+        return {"auc": None, "fpr": None, "recall": None}
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(2, 5), sublinear_tf=True, min_df=1)
+    X = vec.fit_transform([r.text for r in week])
+    lr = LogisticRegression(C=10.0, class_weight="balanced", max_iter=1000).fit(X, y_week)
+    p = lr.predict_proba(vec.transform([r.text for r in rest]))[:, 1]
+    y = np.array([r.label for r in rest])
+    fpr, recall = rates(y, p >= 0.5)
+    return {"auc": roc_auc(y, p), "fpr": fpr, "recall": recall}
+
+
+def full_retrain(root: Path, without: str, week: list[Record], rest: list[Record]) -> dict:
+    ctx, _ = train_context(base_records(root, without) + week, TrainOptions(**OPTIONS))
+    scores, flagged = score_ctx(ctx, rest)
+    y = np.array([r.label for r in rest])
+    fpr, recall = rates(y, flagged)
+    return {"auc": roc_auc(y, scores), "fpr": fpr, "recall": recall}
+
+
+def _mbox(texts: list[str]) -> str:
+    parts = []
+    for text in texts:
+        lines = [">" + line if line.startswith(("From ", ">From ")) else line for line in text.splitlines()]
+        parts.append("From b@localhost Thu Jan  1 00:00:00 1970\nFrom: b@localhost\n\n" + "\n".join(lines) + "\n\n")
+    return "".join(parts)
+
+
+def bogofilter(root: Path, without: str, week: list[Record], rest: list[Record], workdir: Path) -> dict | None:
+    exe = shutil.which("bogofilter")
+    if exe is None:
+        return None
+    db = workdir / "bogo"
+    db.mkdir()
+    base = [exe, "-C", "-d", str(db)]
+    train = base_records(root, without)
+    for flag, label in (("-s", 1), ("-n", 0)):
+        subprocess.run(
+            [*base, flag, "-M"], input=_mbox([r.text for r in train if r.label == label]), text=True, check=True
+        )
+    fmt = ["-t", "--terse-format=%1.1c %p", "--spamicity-formats=%.12e,%.12e,%.12e"]
+
+    def classify(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+        out = subprocess.run(
+            [*base, "-M", *fmt], input=_mbox([r.text for r in records]), capture_output=True, text=True
+        )
+        lines = [line.split() for line in out.stdout.split("\n")[: len(records)]]
+        return np.array([float(v[1]) for v in lines]), np.array([v[0] == "S" for v in lines])
+
+    y_rest = np.array([r.label for r in rest])
+    curve = {}
+    for i, rec in enumerate(week):
+        if i in CURVE:
+            curve[i] = roc_auc(y_rest, classify(rest)[0])
+        _, flagged = classify([rec])
+        if bool(flagged[0]) != bool(rec.label):  # train on error
+            flag = "-s" if rec.label == 1 else "-n"
+            subprocess.run([*base, flag, "-M"], input=_mbox([rec.text]), text=True, check=True)
+    scores, flagged = classify(rest)
+    curve[len(week)] = roc_auc(y_rest, scores)
+    fpr, recall = rates(y_rest, flagged)
+    return {"auc": roc_auc(y_rest, scores), "fpr": fpr, "recall": recall, "curve": curve}
+
+
+def learn_cost(model_dir: Path, root: Path, workdir: Path, already: int = 100_000) -> dict:
+    """Time to teach one message with ``already`` messages learned (seeded straight into SQLite)."""
+    site_dir = workdir / "cost"
+    shutil.copytree(model_dir, site_dir)
+    texts = [r.text for name in ("sms_spam_collection", "spamassassin_email", "thai_sms") for r in load(name, root)]
+    ctx = load_bundle(site_dir).context("content")
+    con = site.connect(site_dir, create=True)
+    log(f"seeding {already:,} learned messages")
+    rows = ctx.vectoriser.transform(texts)
+    n = 0
+    while n < already:
+        for i in range(rows.n_rows):
+            if n >= already:
+                break
+            cols = rows.indices[rows.indptr[i] : rows.indptr[i + 1]]
+            site.apply(con, f"content:seed{n}", "content", "spam" if n % 3 == 0 else "ham", cols)
+            n += 1
+    con.close()
+    times = []
+    for k in range(21):
+        t0 = time.perf_counter()
+        learn_messages(site_dir, [f"a new message number {k} from our forum"], "ham")
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    learn_messages(site_dir, [f"batch message {k} about the meeting" for k in range(200)], "ham")
+    batch = (time.perf_counter() - t0) / 200
+    t0 = time.perf_counter()
+    load_bundle(site_dir)
+    load_s = time.perf_counter() - t0
+    return {
+        "already_learned": already,
+        "one_message_call_ms": 1000 * float(np.median(times)),
+        "per_message_in_batch_of_200_ms": 1000 * batch,
+        "load_with_site_s": load_s,
+    }
+
+
+def _f(v, pct=False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| community | spam / ham (rest) | taught spam / ham | AUC untouched | AUC learned | AUC local-only | "
+        "AUC retrain | AUC bogofilter | FPR untouched -> learned | recall untouched -> learned | ms / taught |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["communities"].items():
+        u, s, lo, rt, bf = (
+            r["untouched"],
+            r["spamcli"],
+            r["local_only"],
+            r.get("retrain") or {},
+            r.get("bogofilter") or {},
+        )
+        lines.append(
+            f"| {name} | {r['rest_spam']} / {r['rest_ham']} | {s['taught']['spam']} / {s['taught']['ham']} | "
+            f"{_f(u['auc'])} | **{_f(s['auc'])}** | {_f(lo['auc'])} | {_f(rt.get('auc'))} | {_f(bf.get('auc'))} | "
+            f"{_f(u['fpr'], True)} -> {_f(s['fpr'], True)} | {_f(u['recall'], True)} -> {_f(s['recall'], True)} | "
+            f"{_f(s['ms_per_taught'])} |"
+        )
+    lines += ["", "Learning curve: AUC of the rest after N messages reviewed (spamcli / bogofilter)", ""]
+    lines += ["| community | " + " | ".join(str(k) for k in CURVE) + " |", "|---|" + "---|" * len(CURVE)]
+    for name, r in results["communities"].items():
+        bf = (r.get("bogofilter") or {}).get("curve", {})
+        cells = [f"{_f(r['spamcli']['curve'].get(k))} / {_f(bf.get(k))}" for k in CURVE]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "learn_cost" in results:
+        c = results["learn_cost"]
+        lines += [
+            "",
+            f"One taught message with {c['already_learned']:,} already learned: "
+            f"{c['one_message_call_ms']:.1f} ms per `learn_messages` call (median of 21, model load included), "
+            f"{c['per_message_in_batch_of_200_ms']:.2f} ms per message in a batch of 200; "
+            f"loading the model with that site layer takes {c['load_with_site_s']:.2f} s.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=None)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--communities", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--week", type=int, default=400)
+    parser.add_argument("--no-retrain", action="store_true")
+    parser.add_argument("--no-cost", action="store_true")
+    args = parser.parse_args(argv)
+    root = datasets_root(args.datasets)
+    if root is None:
+        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
+        return 3
+    cache = Path(args.out) / "tmp"
+    cache.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.communities.split(",")) if args.communities else None
+    results: dict = {"week": args.week, "communities": {}}
+    for name, (records, without) in communities(root).items():
+        if wanted and name not in wanted:
+            continue
+        stream = stream_order([r for r in records if r.label is not None])
+        week, rest = stream[: args.week], stream[args.week :]
+        model_dir = base_model(root, without, cache)
+        log(f"{name}: {len(week)} reviewed, {len(rest)} scored after")
+        with tempfile.TemporaryDirectory() as tmp:
+            untouched_ctx = load_bundle(model_dir).context("content")
+            scores, flagged = score_ctx(untouched_ctx, rest)
+            y = np.array([r.label for r in rest])
+            fpr, recall = rates(y, flagged)
+            entry = {
+                "rest_spam": int(y.sum()),
+                "rest_ham": int((y == 0).sum()),
+                "untouched": {"auc": roc_auc(y, scores), "fpr": fpr, "recall": recall},
+                "spamcli": simulate_spamcli(model_dir, week, rest, Path(tmp)),
+                "local_only": local_only(week, rest),
+                "bogofilter": bogofilter(root, without, week, rest, Path(tmp)),
+            }
+            if not args.no_retrain:
+                entry["retrain"] = full_retrain(root, without, week, rest)
+        results["communities"][name] = entry
+        log(f"  {json.dumps({k: entry[k] for k in ('untouched', 'spamcli')})}")
+    if not args.no_cost:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["learn_cost"] = learn_cost(base_model(root, "", cache), root, Path(tmp))
+    text = markdown(results)
+    print(text)
+    out = Path(args.out)
+    (out / "adapt.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out / "adapt.md").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

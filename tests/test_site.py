@@ -1,0 +1,77 @@
+"""The site layer (spamcli/site.py): what moderators teach reaches similar messages, exactly reversibly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spamcli import SpamFilter, site
+from spamcli.learning import ensure_site_model, learn_messages
+from spamcli.training import cold_start_cut
+
+FLAGGED_GENUINE = "Check out my new song on soundcloud, love from DJ Kasper and the Dublin choir"
+NEAR_DUPLICATE = "check out my NEW song on soundcloud!! love from DJ Kasper and the Dublin choir"
+SHARES_WORDS = "DJ Kasper and the Dublin choir sing again on Sunday"
+UNRELATED = "WIN a FREE iPhone now at http://x.example"
+
+
+@pytest.fixture
+def site_model(tmp_path):
+    path = tmp_path / "site"
+    assert ensure_site_model(path)
+    return path
+
+
+def _scores(path, texts):
+    return np.array([v.score for v in SpamFilter.load(path).score(texts, ["en"] * len(texts))])
+
+
+def test_a_taught_genuine_message_lowers_similar_messages_and_barely_moves_others(site_model):
+    probes = [NEAR_DUPLICATE, SHARES_WORDS, UNRELATED]
+    before = _scores(site_model, probes)
+    learn_messages(site_model, [FLAGGED_GENUINE], "ham")
+    after = _scores(site_model, probes)
+    logit = np.log(after / (1 - after)) - np.log(before / (1 - before))
+    assert logit[0] < -0.5  # a near-duplicate (not the same normalised text), in log-odds
+    assert after[1] < before[1]  # a different message sharing its distinctive words
+    assert abs(after[2] - before[2]) < 0.005  # unrelated spam keeps its score
+
+
+def test_more_corrections_move_similar_messages_further(site_model):
+    before = _scores(site_model, [NEAR_DUPLICATE])[0]
+    learn_messages(site_model, [FLAGGED_GENUINE], "ham")
+    one = _scores(site_model, [NEAR_DUPLICATE])[0]
+    others = [f"Check out my new song on soundcloud, love from DJ Kasper, {w}" for w in ("live", "tonight", "again")]
+    learn_messages(site_model, others, "ham")
+    assert _scores(site_model, [NEAR_DUPLICATE])[0] < one < before
+
+
+def test_taught_spam_raises_similar_messages(site_model):
+    spam = "Visit tokobagus-murah.example for cheap followers, promo kode BAGUS"
+    probe = "promo kode BAGUS at tokobagus-murah.example today"
+    before = _scores(site_model, [probe])[0]
+    learn_messages(site_model, [spam], "spam")
+    assert _scores(site_model, [probe])[0] > before
+
+
+def test_site_shift_has_known_values():
+    layer = site.SiteLayer(
+        columns=np.array([1, 2]), spam=np.array([1.0, 0.0]), ham=np.array([0.0, 2.0]), n_messages=10
+    )
+    deltas = layer.deltas((np.array([0.01, 0.01]), np.array([0.01, 0.01])))
+    assert deltas == pytest.approx([np.log(2.0), -np.log(3.0)], abs=1e-12)
+    # one row holding columns 1, 2 and 3 (3 never taught): weight 10/20, normalised as 100 features
+    shift = layer.shift(np.array([0, 3]), np.array([1, 2, 3]), deltas)
+    assert shift == pytest.approx([-0.0202733], abs=1e-7)
+
+
+def test_cold_start_cut_is_set_by_the_median_community():
+    y = np.array([0] * 10 + [0] * 10 + [0] * 10 + [1] * 3)
+    sources = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 10 + ["a"] * 3)
+    scores = np.concatenate(
+        [np.linspace(0.0, 0.45, 10), np.r_[np.linspace(0.0, 0.4, 8), 0.8, 0.9], np.full(10, 0.99), [0.9] * 3]
+    )
+    # a: no genuine message above 0.5; b: 2 of 10 at 0.8 and 0.9; c: all ten at 0.99 (flagged at any cut)
+    assert cold_start_cut(y, scores, sources, 0.1) == pytest.approx(0.8, abs=1e-4)  # median = b's rate: 1 of 10
+    assert cold_start_cut(y, scores, sources, 0.2) == 0.5
+    assert cold_start_cut(y, scores, sources, 0.0) == pytest.approx(0.9, abs=1e-4)
