@@ -9,9 +9,9 @@ SMS, e-mail; the research-only Turkish, Indonesian and Arabic sets, which no shi
 1. a base model is trained exactly as the shipped one (scripts/build_default_model.py options) on
    the shippable training data *without that community* (cached under benchmarks/results/tmp/);
 2. the community's messages, in a fixed shuffled order, form a stream; a moderator reviews the
-   first ``--week`` (400): each is classified by the model as it stands, and every genuine message
-   labelled ``spam`` is taught as ham, every spam not labelled ``spam`` as spam (``spamcli learn``'s
-   library call, into a real model directory);
+   first ``--week`` (400; half the community if it has fewer than 800): each is classified by the
+   model as it stands, and every genuine message labelled ``spam`` is taught as ham, every spam not
+   labelled ``spam`` as spam (``spamcli learn``'s library call, into a real model directory);
 3. the rest of the community is scored, by: the model untouched; the model that learned; a model
    trained on the week's 400 decisions alone (TF-IDF char 2-5 + logistic regression); a full
    retrain on base + week (skipped with ``--no-retrain``); bogofilter trained on the base data and
@@ -82,6 +82,13 @@ def base_records(root: Path, without: str) -> list[Record]:
     ]
 
 
+def other_tests(root: Path, without: str, name: str) -> list[Record]:
+    """The standard split's test records of the shippable sets, without the community itself."""
+    _train, test = standard_split(root)
+    keep = [r for n, recs in test.items() if REGISTRY[n].shippable for r in recs if r.label is not None]
+    return [r for r in keep if r.fields["community"] != without]
+
+
 def base_model(root: Path, without: str, cache: Path) -> Path:
     """A model directory trained like the shipped model, without community ``without``."""
     path = cache / f"base-without-{without or 'nothing'}"
@@ -116,10 +123,20 @@ def refresh_site(ctx, directory: Path) -> None:
         con.close()
 
 
-def simulate_spamcli(model_dir: Path, week: list[Record], rest: list[Record], workdir: Path) -> dict:
+def others_auc(ctx, others: list[Record]) -> float | None:
+    """Pooled ROC-AUC on the standard split's test sets of the other communities."""
+    if not others:
+        return None
+    return roc_auc(np.array([r.label for r in others]), score_ctx(ctx, others)[0])
+
+
+def simulate_spamcli(
+    model_dir: Path, week: list[Record], rest: list[Record], workdir: Path, others: list[Record] | None = None
+) -> dict:
     site_dir = workdir / "site"
     shutil.copytree(model_dir, site_dir)
     ctx = load_bundle(site_dir).context("content")
+    others_before = others_auc(ctx, others or [])
     y_rest = np.array([r.label for r in rest])
     curve, taught, seconds = {}, {"spam": 0, "ham": 0}, []
     for i, rec in enumerate(week):
@@ -147,6 +164,8 @@ def simulate_spamcli(model_dir: Path, week: list[Record], rest: list[Record], wo
         "taught": taught,
         "ms_per_taught": 1000 * float(np.median(seconds)) if seconds else None,
         "curve": curve,
+        "others_auc_before": others_before,
+        "others_auc_after": others_auc(ctx, others or []),
     }
 
 
@@ -264,8 +283,9 @@ def _f(v, pct=False) -> str:
 def markdown(results: dict) -> str:
     lines = [
         "| community | spam / ham (rest) | taught spam / ham | AUC untouched | AUC learned | AUC local-only | "
-        "AUC retrain | AUC bogofilter | FPR untouched -> learned | recall untouched -> learned | ms / taught |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "AUC retrain | AUC bogofilter | FPR untouched -> learned | recall untouched -> learned | ms / taught | "
+        "AUC other test sets before -> after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["communities"].items():
         u, s, lo, rt, bf = (
@@ -279,13 +299,18 @@ def markdown(results: dict) -> str:
             f"| {name} | {r['rest_spam']} / {r['rest_ham']} | {s['taught']['spam']} / {s['taught']['ham']} | "
             f"{_f(u['auc'])} | **{_f(s['auc'])}** | {_f(lo['auc'])} | {_f(rt.get('auc'))} | {_f(bf.get('auc'))} | "
             f"{_f(u['fpr'], True)} -> {_f(s['fpr'], True)} | {_f(u['recall'], True)} -> {_f(s['recall'], True)} | "
-            f"{_f(s['ms_per_taught'])} |"
+            f"{_f(s['ms_per_taught'])} | {_f(s.get('others_auc_before'))} -> {_f(s.get('others_auc_after'))} |"
         )
     lines += ["", "Learning curve: AUC of the rest after N messages reviewed (spamcli / bogofilter)", ""]
     lines += ["| community | " + " | ".join(str(k) for k in CURVE) + " |", "|---|" + "---|" * len(CURVE)]
     for name, r in results["communities"].items():
         bf = (r.get("bogofilter") or {}).get("curve", {})
-        cells = [f"{_f(r['spamcli']['curve'].get(k))} / {_f(bf.get(k))}" for k in CURVE]
+        end = max(r["spamcli"]["curve"], key=int)  # a small community's week ends before 400
+
+        def at(curve: dict, k: int, end=end):
+            return curve.get(k, curve.get(end) if k >= int(end) else None)
+
+        cells = [f"{_f(at(r['spamcli']['curve'], k))} / {_f(at(bf, k))}" for k in CURVE]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "learn_cost" in results:
         c = results["learn_cost"]
@@ -320,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and name not in wanted:
             continue
         stream = stream_order([r for r in records if r.label is not None])
-        week, rest = stream[: args.week], stream[args.week :]
+        n_week = min(args.week, len(stream) // 2)  # a YouTube video has ~350-450 comments: half is the week
+        week, rest = stream[:n_week], stream[n_week:]
         model_dir = base_model(root, without, cache)
         log(f"{name}: {len(week)} reviewed, {len(rest)} scored after")
         with tempfile.TemporaryDirectory() as tmp:
@@ -332,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rest_spam": int(y.sum()),
                 "rest_ham": int((y == 0).sum()),
                 "untouched": {"auc": roc_auc(y, scores), "fpr": fpr, "recall": recall},
-                "spamcli": simulate_spamcli(model_dir, week, rest, Path(tmp)),
+                "spamcli": simulate_spamcli(model_dir, week, rest, Path(tmp), other_tests(root, without, name)),
                 "local_only": local_only(week, rest),
                 "bogofilter": bogofilter(root, without, week, rest, Path(tmp)),
             }

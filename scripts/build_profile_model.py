@@ -33,7 +33,10 @@ from spamcli.training import TrainOptions, train_context
 ROOT = Path(__file__).resolve().parents[1]
 GENUINE_BIOS = ROOT / "datasets" / "samples" / "genuine_bios.txt"
 HELD_OUT_VIDEO = "Youtube05-Shakira.csv"
-PROFILE_THRESHOLDS = {"ham": 0.5, "spam": 0.95}
+# ham < 0.8: a bio the text model puts between 0.5 and 0.8 is far more often genuine than not (9.6% of
+# genuine Twitter bios, no held-out Decidim spam bio), and leaving those "unsure" gave moderators
+# 15% of all genuine accounts to review.
+PROFILE_THRESHOLDS = {"ham": 0.8, "spam": 0.95}
 SWEEP = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 

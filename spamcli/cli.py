@@ -329,6 +329,14 @@ def train(
     domain_col: Annotated[
         str | None, typer.Option("--domain-col", help="Column naming each record's source; balances sources.")
     ] = None,
+    community_col: Annotated[
+        str | None,
+        typer.Option(
+            "--community-col",
+            help="Column naming each record's community (site, channel, data set): spam cuts are also fit "
+            "with each community left out, for sites the model has never seen.",
+        ),
+    ] = None,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     hidden_col: Annotated[
@@ -401,6 +409,7 @@ def train(
         lang_backend=lang_backend,
         dedupe=dedupe,
         domain_field=domain_col,
+        source_field=community_col,
         kind=kind,
     )
     if context == "profile" and (out_of_core or use_dask):
