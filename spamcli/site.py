@@ -46,15 +46,24 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     key TEXT PRIMARY KEY,          -- context ':' sha256 of the normalised text
     context TEXT NOT NULL,
-    label TEXT NOT NULL CHECK (label IN ('spam', 'ham')),
-    columns BLOB NOT NULL          -- the message's distinct feature columns, int32, as counted
+    label TEXT NOT NULL CHECK (label IN ('spam', 'ham'))
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS message_columns (
+    key TEXT PRIMARY KEY,
+    columns BLOB NOT NULL          -- the message's distinct feature columns, int32, as counted
+);
 CREATE TABLE IF NOT EXISTS counts (
     context TEXT NOT NULL,
     col INTEGER NOT NULL,
     spam INTEGER NOT NULL,
     ham INTEGER NOT NULL,
     PRIMARY KEY (context, col)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (
+    context TEXT NOT NULL,
+    label TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (context, label)
 ) WITHOUT ROWID;
 """
 
@@ -83,7 +92,7 @@ class SiteLayer:
     @classmethod
     def read(cls, con: sqlite3.Connection, context: str) -> SiteLayer | None:
         """The layer of ``context``, or None when nothing is taught there."""
-        (n,) = con.execute("SELECT COUNT(*) FROM messages WHERE context = ?", (context,)).fetchone()
+        n = sum(taught(con).get(context, {}).values())
         if not n:
             return None
         rows = con.execute(
@@ -120,7 +129,9 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
     moves its counts; relearning as the same class changes nothing."""
     con.execute("BEGIN IMMEDIATE")
     try:
-        found = con.execute("SELECT label, columns FROM messages WHERE key = ?", (key,)).fetchone()
+        found = con.execute(
+            "SELECT label, columns FROM messages JOIN message_columns USING (key) WHERE key = ?", (key,)
+        ).fetchone()
         before = found[0] if found else None
         if before == label:
             con.execute("COMMIT")
@@ -128,10 +139,12 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
         if found:
             _count(con, context, before, np.frombuffer(found[1], dtype=np.int32), -1)
             con.execute("DELETE FROM messages WHERE key = ?", (key,))
+            con.execute("DELETE FROM message_columns WHERE key = ?", (key,))
         if label is not None:
             cols = np.unique(np.asarray(columns, dtype=np.int32))
             _count(con, context, label, cols, +1)
-            con.execute("INSERT INTO messages VALUES (?, ?, ?, ?)", (key, context, label, cols.tobytes()))
+            con.execute("INSERT INTO messages VALUES (?, ?, ?)", (key, context, label))
+            con.execute("INSERT INTO message_columns VALUES (?, ?)", (key, cols.tobytes()))
         con.execute("COMMIT")
         return before
     except BaseException:
@@ -141,6 +154,10 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
 
 def _count(con: sqlite3.Connection, context: str, label: str, columns: np.ndarray, sign: int) -> None:
     spam, ham = (sign, 0) if label == "spam" else (0, sign)
+    con.execute(
+        "INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (context, label) DO UPDATE SET n = n + excluded.n",
+        (context, label, sign),
+    )
     con.executemany(
         "INSERT INTO counts VALUES (?, ?, ?, ?) ON CONFLICT (context, col) DO UPDATE "
         "SET spam = spam + excluded.spam, ham = ham + excluded.ham",
@@ -156,7 +173,7 @@ def _count(con: sqlite3.Connection, context: str, label: str, columns: np.ndarra
 def taught(con: sqlite3.Connection) -> dict[str, dict[str, int]]:
     """Taught messages per context and label."""
     out: dict[str, dict[str, int]] = {}
-    for context, label, n in con.execute("SELECT context, label, COUNT(*) FROM messages GROUP BY context, label"):
+    for context, label, n in con.execute("SELECT context, label, n FROM totals WHERE n > 0"):
         out.setdefault(context, {"spam": 0, "ham": 0})[label] = n
     return out
 
