@@ -207,6 +207,8 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     rec_id = fields.get(id_key) if id_key else number
     if rec_id is None or rec_id == "":
         rec_id = number
+    if not isinstance(rec_id, (str, int, float)) or isinstance(rec_id, bool):  # echoed: keep it a scalar
+        return Record(id=number, fields=fields, error="id is not a string or a number")
     # the id is echoed in the output: a lone surrogate would make it unwritable
     if isinstance(rec_id, str) and not rec_id.isascii() and _LONE_SURROGATE_RE.search(rec_id):
         return Record(id=number, fields=fields, error=f"id {_NOT_UNICODE}")
@@ -217,7 +219,9 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
         want = opts.text_field or "/".join(TEXT_FIELDS[:4])
         return Record(id=rec_id, fields=fields, error=f"no text field ({want})")
     text = fields.get(text_key)
-    text = "" if text is None else str(text)
+    if isinstance(text, (list, dict, bool)):
+        return Record(id=rec_id, fields=fields, error=f"{text_key} is not text (a JSON {type(text).__name__})")
+    text = "" if text is None else str(text)  # a number is read as its digits
     lang = None
     if opts.lang_field and opts.lang_field in fields:
         value = str(fields.get(opts.lang_field) or "").strip()
@@ -258,7 +262,10 @@ def parse_line(line: RawLine, opts: ReadOptions) -> Record:
     number, raw = line.number, line.raw
     if raw is None:
         return Record(id=number, error=_too_long(opts.max_bytes))
-    if line.fmt == "text":
+    fmt = line.fmt
+    if fmt == "auto":  # decided per line: a line that opens a JSON object is a record, others are text
+        fmt = "jsonl" if raw.removeprefix(_BOM).lstrip().startswith(b"{") else "text"
+    if fmt == "text":
         try:
             text = _decode(raw)
         except UnicodeDecodeError as exc:
@@ -274,6 +281,10 @@ def parse_line(line: RawLine, opts: ReadOptions) -> Record:
         if not raw.strip():
             return Record(id=number, error="empty line")
         return Record(id=number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return Record(id=number, error="invalid JSON: nested too deeply")
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return Record(id=number, error=f"invalid JSON: {str(exc).splitlines()[0][:100]}")
     if not isinstance(obj, dict):
         return Record(id=number, error="JSON line is not an object")
     return record_from_fields(obj, number, opts)
@@ -388,33 +399,6 @@ def open_binary(path: str | None) -> BinaryIO:
         raise InputError(f"cannot open {path}: {exc.strerror}") from None
 
 
-class _Peekable:
-    """Wraps a binary stream to look at its first line without consuming it."""
-
-    def __init__(self, stream: BinaryIO, max_bytes: int):
-        self._stream = stream
-        self._head = stream.readline(min(max_bytes, 65536))
-
-    @property
-    def first_line(self) -> bytes:
-        return self._head
-
-    def read(self, size: int = -1) -> bytes:
-        head, self._head = self._head, b""
-        if 0 <= size <= len(head):
-            self._head = head[size:]
-            return head[:size]
-        return head + self._stream.read(-1 if size < 0 else size - len(head))
-
-    def readline(self, size: int = -1) -> bytes:
-        if self._head:
-            head, self._head = self._head, b""
-            if head.endswith(b"\n") or size < 0 or len(head) >= size:
-                return head
-            return head + self._stream.readline(size - len(head))
-        return self._stream.readline(size)
-
-
 def read_records(
     path: str | None, opts: ReadOptions | None = None, raw_lines: bool = False, raw_blocks: bool = False
 ) -> Iterator[Record | RawLine | RawBlock]:
@@ -445,16 +429,15 @@ def read_records(
             if stream.seekable():  # the CSV reader needs the real file object, so rewind after a look
                 fmt = "decidim" if detect_format(None, stream.readline(65536)) == "decidim" else "csv"
                 stream.seek(0)
-        if fmt == "auto":
-            peek = _Peekable(stream, opts.max_bytes)
-            fmt = detect_format(None, peek.first_line)
-            stream_in: BinaryIO = peek  # type: ignore[assignment]
-        else:
-            stream_in = stream
-        if fmt in ("text", "jsonl") and raw_blocks:
+        if fmt == "auto" and stream.seekable():  # a file is one data set: Decidim's label;text by its first line
+            if detect_format(None, stream.readline(65536)) == "decidim":
+                fmt = "decidim"
+            stream.seek(0)
+        stream_in = stream  # fmt "auto" (a stream, or a file with no telling name): decided line by line
+        if fmt in ("text", "jsonl", "auto") and raw_blocks:
             start = stream_in.read(len(_BOM))
             yield from read_blocks(stream_in, fmt, opts.max_bytes, head=b"" if start == _BOM else start)
-        elif fmt in ("text", "jsonl"):
+        elif fmt in ("text", "jsonl", "auto"):
             lines = _raw_lines(stream_in, fmt, opts)
             yield from lines if raw_lines else (parse_line(line, opts) for line in lines)
         elif fmt == "decidim":

@@ -132,14 +132,43 @@ def test_bad_json_line_yields_error_record_and_stream_continues(trained_model):
     assert [item["id"] for item in out] == ["ok1", 2, "notext", 4, 5, 6, 7, "ok2"]
     assert "invalid JSON" in out[1]["error"]
     assert "no text field" in out[2]["error"]
-    assert "not an object" in out[3]["error"]
+    _assert_verdict(out[3])  # not a JSON object: a plain message, decided line by line
     assert "empty" in out[4]["error"]
     assert "UTF-8" in out[5]["error"]
     assert "bytes" in out[6]["error"]
-    for k in (1, 2, 3, 4, 5, 6):
+    for k in (1, 2, 4, 5, 6):
         assert set(out[k]) == {"id", "error"}
     _assert_verdict(out[0])
     _assert_verdict(out[7])
+
+
+def test_hostile_json_lines_give_only_their_own_error_record_with_and_without_workers(trained_model):
+    lines = [
+        json.dumps({"id": "ok1", "text": "free money, click now"}).encode(),
+        b'{"id": 1, "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # RecursionError in the parser
+        b'{"id": ' + b"7" * 5000 + b', "text": "hi"}',  # more digits than Python converts
+        json.dumps({"id": {"nested": 1}, "text": "hi"}).encode(),
+        json.dumps({"id": "list", "text": ["a", "b"]}).encode(),
+        json.dumps({"id": "ok2", "text": "see you tomorrow"}).encode(),
+    ]
+    for jobs in ("1", "2"):
+        out = _classify(trained_model, "--jobs", jobs, stdin=b"\n".join(lines) + b"\n")
+        assert [item["id"] for item in out] == ["ok1", 2, 3, 4, "list", "ok2"], jobs
+        assert "nested too deeply" in out[1]["error"]
+        assert "invalid JSON" in out[2]["error"]
+        assert "not a string or a number" in out[3]["error"]
+        assert "not text" in out[4]["error"]
+        _assert_verdict(out[0])
+        _assert_verdict(out[5])
+
+
+def test_format_is_decided_per_line_so_a_plain_first_line_does_not_blind_the_stream(trained_model):
+    lines = [b"ham;hi there", b'{"id": "j1", "text": "free money, click now"}', b"{not json", b"plain again"]
+    out = _classify(trained_model, stdin=b"\n".join(lines) + b"\n")
+    assert [item["id"] for item in out] == [1, "j1", 3, 4]
+    for k in (0, 1, 3):
+        _assert_verdict(out[k])
+    assert "invalid JSON" in out[2]["error"]
 
 
 def test_max_bytes_option_raises_the_line_limit(trained_model):
