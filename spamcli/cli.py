@@ -553,46 +553,38 @@ def _interval(bounds) -> str:
 
 
 def _print_evaluation(result) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from .evaluation import table_groups
+
     console = Console()
-    table = Table(title="evaluation (unsure counts as not flagged)")
-    for col in (
-        "group",
-        "n",
-        "spam",
-        "ham",
-        "precision",
-        "recall",
-        "F1",
-        "FP rate",
-        "AUC",
-        "unsure",
-        "TP",
-        "FP",
-        "TN",
-        "FN",
-    ):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    for name, rep in [("all", result.overall), *result.by_language.items()]:
-        c = rep.confusion
+    # Two narrow tables, not one wide one: at 80 columns (an SSH terminal, output to a file) a
+    # 14-column table has Rich cut every number to "0.…".
+    groups = table_groups(result)
+    table = Table(title="evaluation (unsure counts as not flagged)", box=box.SIMPLE_HEAD)
+    for col in ("group", "n", "precision", "recall", "F1", "FP rate", "AUC", "unsure"):
+        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=True)
+    for name, rep in groups:
         table.add_row(
             name,
             str(rep.n),
-            str(rep.n_spam),
-            str(rep.n_ham),
             _fmt(rep.precision),
             _fmt(rep.recall),
             _fmt(rep.f1),
             _fmt(rep.fpr),
             _fmt(rep.auc),
             f"{rep.unsure_rate:.1%}",
-            str(c["tp"]),
-            str(c["fp"]),
-            str(c["tn"]),
-            str(c["fn"]),
         )
+    console.print(table)
+    counts = Table(title="counts (flagged = labelled spam)", box=box.SIMPLE_HEAD)
+    for col in ("group", "spam", "ham", "TP", "FP", "TN", "FN"):
+        counts.add_column(col, justify="left" if col == "group" else "right", no_wrap=True)
+    for name, rep in groups:
+        c = rep.confusion
+        counts.add_row(name, str(rep.n_spam), str(rep.n_ham), str(c["tp"]), str(c["fp"]), str(c["tn"]), str(c["fn"]))
+    table = counts
     console.print(table)
     overall = result.overall
     if overall.recall_ci95 or overall.fpr_ci95:

@@ -7,6 +7,7 @@ held-out fold (grouped so duplicates stay on one side). Both return an :class:`E
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,9 +18,15 @@ from .metrics import Report, brier, recall_at_fpr, reliability, report, threshol
 from .records import Record
 from .router import Thresholds
 
+# A language is pooled into the tables' "other" row below this many messages or this share.
+OTHER_MIN_COUNT = 10
+OTHER_MIN_SHARE = 0.01
+
 
 @dataclass
 class ScoredExample:
+    """One misclassified record kept for the report (only the worst ``errors`` are kept)."""
+
     id: object
     text: str
     label: int
@@ -27,6 +34,51 @@ class ScoredExample:
     decision: str
     lang: str
     model: str
+
+
+class ScoreLog:
+    """What evaluation keeps of each scored record: label, score, decision and language.
+
+    Texts are not kept (evaluating a large file must not hold it in memory), except for the
+    ``errors`` worst false positives and false negatives, kept in bounded heaps.
+    """
+
+    def __init__(self, errors: int = 0):
+        self.errors = errors
+        self.labels: list[int] = []
+        self.scores: list[float] = []
+        self.decisions: list[str] = []
+        self.langs: list[str] = []
+        self._worst_fp: list[tuple] = []  # min-heap on score: the root is the mildest kept
+        self._worst_fn: list[tuple] = []  # min-heap on -score
+        self._seq = 0
+
+    def add(self, rec_id, text: str, label: int, verdict) -> None:
+        self.labels.append(label)
+        self.scores.append(verdict.score)
+        self.decisions.append(verdict.label)
+        self.langs.append(verdict.lang or "und")
+        if not self.errors:
+            return
+        if label == 0 and verdict.label == "spam":
+            heap, key = self._worst_fp, verdict.score
+        elif label == 1 and verdict.label != "spam":
+            heap, key = self._worst_fn, -verdict.score
+        else:
+            return
+        self._seq += 1
+        if len(heap) < self.errors or key > heap[0][0]:
+            v = verdict
+            example = ScoredExample(rec_id, text[:300], label, v.score, v.label, v.lang, v.model)
+            item = (key, -self._seq, example)
+            if len(heap) < self.errors:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heapreplace(heap, item)
+
+    def worst(self, which: str) -> list[ScoredExample]:
+        heap = self._worst_fp if which == "fp" else self._worst_fn
+        return [item[2] for item in sorted(heap, key=lambda item: (-item[0], -item[1]))]
 
 
 @dataclass
@@ -42,6 +94,9 @@ class Evaluation:
     skipped: int
     false_positives: list[ScoredExample] = field(default_factory=list)
     false_negatives: list[ScoredExample] = field(default_factory=list)
+    # Languages with a handful of messages (mostly misdetected short texts), pooled for tables.
+    other_languages: list[str] = field(default_factory=list)
+    other: Report | None = None
 
     def to_dict(self) -> dict:
         def example(e: ScoredExample) -> dict:
@@ -57,31 +112,37 @@ class Evaluation:
             "recall_at_fpr": {k: (None if v is None else round(v, 4)) for k, v in self.recall_at_fpr.items()},
             "reliability": self.reliability,
             "skipped_records": self.skipped,
+            "other_languages": self.other_languages,
             "false_positives": [example(e) for e in self.false_positives],
             "false_negatives": [example(e) for e in self.false_negatives],
         }
 
 
 def summarise(
-    examples: list[ScoredExample],
+    log: ScoreLog,
     thresholds: Thresholds,
     target_precision: float = 0.99,
     skipped: int = 0,
-    errors: int = 0,
 ) -> Evaluation:
-    """Metrics over scored examples (shared by evaluate and cross-validation)."""
-    if not examples:
+    """Metrics over a log of scored records (shared by evaluate and cross-validation)."""
+    if not log.labels:
         raise InputError("no labeled records to evaluate")
-    y = np.array([e.label for e in examples])
-    scores = np.array([e.score for e in examples])
-    decisions = [e.decision for e in examples]
+    y = np.array(log.labels)
+    scores = np.array(log.scores)
+    decisions = log.decisions
     by_lang: dict[str, Report] = {}
-    langs = np.array([e.lang or "und" for e in examples], dtype=object)
+    langs = np.array(log.langs, dtype=object)
     for lang in sorted(set(langs), key=lambda code: -int((langs == code).sum())):
         mask = langs == lang
         by_lang[str(lang)] = report(y[mask], scores[mask], [d for d, m in zip(decisions, mask) if m])
-    fps = sorted((e for e in examples if e.label == 0), key=lambda e: -e.score)
-    fns = sorted((e for e in examples if e.label == 1), key=lambda e: e.score)
+    few = max(OTHER_MIN_COUNT, OTHER_MIN_SHARE * len(y))
+    other_langs = [lang for lang, rep in by_lang.items() if rep.n < few]
+    other = None
+    if len(other_langs) >= 2 or (other_langs and len(other_langs) < len(by_lang)):
+        mask = np.isin(langs, other_langs)
+        other = report(y[mask], scores[mask], [d for d, m in zip(decisions, mask) if m])
+    else:
+        other_langs = []
     return Evaluation(
         overall=report(y, scores, decisions),
         by_language=by_lang,
@@ -92,8 +153,10 @@ def summarise(
         recall_at_fpr={f"{f:g}": recall_at_fpr(y, scores, f) for f in (0.001, 0.005, 0.01)},
         reliability=reliability(y, scores),
         skipped=skipped,
-        false_positives=[e for e in fps if e.decision == "spam"][:errors] if errors else [],
-        false_negatives=[e for e in fns if e.decision != "spam"][:errors] if errors else [],
+        false_positives=log.worst("fp"),
+        false_negatives=log.worst("fn"),
+        other_languages=other_langs,
+        other=other,
     )
 
 
@@ -105,14 +168,14 @@ def evaluate_model(
     batch_size: int = 2048,
 ) -> Evaluation:
     """Score labeled records with a loaded SpamFilter and measure it."""
-    examples: list[ScoredExample] = []
+    log = ScoreLog(errors)
     skipped = 0
     batch: list[Record] = []
 
     def flush() -> None:
         verdicts = spam_filter.score([r.text for r in batch], [r.lang for r in batch])
         for rec, v in zip(batch, verdicts):
-            examples.append(ScoredExample(rec.id, rec.text, int(rec.label), v.score, v.label, v.lang, v.model))
+            log.add(rec.id, rec.text, int(rec.label), v)
         batch.clear()
 
     for rec in records:
@@ -124,7 +187,7 @@ def evaluate_model(
             flush()
     if batch:
         flush()
-    return summarise(examples, spam_filter.thresholds, target_precision, skipped, errors)
+    return summarise(log, spam_filter.thresholds, target_precision, skipped)
 
 
 def cross_validate(
@@ -144,7 +207,7 @@ def cross_validate(
     if not kept:
         raise InputError("no usable labeled records")
     fold_of = _fold_ids([r.text for r in kept], folds, options.seed + 1)
-    examples: list[ScoredExample] = []
+    log = ScoreLog(errors)
     thresholds = Thresholds()
     for k in range(folds):
         train = [r for r, f in zip(kept, fold_of) if f != k]
@@ -157,5 +220,15 @@ def cross_validate(
         thresholds = ctx.thresholds
         verdicts = ctx.score([r.text for r in test], [r.lang for r in test])
         for rec, v in zip(test, verdicts):
-            examples.append(ScoredExample(rec.id, rec.text, int(rec.label), v.score, v.label, v.lang, v.model))
-    return summarise(examples, thresholds, target_precision, stats.get("unreadable", 0), errors)
+            log.add(rec.id, rec.text, int(rec.label), v)
+    return summarise(log, thresholds, target_precision, stats.get("unreadable", 0))
+
+
+
+def table_groups(result: Evaluation) -> list[tuple[str, Report]]:
+    """Rows for a human-readable table: all, each language with enough messages, then ``other``."""
+    rows = [("all", result.overall)]
+    rows += [(lang, rep) for lang, rep in result.by_language.items() if lang not in result.other_languages]
+    if result.other is not None:
+        rows.append((f"other ({len(result.other_languages)})", result.other))
+    return rows

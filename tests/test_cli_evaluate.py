@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import SAMPLES, assert_one_line_error, run_cli
+from helpers import SAMPLES, assert_one_line_error, cli_env, run_cli
 
 METRICS = {"precision", "recall", "f1", "fpr", "auc", "confusion"}
 
@@ -66,3 +66,69 @@ def test_evaluate_unlabeled_file_exits_3(trained_model, tmp_path):
 def test_evaluate_cv_below_2_is_a_usage_error():
     result = run_cli("evaluate", SAMPLES / "messages.csv", "--cv", "1")
     assert_one_line_error(result, 2)
+
+
+def _with_stray_languages(tmp_path):
+    """The sample file plus three records in languages of one message each (misdetections)."""
+    rows = (SAMPLES / "messages.csv").read_text(encoding="utf-8").splitlines()
+    lines = [rows[0] + ",lang"] + [row + "," for row in rows[1:]]
+    lines += ['"ok see you",ham,xx', '"free prize click",spam,yy', '"thanks",ham,zz']
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_evaluate_table_is_readable_at_80_columns_with_stray_languages_in_one_other_row(trained_model, tmp_path):
+    env = cli_env()
+    env["COLUMNS"] = "80"
+    result = run_cli("evaluate", _with_stray_languages(tmp_path), "--model", trained_model, env=env)
+    assert result.code == 0, result.stderr
+    assert "…" not in result.stdout  # Rich truncates a number to "0.…" when the table is too wide
+    rows: dict[str, list[str]] = {}  # first table's rows by group
+    for line in result.stdout.splitlines():
+        if line.strip():
+            rows.setdefault(line.split()[0], line.split())
+    assert rows["all"][1] == "67"
+    assert "other" in rows and rows["other"][1] == "(3)" and rows["other"][2] == "3"
+    for lang in ("xx", "yy", "zz"):
+        assert lang not in rows
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    report = _evaluate_json(_with_stray_languages(tmp_path), "--model", trained_model)
+    assert {"xx", "yy", "zz"} <= set(report["by_language"])  # JSON keeps every language
+    assert sorted(report["other_languages"]) == ["xx", "yy", "zz"]
+
+
+def test_evaluate_keeps_only_the_worst_errors_not_every_text():
+    from spamcli.api import SpamFilter
+    from spamcli.evaluation import evaluate_model
+    from spamcli.records import ReadOptions, read_records
+
+    records = list(read_records(SAMPLES / "messages.csv", ReadOptions(need_label=True)))
+    result = evaluate_model(SpamFilter.load(), records, errors=2)
+    all_errors = evaluate_model(SpamFilter.load(), records, errors=1000)
+    assert len(result.false_negatives) == 2
+    assert result.false_negatives == all_errors.false_negatives[:2]  # the worst two, lowest scores first
+    assert [e.score for e in all_errors.false_negatives] == sorted(e.score for e in all_errors.false_negatives)
+    assert result.overall == all_errors.overall
+
+
+def test_evaluate_does_not_hold_the_input_in_memory():
+    import tracemalloc
+
+    from spamcli.api import SpamFilter
+    from spamcli.evaluation import evaluate_model
+    from spamcli.records import Record
+
+    spam_filter = SpamFilter.load()
+
+    def records():  # 3,000 distinct 8 kB records: 24 MB of text that evaluation must not keep
+        for i in range(3000):
+            yield Record(id=i, text=f"message {i} " + "lorem ipsum dolor " * 450, label=i % 2)
+
+    spam_filter.score(["warm up the lazily built parts"])
+    tracemalloc.start()
+    result = evaluate_model(spam_filter, records(), errors=3, batch_size=64)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.overall.n == 3000
+    assert peak < 8_000_000, peak
