@@ -12,8 +12,11 @@ message (``x_c`` = 1 with binary features)::
     score = 1 / (1 + exp(-(a * z + b)))
 
 ``r_c`` is ``r[i]`` where ``columns[i] == c``, else ``default_weight``; ``u_c``/``v_c`` are 0 for
-columns not listed. ``test_vectors`` hold texts with their expected features and scores, so a
-re-implementation can check itself.
+columns not listed. What the site's moderators taught (``site``: the per-column ``deltas`` and
+``weight``, and ``learned_labels``), the unseen-language rule (``known_languages``,
+``unseen_language_threshold``) and the profile scoring (``profile_scoring``) are in the document
+too: it labels exactly as spamcli does. ``test_vectors`` hold texts (and profiles) with their
+expected features, scores and labels, so a re-implementation can check itself.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__, text
+from . import __version__, site, text
 from .bundle import Bundle, _write_file_atomic
-from .router import FALLBACK
+from .errors import ModelError
+from .records import Record
+from .router import FALLBACK, ContextModel
 
 EXPORT_FORMAT = "spamcli-export"
 EXPORT_VERSION = 1
@@ -35,6 +40,40 @@ _VECTOR_TEXTS = (
     "Gagnez 1000€ maintenant, cliquez ici: www.gain.example",
     "这是一个测试 免费领取",
 )
+_PROFILE_VECTORS = (
+    {"id": "p1", "text": "Best casino bonus, visit www.casino-bonus.example now", "personal_url": "http://x.example"},
+    {"id": "p2", "text": "Product manager, I like hiking and open data.", "comments_count": 12},
+    {"id": "p3", "text": "", "verified": True},
+    {"id": "p4", "text": "SEO services cheap backlinks contact me whatsapp +1 555 123 4567", "comments_count": 0},
+)
+
+
+def _site_block(ctx: ContextModel) -> dict | None:
+    """The site layer as scoring data: per taught column its evidence, and the layer's weight."""
+    if ctx.site is None:
+        return None
+    return {
+        "weight": ctx.site.weight,
+        "floor": site.FLOOR,
+        "taught_messages": ctx.site.n_messages,
+        "columns": ctx.site.columns.tolist(),
+        "deltas": ctx.site_deltas().tolist(),
+    }
+
+
+def _profile_vectors(bundle: Bundle) -> list[dict]:
+    from .profiles import ProfileScorer
+
+    scorer = ProfileScorer(bundle)
+    records = [
+        Record(id=v["id"], text=v["text"], fields={k: x for k, x in v.items() if k not in ("id", "text")})
+        for v in _PROFILE_VECTORS
+    ]
+    out = []
+    for vector, item in zip(_PROFILE_VECTORS, scorer.score_records(records)):
+        expected = {k: item.get(k) for k in ("score", "label", "signals", "text_score", "model")}
+        out.append({"profile": vector, **expected})
+    return out
 
 
 def _patterns() -> dict[str, str]:
@@ -86,6 +125,10 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
             "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
             **({"spam_at_fpr": ctx.spam_at_fpr[""]} if "" in ctx.spam_at_fpr else {}),
             "min_lang_confidence": ctx.min_lang_confidence,
+            "known_languages": ctx.known_languages,
+            "unseen_language_threshold": ctx.unseen_language_threshold,
+            "site": _site_block(ctx),
+            "learned_labels": dict(sorted(ctx.learned_labels.items())),
             "language_identification": "fastText lid.176.ftz, top-1 label without '__label__'",
             "fallback_model": FALLBACK,
             "models": models,
@@ -101,8 +144,15 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
                     "lang": verdict.lang,
                     "model": verdict.model,
                     "score": verdict.score,
+                    "label": verdict.label,
                 }
             )
+    profile_scoring = None
+    if "profile" in bundle.contexts or "content" in bundle.contexts:
+        from .profiles import ProfileScorer
+
+        scorer = ProfileScorer(bundle)
+        profile_scoring = {"text_context": scorer.text_context, **scorer.config.to_dict()}
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_VERSION,
@@ -113,14 +163,19 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         "UTF-8 feature string, modulo n_features",
         "normaliser_patterns": _patterns(),
         "contexts": contexts,
+        "profile_scoring": profile_scoring,
         "test_vectors": vectors,
+        "profile_test_vectors": _profile_vectors(bundle) if profile_scoring else [],
     }
 
 
 def export_bundle(bundle: Bundle, out: Path, with_counts: bool = False) -> Path:
     """Write the export document to ``out`` (gzip when it ends in ``.gz``), atomically."""
     out = Path(out)
-    data = json.dumps(export_document(bundle, with_counts), ensure_ascii=False).encode("utf-8")
+    try:
+        data = json.dumps(export_document(bundle, with_counts), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except ValueError:  # NaN or infinity somewhere in the model: JSON has no such numbers
+        raise ModelError("the model holds a number that is not finite (NaN or infinity); retrain it") from None
     if out.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import zlib
@@ -26,16 +27,20 @@ TEXTS = [
 ]
 
 
-def _portable_score(context: dict, text_: str, model_name: str) -> float:
-    """Score as docs/FORMAT.md says, using only the exported document and the feature strings."""
+def _columns(context: dict, text_: str) -> dict[int, int]:
     settings = FeatureSettings.from_dict(context["features"])
-    model = context["models"][model_name]
-    r = dict(zip(model["columns"], model["weights"]))
     counts: dict[int, int] = {}
     for feature in text.features(text_, settings):
         column = zlib.crc32(feature.encode("utf-8")) % settings.n_features
         counts[column] = counts.get(column, 0) + 1
-    x = {column: (1 if settings.binary else n) for column, n in counts.items()}
+    return {column: (1 if settings.binary else n) for column, n in counts.items()}
+
+
+def _portable_score(context: dict, text_: str, model_name: str) -> float:
+    """Score as docs/FORMAT.md says, using only the exported document and the feature strings."""
+    model = context["models"][model_name]
+    r = dict(zip(model["columns"], model["weights"]))
+    x = _columns(context, text_)
     xr = {column: value * r.get(column, model["default_weight"]) for column, value in x.items()}
     if model["kind"] == "nb":
         z = sum(xr.values())
@@ -49,7 +54,23 @@ def _portable_score(context: dict, text_: str, model_name: str) -> float:
         z += sum(value * u.get(column, 0.0) for column, value in x.items()) / norm_x
         z += sum(value * v.get(column, 0.0) for column, value in xr.items()) / norm_xr
     calibration = model["calibration"]
-    return 1.0 / (1.0 + math.exp(-(calibration["a"] * z + calibration["b"])))
+    logit = calibration["a"] * z + calibration["b"]
+    if context["site"]:  # what the site's moderators taught
+        layer = context["site"]
+        delta = dict(zip(layer["columns"], layer["deltas"]))
+        logit += layer["weight"] * sum(delta.get(c, 0.0) for c in x) / math.sqrt(max(len(x), layer["floor"]))
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def _portable_label(context: dict, text_: str, lang: str, score: float) -> str:
+    """The label as docs/FORMAT.md says (a given language counts as confidence 1)."""
+    model_name = _route(context, lang)
+    cuts = context["models"][model_name]["thresholds"]
+    label = "spam" if score >= cuts["spam"] else "ham" if score < cuts["ham"] else "unsure"
+    known = context["known_languages"]
+    if label == "spam" and known is not None and lang not in known and score < context["unseen_language_threshold"]:
+        label = "unsure"
+    return context["learned_labels"].get(hashlib.sha256(text.normalise(text_).encode()).hexdigest(), label)
 
 
 def _route(context: dict, lang: str) -> str:
@@ -163,3 +184,65 @@ def test_export_of_missing_model_exits_4(tmp_path):
     result = run_cli("export", "--model", tmp_path / "none", "--out", tmp_path / "x.json")
     assert result.code == 4
     assert not (tmp_path / "x.json").exists()
+
+
+def test_export_lets_another_program_label_exactly_as_spamcli_after_learning(model_copy, tmp_path):
+    """Known languages, the unseen-language rule, the site layer and learned labels are all in the
+    document: a scorer following it gives spamcli's score and label."""
+    from spamcli import SpamFilter
+    from spamcli.learning import learn_messages
+
+    learn_messages(model_copy, ["Are we still meeting for lunch tomorrow at 12? free prize"], "ham")
+    learn_messages(model_copy, ["Cheap watches at www.watch-deal.example, order today"], "spam")
+    out = tmp_path / "learned.json"
+    assert run_cli("export", "--model", model_copy, "--out", out).code == 0
+    doc = load_export(out)
+    context = doc["contexts"]["content"]
+    assert context["site"]["columns"] and len(context["learned_labels"]) == 2
+    assert context["known_languages"] and "unseen_language_threshold" in context
+    cases = [
+        *TEXTS,
+        ("Are we still meeting for lunch tomorrow at 12? free prize", "en"),
+        ("Cheap watches at www.watch-deal.example, order today", "en"),
+        ("Bedava iPhone kazandiniz! Hemen tiklayin www.bedava.example", "tr"),
+        ("Kazandiniz! Odulunuzu almak icin simdi arayin 0850 123 4567", "tr"),
+    ]
+    verdicts = SpamFilter.load(model_copy).score([t for t, _ in cases], [lang for _, lang in cases])
+    labels, unseen_rule = set(), 0
+    for (text_, lang), verdict in zip(cases, verdicts):
+        score = _portable_score(context, text_, _route(context, lang))
+        assert abs(score - verdict.score) < 1e-9, text_
+        assert _portable_label(context, text_, lang, verdict.score) == verdict.label, text_
+        labels.add(verdict.label)
+        cut = context["models"][verdict.model]["thresholds"]["spam"]
+        unseen_rule += verdict.label == "unsure" and cut <= verdict.score < context["unseen_language_threshold"]
+    assert {"spam", "ham"} <= labels
+    assert unseen_rule  # at least one case where the unseen-language rule decides the label
+
+
+def test_export_carries_the_profile_scoring_with_test_vectors(exported):
+    doc = load_export(exported)
+    scoring = doc["profile_scoring"]
+    assert scoring["text_context"] in doc["contexts"]
+    for vector in doc["profile_test_vectors"]:
+        signals = [s for s in vector["signals"] if s != "short_bio"]
+        logit = scoring["empty_bio_logit"]
+        if vector["text_score"] is not None:
+            p = min(max(vector["text_score"], 1e-4), 1 - 1e-4)
+            logit = math.log(p / (1 - p))
+        z = scoring["bias"] + scoring["weights"]["text"] * logit + sum(scoring["weights"][s] for s in signals)
+        score = 1 / (1 + math.exp(-z))
+        if "short_bio" in vector["signals"]:
+            score = min(score, scoring["thresholds"]["ham"] - 1e-4) if scoring["thresholds"] else score
+        assert abs(score - vector["score"]) < 2e-3  # text_score and score are rounded to 4 places
+
+
+def test_export_of_a_model_with_a_non_finite_number_exits_4_and_writes_no_json(model_copy, tmp_path):
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["contexts"]["content"]["unseen_language_threshold"] = float("nan")
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "nan.json"
+    result = run_cli("export", "--model", model_copy, "--out", out)
+    assert result.code == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
