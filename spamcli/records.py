@@ -8,15 +8,17 @@ is still yielded, with ``error`` set, so a stream keeps one output line per inpu
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TextIO
 
 from .errors import InputError, UsageError
 
@@ -240,11 +242,43 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     # (ASCII text holds no surrogate: the usual record skips both searches)
     if not text.isascii() and _LONE_SURROGATE_RE.search(text):
         rec.error = "invalid UTF-8" if _SURROGATE_RE.search(text) else f"text {_NOT_UNICODE}"
-    elif lang and not lang.isascii() and _LONE_SURROGATE_RE.search(lang):
-        rec.error = f"{opts.lang_field} {_NOT_UNICODE}"
     elif not text.strip() and not opts.allow_empty_text:
         rec.error = "empty text"
+    else:
+        bad = _unencodable_field(fields)
+        if bad is not None:
+            rec.error = f"{bad} {_INVALID}"
     return rec
+
+
+_INVALID = "is not valid UTF-8 or Unicode (an undecodable byte or a lone surrogate such as \\ud800)"
+
+
+def _unencodable_field(fields: dict) -> str | None:
+    """The name of the first field (or key) that could not be written as UTF-8, else None.
+
+    Input fields are echoed in the output; one holding a lone surrogate (a ``\\ud800`` JSON escape,
+    or an undecodable byte read under ``surrogateescape``) cannot be written, so the record is an
+    error record instead, as with a bad ``text``."""
+
+    def bad(value) -> bool:  # iterative: a JSON value may be nested nearly as deep as the parser allows
+        todo = [value]
+        while todo:
+            value = todo.pop()
+            if isinstance(value, str):
+                if not value.isascii() and _LONE_SURROGATE_RE.search(value):
+                    return True
+            elif isinstance(value, dict):
+                todo.extend(value.keys())
+                todo.extend(value.values())
+            elif isinstance(value, list):
+                todo.extend(value)
+        return False
+
+    for key, value in fields.items():
+        if bad(key) or bad(value):
+            return key.encode("utf-8", "backslashreplace").decode("ascii") if isinstance(key, str) else str(key)
+    return None
 
 
 class RawLine(NamedTuple):
@@ -336,14 +370,97 @@ def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
         yield Record(id=number, text=text, label=label)
 
 
+_START, _UNQUOTED, _QUOTED, _QUOTE_SEEN = range(4)
+_TERMINATORS = ("\r\n", "\n", "\r")
+
+
+def csv_records(stream: TextIO, delimiter: str, max_chars: int, chunk: int = 65536) -> Iterator[str | None]:
+    """The logical records of a CSV/TSV text stream (read with ``newline=""``), each as its text.
+
+    Python's csv module raises on a field over its size limit but then resumes *inside* that field,
+    so a long quoted field holding newlines came back as many forged rows. Here record boundaries
+    are found first, with the quoting rules of csv's default dialect (a quote opens a quoted field
+    only at the start of a field, ``""`` inside one is a quote, a newline inside one is text, text
+    after a closing quote continues the field), reading at most ``chunk`` characters at a time. A
+    record longer than ``max_chars`` is read to its real end without being kept and yields None;
+    the next record starts where it really ends.
+    """
+    special = re.compile('["' + re.escape(delimiter) + "]")
+    carry = ""
+
+    def readline(size: int) -> str:
+        """``stream.readline(size)``, but a CR cut off at the size limit gets the LF after it."""
+        nonlocal carry
+        if carry == "\r":
+            line, carry = carry, ""
+        else:
+            line, carry = carry + stream.readline(size), ""
+        if line.endswith("\r") and (len(line) >= size or line == "\r"):
+            carry = stream.read(1)
+            if carry == "\n":
+                line, carry = line + carry, ""
+        return line
+
+    while True:
+        state, expect = _START, 0  # expect: where the character that decides START/QUOTE_SEEN is
+        parts: list[str] | None = []
+        size = 0
+        ended = False
+        while not ended:
+            line = readline(chunk)
+            if not line:
+                break
+            if not size and '"' not in line and line[-1] in "\n\r" and len(line) <= max_chars:
+                yield line  # the usual row: one whole line, no quotes
+                break
+            size += len(line)
+            if parts is not None:
+                parts.append(line)
+                if size > max_chars:
+                    parts = None
+            body = line
+            for term in _TERMINATORS:
+                if line.endswith(term):
+                    body = line[: -len(term)]
+                    break
+            for m in special.finditer(body):
+                p, ch = m.start(), m.group()
+                if state in (_START, _QUOTE_SEEN) and p > expect:  # another character came first
+                    state = _UNQUOTED
+                if state == _QUOTED:
+                    if ch == '"':
+                        state, expect = _QUOTE_SEEN, p + 1
+                elif state == _UNQUOTED:
+                    if ch != '"':
+                        state, expect = _START, p + 1
+                else:  # _START or _QUOTE_SEEN, and this is the very next character
+                    state, expect = (_QUOTED, expect) if ch == '"' else (_START, p + 1)
+            if state in (_START, _QUOTE_SEEN) and len(body) > expect:
+                state = _UNQUOTED
+            expect -= len(body)  # positions in the next chunk of the same physical line
+            ended = len(body) < len(line) and state != _QUOTED  # a newline outside quotes
+        if size == 0:
+            if not line:
+                return
+            continue
+        yield None if parts is None else "".join(parts)
+
+
 def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[Record]:
     csv.field_size_limit(max(opts.max_bytes, 131072))
     text_stream = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-    reader = csv.reader(text_stream, delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
+    records = csv_records(text_stream, delimiter, opts.max_bytes)
+
+    def parse(record: str) -> list[str]:
+        return next(csv.reader([record], delimiter=delimiter), [])
+
+    first = next(records, "")
+    if first is None:
+        raise InputError(f"cannot read the CSV header: {_too_long(opts.max_bytes)}")
+    if not first:
         return
+    try:
+        header = parse(first)
     except csv.Error as exc:
         raise InputError(f"cannot read the CSV header: {exc}") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
@@ -352,17 +469,15 @@ def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[R
         raise InputError(f"no column {wanted!r} in the header (columns: {', '.join(header)})")
     if opts.label_field and opts.label_field not in header:
         raise InputError(f"no column {opts.label_field!r} in the header (columns: {', '.join(header)})")
-    number = 0
-    while True:
+    for number, record in enumerate(records, start=1):
+        if record is None:
+            yield Record(id=number, error=_too_long(opts.max_bytes))
+            continue
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            row = parse(record)
         except csv.Error as exc:
-            number += 1
             yield Record(id=number, error=f"unreadable CSV row: {exc}")
             continue
-        number += 1
         if not row:
             yield Record(id=number, error="empty line")
             continue
@@ -382,7 +497,28 @@ def _read_parquet(path: str, opts: ReadOptions) -> Iterator[Record]:
     for batch in parquet.iter_batches(batch_size=4096):
         for fields in batch.to_pylist():
             number += 1
-            yield record_from_fields(fields, number, opts)
+            yield record_from_fields({k: _plain(v) for k, v in fields.items()}, number, opts)
+
+
+def _plain(value: object) -> object:
+    """A Parquet value as JSON data: timestamps, dates and times in ISO 8601, decimals and
+    durations as strings, bytes as text when they are UTF-8 (else hex), lists and maps inside."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)  # Decimal, timedelta, and whatever else pyarrow gives
 
 
 def open_binary(path: str | None) -> BinaryIO:
