@@ -2,21 +2,27 @@
 
 :func:`open_sink` writes output dicts as CSV (a path ending in ``.csv``) or JSON lines (anything
 else), to a temporary file beside the target that replaces it only when the run finishes, so a
-job reading ``flagged.csv`` never sees half a file. :class:`LabelCounts` tallies labels for the
-summary printed at the end.
+job reading ``flagged.csv`` never sees half a file (see outfile.py for links, devices and pipes).
+:class:`LabelCounts` tallies labels for the summary printed at the end.
+
+JSON lines are strict JSON: a non-finite number is written as ``null`` and U+2028, U+2029 and
+U+0085 (line breaks to JavaScript and to some line-oriented tools) are escaped. CSV holds every
+column any record had (rows are spooled until the end, so a column first seen late is not
+dropped), the scoring columns first, and neutralises spreadsheet formulas (below).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
+import math
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
 from .errors import UsageError
+from .outfile import OutputFile
 
 LABELS = ("spam", "unsure", "ham", "error")
 _LEADING = ("id", "score", "label", "signals", "reason", "text_score", "lang", "model", "error")
@@ -47,7 +53,7 @@ class LabelCounts(Counter):
         return f"{total} records: {parts}"
 
 
-_encode_any = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(item, ensure_ascii=False)
+_encode_any = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode  # json.dumps(item, ensure_ascii=False)
 _encode_str = json.encoder.encode_basestring  # a str as a JSON string, as that encoder writes it
 _SCORE_KEYS = ("id", "score", "label", "lang", "model")
 _FINITE = (float("-inf"), float("inf"))
@@ -56,7 +62,7 @@ _FINITE = (float("-inf"), float("inf"))
 def json_line(item: dict) -> str:
     """``json.dumps(item, ensure_ascii=False)``, the same characters, written directly for the usual
     scored record ``{"id", "score", "label", "lang", "model"}`` (a quarter of the encoder's time);
-    any other item goes through the encoder."""
+    any other item goes through the encoder. Strict JSON (see module docstring)."""
     if tuple(item) == _SCORE_KEYS:
         rec_id, score = item["id"], item["score"]
         label, lang, model = item["label"], item["lang"], item["model"]
@@ -69,11 +75,38 @@ def json_line(item: dict) -> str:
             and type(lang) is str
             and type(model) is str
         ):
-            return (
+            line = (
                 f'{{"id": {rec_id if id_type is int else _encode_str(rec_id)}, "score": {score!r}, '
                 f'"label": {_encode_str(label)}, "lang": {_encode_str(lang)}, "model": {_encode_str(model)}}}'
             )
-    return _encode_any(item)
+            return line if line.isascii() else _escape_separators(line)
+    try:
+        line = _encode_any(item)
+    except ValueError:  # NaN or infinity: JSON has no such numbers
+        line = _encode_any(_finite(item))
+    return line if line.isascii() else _escape_separators(line)
+
+
+_SEPARATORS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+
+
+def _escape_separators(line: str) -> str:
+    """U+2028/U+2029/U+0085 as JSON escapes: they can only occur inside JSON strings here."""
+    for char, escape in _SEPARATORS.items():
+        if char in line:
+            line = line.replace(char, escape)
+    return line
+
+
+def _finite(value: object) -> object:
+    """``value`` with every non-finite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class JsonLinesSink:
@@ -85,64 +118,79 @@ class JsonLinesSink:
         self.stream.flush()
 
 
-class CsvSink:
-    """CSV with the scoring columns first, then the input's other fields (from the first record)."""
+# Columns a scored record has, always in the CSV header (in this order) whatever the data.
+_SCORING_COLUMNS = ("id", "score", "label", "lang", "model", "error")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-    def __init__(self, stream: TextIO):
+
+class CsvSink:
+    """CSV: the scoring columns first, then every other field any record had, in first-seen order.
+
+    Rows are spooled (as JSON lines in a temporary file, not in memory) until :meth:`finish`, which
+    writes the header and then the rows: the header cannot depend on which records came first.
+    A string cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a CR is prefixed with ``'`` so a
+    spreadsheet shows it as text instead of running it as a formula (OWASP's advice), unless
+    ``raw`` (``classify --csv-raw``).
+    """
+
+    def __init__(self, stream: TextIO, raw: bool = False):
         self.stream = stream
-        self.writer: csv.DictWriter | None = None
+        self.raw = raw
+        self.keys: dict[str, None] = {}
+        self.spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed in finish/close
 
     def write(self, items: list[dict]) -> None:
-        if not items:
-            return
-        if self.writer is None:
-            keys = list(dict.fromkeys(k for item in items for k in item))
-            fields = [k for k in _LEADING if k in keys] + [k for k in keys if k not in _LEADING]
-            if "error" not in fields:
-                fields.append("error")
-            self.writer = csv.DictWriter(self.stream, fieldnames=fields, extrasaction="ignore")
-            self.writer.writeheader()
         for item in items:
-            self.writer.writerow({k: _cell(v) for k, v in item.items()})
-        self.stream.flush()
+            self.keys.update(dict.fromkeys(item))
+            self.spool.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
 
+    def finish(self) -> None:
+        keys = list(self.keys)
+        leading = [k for k in _LEADING if k in self.keys or k in _SCORING_COLUMNS]
+        fields = leading + [k for k in keys if k not in leading]
+        writer = csv.DictWriter(self.stream, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        self.spool.seek(0)
+        for line in self.spool:
+            writer.writerow({k: self._cell(v) for k, v in json.loads(line).items()})
+        self.close()
 
-def _cell(value: object) -> object:
-    if isinstance(value, list):
-        return ";".join(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+    def close(self) -> None:
+        self.spool.close()
+
+    def _cell(self, value: object) -> object:
+        if isinstance(value, list):
+            value = ";".join(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        if not self.raw and isinstance(value, str) and value.startswith(_FORMULA_START):
+            return "'" + value
+        return value
 
 
 class FileSink:
-    """A CSV or JSON-lines sink on a temporary file that becomes ``path`` on :meth:`commit`."""
+    """A CSV or JSON-lines sink on an :class:`~spamcli.outfile.OutputFile`: the data becomes
+    ``path``'s on :meth:`commit`, and :meth:`abort` leaves ``path`` as it was."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, csv_raw: bool = False):
         self.path = Path(path)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent or ".", prefix=f".{self.path.name}.", suffix=".tmp")
-        self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.out = OutputFile(self.path, "--output")
         is_csv = self.path.suffix.lower() == ".csv"
-        self.sink = CsvSink(self.stream) if is_csv else JsonLinesSink(self.stream)
+        self.sink = CsvSink(self.out.stream, raw=csv_raw) if is_csv else JsonLinesSink(self.out.stream)
 
     def write(self, items: list[dict]) -> None:
         self.sink.write(items)
 
     def commit(self) -> None:
-        self.stream.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.path)
+        if isinstance(self.sink, CsvSink):
+            self.sink.finish()
+        self.out.commit()
 
     def abort(self) -> None:
-        self.stream.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        if isinstance(self.sink, CsvSink):
+            self.sink.close()
+        self.out.abort()
 
 
-def open_sink(path: Path) -> FileSink:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UsageError(f"--output directory does not exist: {path.parent}")
-    return FileSink(path)
+def open_sink(path: Path, csv_raw: bool = False) -> FileSink:
+    return FileSink(path, csv_raw=csv_raw)

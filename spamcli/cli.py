@@ -143,6 +143,9 @@ def classify(
         Path | None, typer.Option("--output", "-o", help="Write to this file (CSV if it ends in .csv, else JSONL).")
     ] = None,
     only: Annotated[str | None, typer.Option("--only", help="Keep only these labels, e.g. spam,unsure.")] = None,
+    csv_raw: Annotated[
+        bool, typer.Option("--csv-raw", help="CSV --output: keep cells starting with = + - @ as they are (no ').")
+    ] = False,
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: on a terminal).")
     ] = None,
@@ -197,7 +200,7 @@ def classify(
             explained = top if explain else 0
             return _classify_sources(spam_filter, inputs or ["-"], opts, explained, batch_size, jobs, engine, scheduler)
 
-    sink = open_sink(output) if output else JsonLinesSink(sys.stdout)
+    sink = open_sink(output, csv_raw=csv_raw) if output else JsonLinesSink(sys.stdout)
     counts = LabelCounts()
     show_progress = sys.stderr.isatty() if progress is None else progress
     try:

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__, site, text
-from .bundle import Bundle, _write_file_atomic
+from .bundle import Bundle
 from .errors import ModelError
+from .outfile import write_output
 from .records import Record
 from .router import FALLBACK, ContextModel
 
@@ -170,7 +172,8 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
 
 
 def export_bundle(bundle: Bundle, out: Path, with_counts: bool = False) -> Path:
-    """Write the export document to ``out`` (gzip when it ends in ``.gz``), atomically."""
+    """Write the export document to ``out`` (gzip when it ends in ``.gz``): atomically for a file,
+    through a link to its target, directly to a device or pipe (see outfile.py)."""
     out = Path(out)
     try:
         data = json.dumps(export_document(bundle, with_counts), ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -178,9 +181,9 @@ def export_bundle(bundle: Bundle, out: Path, with_counts: bool = False) -> Path:
         raise ModelError("the model holds a number that is not finite (NaN or infinity); retrain it") from None
     if out.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _write_file_atomic(out, data)
-    return out
+    if not os.path.lexists(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return write_output(out, data, "--out")
 
 
 def load_export(path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Output lines: the direct writer of scored records gives exactly what json.dumps gives."""
+"""Output lines: the direct writer of scored records gives what a strict JSON encoder gives."""
 
 from __future__ import annotations
 
@@ -27,5 +27,32 @@ def test_json_line_equals_json_dumps_for_every_kind_of_item():
         if rng.random() < 0.05:
             item = {"id": rec_id, "error": text()}
         fast_path += type(rec_id) in (int, str) and type(score) is float and len(item) == 5
-        assert json_line(item) == json.dumps(item, ensure_ascii=False), item
+        assert json_line(item) == _strict(item), item
     assert fast_path > 5_000  # the direct writer was exercised, not only the fallback
+
+
+def _strict(item: dict) -> str:
+    """The reference: json.dumps with non-finite numbers as null and JS line separators escaped."""
+    finite = {
+        k: (None if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")) else v)
+        for k, v in item.items()
+    }
+    line = json.dumps(finite, ensure_ascii=False, allow_nan=False)
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\u0085", "\\u0085")
+
+
+def test_output_lines_are_strict_json_that_javascript_and_line_tools_can_read():
+    for item in (
+        {"id": 1, "score": float("nan"), "label": "ham", "lang": "en", "model": "multi"},
+        {"id": "a\u2028b", "score": 0.5, "label": "ham", "lang": "en", "model": "multi"},
+        {"id": 2, "error": "x\u2029y\u0085z", "extra": [float("inf")]},
+    ):
+        line = json_line(item)
+        assert "NaN" not in line and "Infinity" not in line
+        assert not {"\u2028", "\u2029", "\u0085"} & set(line)
+        json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+    assert json.loads(json_line({"id": 2, "error": "x\u2029y", "extra": [float("inf")]})) == {
+        "id": 2,
+        "error": "x\u2029y",
+        "extra": [None],
+    }
