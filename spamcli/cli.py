@@ -761,6 +761,36 @@ def export(
     _stderr().print(f"exported {', '.join(bundle.contexts)} to {path} ({path.stat().st_size:,} bytes)")
 
 
+@app.command(
+    epilog="Examples:  SPAMCLI_TOKEN=s3cret spamcli serve --model /srv/spamcli/model --workers 2\n\n"
+    "curl -s localhost:8080/v1/classify -d '{\"text\": \"WIN a FREE iPhone\"}'"
+)
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (non-loopback needs a token).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Worker processes sharing the model.")] = 2,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the token callers must send (else $SPAMCLI_TOKEN).")
+    ] = None,
+    max_bytes: Annotated[int, typer.Option(help="Longest text accepted, in bytes (an item error above).")] = 1_000_000,
+) -> None:
+    """Serve the model over HTTP: /v1/classify, /v1/learn, /v1/forget, /v1/reload, /metrics,
+    /healthz and Decidim's /spam/detection (see docs/serve.md). Needs spamcli[serve]."""
+    import importlib.util
+
+    for name in ("starlette", "uvicorn", "prometheus_client"):  # found, not imported: see server.serve
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(f"spamcli serve needs the serve extra ({name} is missing): pip install 'spamcli[serve]'")
+    from .server import ServeOptions, read_token
+    from .server import serve as run_server
+
+    options = ServeOptions(
+        model=model, host=host, port=port, workers=workers, token=read_token(token_file), max_bytes=max_bytes
+    )
+    raise typer.Exit(run_server(options))
+
+
 # ---- entry point --------------------------------------------------------------------------
 class _StdoutClosed(Exception):
     """stdout's reader went away; not an OSError, which click would turn into exit code 1."""

@@ -115,28 +115,44 @@ def _apply_legacy(ctx: ContextModel, text: str, models: list[str], label: int, s
         ctx.models[name].add(columns[order], values[order], label, sign=sign)
 
 
-def learn_messages(directory: Path, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
-    """Learn (``spam``/``ham``) or ``forget`` messages in the site layer of the model at ``directory``."""
-    if action not in ACTIONS:
-        raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
-    directory = Path(directory)
-    bundle = load_bundle(directory, with_site=False)
-    ctx = bundle.context(context)
-    vectoriser = ctx.vectoriser
-    # Read everything first: no lock and no transaction waits on a slow producer.
-    todo = [(f"{context}:{message_hash(text)}", text) for text in texts]
-    todo = [(key, text, np.fromiter(vectoriser.row(text), dtype=np.int64)) for key, text in todo]
-    report = LearnReport()
-    label = None if action == "forget" else action
-    legacy = [(key, text) for key, text, _ in todo if key in bundle.learned]
-    if legacy:
-        _forget_legacy(directory, context, legacy)
-    con = site.connect(directory, create=label is not None or (directory / site.SITE_DB).is_file())
-    try:
+class Teacher:
+    """Teaches messages to the site layer of the model at ``directory``, again and again.
+
+    Holds the model's feature settings and an SQLite connection, so each call costs one
+    transaction per message, not a model load (``spamcli serve`` teaches through one of these per
+    worker). The model directory must exist; see :func:`ensure_site_model`."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.bundle = load_bundle(self.directory, with_site=False)
+        self._con = None
+
+    def _connection(self, create: bool):
+        if self._con is None:
+            self._con = site.connect(self.directory, create=create or (self.directory / site.SITE_DB).is_file())
+        return self._con
+
+    def teach(self, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
+        """Learn (``spam``/``ham``) or ``forget`` each text; what changed, counted."""
+        if action not in ACTIONS:
+            raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
+        ctx = self.bundle.context(context)
+        vectoriser = ctx.vectoriser
+        # Read everything first: no lock and no transaction waits on a slow producer.
+        todo = [(f"{context}:{message_hash(text)}", text) for text in texts]
+        todo = [(key, text, np.fromiter(vectoriser.row(text), dtype=np.int64)) for key, text in todo]
+        report = LearnReport()
+        label = None if action == "forget" else action
+        learned = self.bundle.learned
+        legacy = [(key, text) for key, text, _ in todo if key in learned]
+        if legacy:
+            _forget_legacy(self.directory, context, legacy)
+            self.bundle = load_bundle(self.directory, with_site=False)
+        con = self._connection(create=label is not None)
         for key, _text, columns in todo:
             was_legacy = any(key == k for k, _ in legacy)
             before = site.apply(con, key, context, label, columns) if con is not None else None
-            before = before or (bundle.learned[key]["label"] if was_legacy else None)
+            before = before or (learned[key]["label"] if was_legacy else None)
             if label is None:
                 report.forgotten += before is not None
                 report.not_learned += before is None
@@ -147,10 +163,23 @@ def learn_messages(directory: Path, texts: Iterable[str], action: str, context: 
             else:
                 report.moved += 1
         report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
+        return report
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def learn_messages(directory: Path, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
+    """Learn (``spam``/``ham``) or ``forget`` messages in the site layer of the model at ``directory``."""
+    if action not in ACTIONS:
+        raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
+    teacher = Teacher(directory)
+    try:
+        return teacher.teach(texts, action, context)
     finally:
-        if con is not None:
-            con.close()
-    return report
+        teacher.close()
 
 
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:

@@ -82,20 +82,28 @@ class ContextModel:
     # What this site's moderators taught (spamcli learn), added to the base score: see site.py.
     site: SiteLayer | None = field(default=None, repr=False, compare=False)
     _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
-    _site_deltas: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _site_deltas: tuple | None = field(default=None, repr=False, compare=False)  # (layer, its deltas)
 
-    def site_deltas(self) -> np.ndarray:
+    def site_deltas(self, layer: SiteLayer | None = None) -> np.ndarray:
         """The site layer's evidence per taught column, against the fallback's training rates."""
-        if self._site_deltas is None:
-            base = self.models[FALLBACK]
-            pos = np.minimum(np.searchsorted(base.columns, self.site.columns), max(len(base.columns) - 1, 0))
-            seen = (base.columns[pos] == self.site.columns) if len(base.columns) else np.zeros(0, bool)
-            rates = []
-            for c in (0, 1):
-                held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
-                rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
-            self._site_deltas = self.site.deltas((rates[0], rates[1]))
-        return self._site_deltas
+        layer = layer or self.site
+        cached = self._site_deltas
+        if cached is not None and cached[0] is layer:
+            return cached[1]
+        base = self.models[FALLBACK]
+        pos = np.minimum(np.searchsorted(base.columns, layer.columns), max(len(base.columns) - 1, 0))
+        seen = (base.columns[pos] == layer.columns) if len(base.columns) else np.zeros(0, bool)
+        rates = []
+        for c in (0, 1):
+            held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
+            rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
+        deltas = layer.deltas((rates[0], rates[1]))
+        self._site_deltas = (layer, deltas)
+        return deltas
+
+    def set_site(self, layer: SiteLayer | None) -> None:
+        """Replace the site layer (a scoring thread keeps the layer it started with)."""
+        self.site = layer
 
     def with_fp_budget(self, budget: float) -> ContextModel:
         """A copy whose spam thresholds are those chosen at training for a held-out false-positive
@@ -184,12 +192,13 @@ class ContextModel:
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]
             rows = self.vectoriser.transform([texts[i] for i in idx])
-            if self.site is None:
+            layer = self.site  # one snapshot per batch: a follower may swap it meanwhile
+            if layer is None:
                 scores[idx] = self.models[name].predict_proba(rows)
             else:
                 model = self.models[name]
                 logit = model.calib_a * model.decision_function(rows) + model.calib_b
-                logit += self.site.shift(rows.indptr, rows.indices, self.site_deltas())
+                logit += layer.shift(rows.indptr, rows.indices, self.site_deltas(layer))
                 scores[idx] = sigmoid(logit)
         score_list = scores.tolist()
         labels = self._labels(score_list, routes, detected, thresholds)

@@ -26,6 +26,10 @@ training spam/ham holding it (the fallback's counts)::
 Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting one
 message is one small transaction (durable when it returns, safe with concurrent writers), and
 forgetting subtracts exactly what learning added, so every score returns bit for bit.
+
+Each transaction also appends to a journal (``changes``, the last :data:`JOURNAL_KEEP` kept), so a
+long-running reader (``spamcli serve``'s workers) follows what others taught by applying only the
+new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
 HALF_WEIGHT = 10.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
 LABELS = {"ham": 0, "spam": 1}
+JOURNAL_KEEP = 100_000  # journal entries kept for followers; one that falls further behind reloads
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -59,6 +64,14 @@ CREATE TABLE IF NOT EXISTS counts (
     ham INTEGER NOT NULL,
     PRIMARY KEY (context, col)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    context TEXT NOT NULL,
+    key TEXT NOT NULL,
+    before TEXT,                   -- the label it had (NULL: not taught)
+    after TEXT,                    -- the label it has now (NULL: forgotten)
+    columns BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS totals (
     context TEXT NOT NULL,
     label TEXT NOT NULL,
@@ -137,19 +150,34 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
             con.execute("COMMIT")
             return before
         if found:
-            _count(con, context, before, np.frombuffer(found[1], dtype=np.int32), -1)
+            old_cols = np.frombuffer(found[1], dtype=np.int32)
+            _count(con, context, before, old_cols, -1)
             con.execute("DELETE FROM messages WHERE key = ?", (key,))
             con.execute("DELETE FROM message_columns WHERE key = ?", (key,))
+            if label is None:
+                _journal(con, context, key, before, None, old_cols)
         if label is not None:
             cols = np.unique(np.asarray(columns, dtype=np.int32))
             _count(con, context, label, cols, +1)
             con.execute("INSERT INTO messages VALUES (?, ?, ?)", (key, context, label))
             con.execute("INSERT INTO message_columns VALUES (?, ?)", (key, cols.tobytes()))
+            if found:  # moved: its old counts go with the old label, its new with the new
+                _journal(con, context, key, before, None, old_cols)
+            _journal(con, context, key, None, label, cols)
         con.execute("COMMIT")
         return before
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _journal(con: sqlite3.Connection, context: str, key: str, before, after, columns: np.ndarray) -> None:
+    seq = con.execute(
+        "INSERT INTO changes (context, key, before, after, columns) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+        (context, key, before, after, np.asarray(columns, dtype=np.int32).tobytes()),
+    ).fetchone()[0]
+    if seq % 1000 == 0:
+        con.execute("DELETE FROM changes WHERE seq <= ?", (seq - JOURNAL_KEEP,))
 
 
 def _count(con: sqlite3.Connection, context: str, label: str, columns: np.ndarray, sign: int) -> None:
@@ -183,3 +211,102 @@ def labels_of(con: sqlite3.Connection, context: str) -> dict[str, str]:
     prefix = f"{context}:"
     rows = con.execute("SELECT key, label FROM messages WHERE context = ?", (context,))
     return {key[len(prefix) :]: label for key, label in rows}
+
+
+def last_change(con: sqlite3.Connection) -> int:
+    """The sequence number of the newest journal entry (0: none)."""
+    return con.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+
+def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
+    """``layer`` with journal entries ``(before, after, columns)`` applied (a new object)."""
+    cols, spam, ham = [], [], []
+    n = layer.n_messages if layer is not None else 0
+    for before, after, blob in entries:
+        c = np.frombuffer(blob, dtype=np.int32).astype(np.int64)
+        sign, label = (-1.0, before) if after is None else (1.0, after)
+        n += int(sign)
+        cols.append(c)
+        spam.append(np.full(len(c), sign if label == "spam" else 0.0))
+        ham.append(np.full(len(c), sign if label == "ham" else 0.0))
+    if layer is not None:
+        cols.append(layer.columns)
+        spam.append(layer.spam)
+        ham.append(layer.ham)
+    if not cols or n <= 0:
+        return None
+    all_cols = np.concatenate(cols)
+    unique, inverse = np.unique(all_cols, return_inverse=True)
+    new_spam = np.bincount(inverse, weights=np.concatenate(spam), minlength=len(unique))
+    new_ham = np.bincount(inverse, weights=np.concatenate(ham), minlength=len(unique))
+    keep = (new_spam > 0) | (new_ham > 0)
+    return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n)
+
+
+class SiteFollower:
+    """Keeps loaded contexts up to date with a model directory's site database.
+
+    :meth:`poll` is cheap when nothing changed (SQLite's ``data_version``); otherwise it applies
+    the journal entries written since the last poll to each context's layer and learned labels.
+    """
+
+    def __init__(self, directory: Path, contexts: dict):
+        self.directory = Path(directory)
+        self.contexts = contexts
+        self.con = connect(self.directory, create=True)
+        self.seq = 0
+        self.version = self._data_version()
+        self._reload()
+
+    def _data_version(self) -> int:
+        return self.con.execute("PRAGMA data_version").fetchone()[0]
+
+    def poll(self) -> int:
+        """Apply what was taught since the last poll; the number of journal entries applied."""
+        version = self._data_version()
+        if version == self.version:
+            return 0
+        self.version = version
+        rows = self.con.execute(
+            "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
+        ).fetchall()
+        if not rows:
+            return 0
+        oldest = self.con.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        if oldest > self.seq + 1:  # entries this follower has not seen were pruned: read it all again
+            self._reload()
+            return len(rows)
+        by_context: dict[str, list] = {}
+        for _seq, context, key, before, after, blob in rows:
+            by_context.setdefault(context, []).append((key, before, after, blob))
+        for name, entries in by_context.items():
+            ctx = self.contexts.get(name)
+            if ctx is None:
+                continue
+            ctx.set_site(merged(ctx.site, [(b, a, blob) for _k, b, a, blob in entries]))
+            prefix = len(name) + 1
+            for key, _before, after, _blob in entries:
+                if after is None:
+                    ctx.learned_labels.pop(key[prefix:], None)
+                else:
+                    ctx.learned_labels[key[prefix:]] = after
+        self.seq = rows[-1][0]
+        return len(rows)
+
+    def _reload(self) -> None:
+        """Read every context's layer and the journal position in one snapshot."""
+        self.con.execute("BEGIN")
+        try:
+            seq = last_change(self.con)
+            layers = {name: (SiteLayer.read(self.con, name), labels_of(self.con, name)) for name in self.contexts}
+        finally:
+            self.con.execute("COMMIT")
+        for name, (layer, labels) in layers.items():
+            ctx = self.contexts[name]
+            ctx.set_site(layer)
+            ctx.learned_labels.clear()
+            ctx.learned_labels.update(labels)
+        self.seq = seq
+
+    def close(self) -> None:
+        self.con.close()
