@@ -237,18 +237,16 @@ def bogofilter(root: Path, without: str, week: list[Record], rest: list[Record],
     return {"auc": roc_auc(y_rest, scores), "fpr": fpr, "recall": recall, "curve": curve}
 
 
-def learn_cost(model_dir: Path, root: Path, workdir: Path, already: int = 100_000) -> dict:
-    """Time to teach one message with ``already`` messages learned (seeded straight into SQLite)."""
-    site_dir = workdir / "cost"
-    shutil.copytree(model_dir, site_dir)
-    texts = [r.text for name in ("sms_spam_collection", "spamassassin_email", "thai_sms") for r in load(name, root)]
+def seed_learned(site_dir: Path, texts: list[str], already: int) -> None:
+    """Put ``already`` learned messages (``texts`` cycled, a third spam) straight into the site
+    database of ``site_dir``: the counts ``site.apply`` would leave, in one transaction."""
     ctx = load_bundle(site_dir).context("content")
     con = site.connect(site_dir, create=True)
     log(f"seeding {already:,} learned messages")
     rows = ctx.vectoriser.transform(texts)
     spam_counts, ham_counts = {}, {}
     con.execute("BEGIN")
-    for n in range(already):  # one transaction: the counts site.apply would leave, message by message
+    for n in range(already):
         i = n % rows.n_rows
         cols = np.unique(rows.indices[rows.indptr[i] : rows.indptr[i + 1]]).astype(np.int32)
         label = "spam" if n % 3 == 0 else "ham"
@@ -265,6 +263,14 @@ def learn_cost(model_dir: Path, root: Path, workdir: Path, already: int = 100_00
     )
     con.execute("COMMIT")
     con.close()
+
+
+def learn_cost(model_dir: Path, root: Path, workdir: Path, already: int = 100_000) -> dict:
+    """Time to teach one message with ``already`` messages learned (seeded straight into SQLite)."""
+    site_dir = workdir / "cost"
+    shutil.copytree(model_dir, site_dir)
+    texts = [r.text for name in ("sms_spam_collection", "spamassassin_email", "thai_sms") for r in load(name, root)]
+    seed_learned(site_dir, texts, already)
     words = [w for t in texts[:2000] for w in t.split() if w.isalpha()]
     fresh = [" ".join(words[k * 7 : k * 7 + 7]) + " from our forum" for k in range(221)]  # distinct texts
     times = []

@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 TOKEN = "bench-token"
 MAX_REQUESTS = 200_000  # per phase, whatever the time
 
@@ -259,6 +260,59 @@ def cli_stream_rate(model: Path, texts: list[str], n: int) -> float:
     return statistics.median(rates)
 
 
+def learn_rate(model: Path, texts: list[str], seconds: float, workers: int, rng) -> dict:
+    """Sustained /v1/learn rate from 8 clients with 100,000 messages already learned, while 8
+    others classify; then whether every worker's view holds every lesson."""
+    from adapt import seed_learned
+
+    seeded = model.parent / "model-100k"
+    shutil.copytree(ROOT / "models" / "default", seeded)
+    seed_learned(seeded, texts, 100_000)
+    started = time.perf_counter()
+    proc, port = start_spamcli(seeded, workers)
+    startup = time.perf_counter() - started
+    counter = iter(range(10**9))
+
+    def word(n: int) -> str:  # a distinct word per lesson (digits would all normalise to the same token)
+        return "".join(chr(97 + int(d)) for d in str(n))
+
+    def lesson() -> bytes:
+        text = f"{rng.choice(texts)} lesson {word(next(counter))}"
+        return request_bytes("POST", "/v1/learn", json.dumps({"text": text, "label": "spam"}).encode())
+
+    def single() -> bytes:
+        return request_bytes("POST", "/v1/classify", json.dumps({"text": rng.choice(texts)}).encode())
+
+    async def both():
+        learns = load(port, 8, seconds, lesson)
+        checks = load(port, 8, seconds, single)
+        return await asyncio.gather(learns, checks)
+
+    try:
+        learns, checks = asyncio.run(both())
+        time.sleep(1.0)
+        seen = set()
+        for _ in range(10):
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(request_bytes("GET", "/healthz"))
+            raw = b""
+            while b"}}}" not in raw:
+                raw += conn.recv(65536)
+            conn.close()
+            seen.add(json.loads(raw.split(b"\r\n\r\n", 1)[1])["model"]["contexts"]["content"]["learned"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return {
+        "already_learned": 100_000,
+        "server_start_s": round(startup, 2),
+        "learn": summary(learns),
+        "classify_meanwhile": summary(checks),
+        "learned_seen_by_workers": sorted(seen),
+        "expected_learned": 100_000 + learns.ok,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load phase")
@@ -337,6 +391,7 @@ def main() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    results["learn_with_100k"] = learn_rate(model, texts, args.seconds, args.workers, rng)
 
     started = start_falcon(model, args.workers, work)
     if started:
@@ -394,6 +449,14 @@ def render(r: dict) -> str:
         f"(idle keep-alive connections closed by the draining workers, and connections still in the listen "
         f"backlog: never read, so a client retries them), "
         f"{t['refused']} connection attempts refused after; exit code {t['exit_code']}."
+    )
+    lw = r["learn_with_100k"]
+    lines.append(
+        f"- with 100,000 messages learned: /v1/learn sustained {lw['learn']['req_per_s']:,.0f} learns/s "
+        f"(p50 {lw['learn']['p50_ms']} ms, p99 {lw['learn']['p99_ms']} ms, 8 clients) while 8 others classified "
+        f"{lw['classify_meanwhile']['req_per_s']:,.0f} req/s (p99 {lw['classify_meanwhile']['p99_ms']} ms); "
+        f"1 s later the workers counted {lw['learned_seen_by_workers']} learned (expected {lw['expected_learned']:,}); "
+        f"server start {lw['server_start_s']} s."
     )
     if "falcon_gunicorn_16" in r:
         f = r["falcon_gunicorn_16"]

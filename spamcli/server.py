@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,8 @@ class Service:
         self._lock = threading.Lock()
         self._checked = 0.0
         self._follower = None
-        self._teacher = None
+        self._teacher = None  # used only in the teaching thread (see teach)
+        self._teacher_identity = None
         self.load(bundle)
 
     def load(self, bundle=None) -> None:
@@ -125,10 +127,7 @@ class Service:
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
-        if self._teacher is not None:
-            self._teacher.close()
-            self._teacher = None
-        self.identity = identity
+        self.identity = identity  # the teaching thread makes a new Teacher when this changes
         self.loaded_at = time.time()
 
     def _follow(self, bundle):
@@ -202,9 +201,8 @@ class Service:
                 METRICS.checked(context, result)
         return out  # type: ignore[return-value]
 
-    def teach(self, body: object, action: str) -> dict:
-        from .learning import Teacher
-
+    def lesson(self, body: object, action: str) -> tuple[list[str], str, str]:
+        """The checked ``(texts, action, context)`` of a learn or forget request."""
         if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"].strip():
             raise HTTPError(400, 'the body must be {"text": "...", ...} with a non-empty text')
         if action != "forget":
@@ -217,12 +215,20 @@ class Service:
         text = body["text"]
         if len(text.encode("utf-8", "surrogatepass")) > self.max_bytes:
             raise HTTPError(413, f"text longer than {self.max_bytes} bytes")
-        with self._lock:
-            if self._teacher is None:
-                self._teacher = Teacher(self.directory)
-            report = self._teacher.teach([text], action, context)
-            if self._follower is not None:
-                self._follower.poll()  # this worker sees its own lesson at once
+        return [text], action, context
+
+    def teach(self, texts: list[str], action: str, context: str) -> dict:
+        """Teach and wait until it is durable. Runs in the worker's one teaching thread (an SQLite
+        commit waits for the disk; the event loop goes on answering meanwhile); every worker,
+        this one included, applies the lesson at its next refresh (within FOLLOW_EVERY)."""
+        from .learning import Teacher
+
+        if self._teacher is None or self._teacher_identity != self.identity:
+            if self._teacher is not None:
+                self._teacher.close()
+            self._teacher = Teacher(self.directory)
+            self._teacher_identity = self.identity
+        report = self._teacher.teach(texts, action, context)
         METRICS.learned(action, context)
         return {"action": action, "context": context, **report.__dict__}
 
@@ -349,6 +355,7 @@ def build_app(service: Service, token: str | None):
 
     expected = token.encode("utf-8") if token else None
     coalescer = _Coalescer(service)
+    teaching = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spamcli-teach")
 
     def authorised(request: Request) -> bool:
         given = request.headers.get("x-auth-token")
@@ -450,11 +457,15 @@ def build_app(service: Service, token: str | None):
             return await coalescer.classify(body)
         return service.classify(body, int(explain))
 
+    async def teach(request: Request, action: str):
+        lesson = service.lesson(await json_body(request), action)
+        return await asyncio.get_running_loop().run_in_executor(teaching, service.teach, *lesson)
+
     async def learn(request: Request):
-        return service.teach(await json_body(request), "learn")
+        return await teach(request, "learn")
 
     async def forget(request: Request):
-        return service.teach(await json_body(request), "forget")
+        return await teach(request, "forget")
 
     async def reload(request: Request):
         service.refresh(force=True)
