@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, UsageError
 
 UNKNOWN = "und"
 BACKENDS = ("fasttext", "langdetect")
@@ -83,7 +83,13 @@ class FastTextDetector(LanguageDetector):
         if self._fast is not None:
             self._codes = {label: label.replace("__label__", "") for label in self._fast.labels}
         else:
-            import fasttext
+            try:
+                import fasttext
+            except ImportError:
+                raise UsageError(
+                    "language identification without spamcli's C extension needs the fasttext extra: "
+                    "pip install 'spamcli[fasttext]'"
+                ) from None
 
             # fasttext prints a deprecation warning on load_model for some builds; keep stdout clean.
             try:
@@ -136,7 +142,11 @@ class LangdetectDetector(LanguageDetector):
     name = "langdetect"
 
     def __init__(self, seed: int = 0):
-        from langdetect import DetectorFactory
+        try:
+            from langdetect import DetectorFactory
+        except ImportError:
+            missing = "the langdetect backend needs the langdetect extra: pip install 'spamcli[langdetect]'"
+            raise UsageError(missing) from None
 
         DetectorFactory.seed = seed
         self._factory = DetectorFactory()

@@ -20,7 +20,6 @@ blocks no one. Models written by older spamcli versions kept learned messages in
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from . import site
 from .bundle import MANIFEST, default_model_dir, load_bundle, save_bundle
@@ -44,14 +44,10 @@ _LABELS = {"ham": 0, "spam": 1}
 
 @contextmanager
 def model_lock(directory: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``directory/.lock`` (blocks until free; released on exit)."""
-    directory = Path(directory)
-    with open(directory / LOCK_FILE, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    """An exclusive lock on ``directory/.lock`` (blocks until free; released on exit): ``flock`` on
+    Unix, ``msvcrt`` locking on Windows (filelock)."""
+    with FileLock(str(Path(directory) / LOCK_FILE)):
+        yield
 
 
 @dataclass

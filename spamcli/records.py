@@ -487,8 +487,8 @@ def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[R
 def _read_parquet(path: str, opts: ReadOptions) -> Iterator[Record]:
     try:
         import pyarrow.parquet as pq
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        raise UsageError("reading Parquet needs pyarrow (pip install pyarrow)") from None
+    except ImportError:
+        raise UsageError("reading Parquet needs the parquet extra: pip install 'spamcli[parquet]'") from None
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
