@@ -47,6 +47,7 @@ import numpy as np
 from .bundle import Bundle
 from .errors import InputError, UsageError
 from .moderation import truthy
+from .patterns import PatternError, compile_pattern
 from .records import Record
 from .router import HAM, ContextModel, Thresholds
 from .stream import micro_batches
@@ -183,16 +184,25 @@ _REGEX_CHARS = set("^$*+?[](){}|\\")
 
 class DomainMatcher:
     """Domain patterns: ``.edu`` (suffix), ``example.org`` (the domain and its subdomains), or a
-    regular expression (anything with ``^$*+?[](){}|\\``), searched case-insensitively."""
+    regular expression (anything with ``^$*+?[](){}|\\``) that must match the WHOLE domain
+    (``partner\\d+\\.example`` does not trust ``evilpartner1.example`` nor
+    ``partner1.example.attacker.net``), case-insensitively. Regular expressions run on RE2 (see
+    :mod:`spamcli.patterns`): linear time whatever the pattern; one RE2 refuses (backreferences,
+    lookaround) is a :class:`UsageError`."""
 
     def __init__(self, patterns: Iterable[str]):
-        self.patterns = [p.strip().lower() for p in patterns if p.strip() and not p.strip().startswith("#")]
+        # regular expressions keep their case: lower-casing would turn \D (not a digit) into \d
+        self.patterns = [
+            p.strip() if _REGEX_CHARS & set(p) else p.strip().lower()
+            for p in patterns
+            if p.strip() and not p.strip().startswith("#")
+        ]
         self._regexes = []
         for pattern in self.patterns:
             if _REGEX_CHARS & set(pattern):
                 try:
-                    self._regexes.append((pattern, re.compile(pattern, re.I)))
-                except re.error as exc:
+                    self._regexes.append((pattern, compile_pattern(pattern)))
+                except PatternError as exc:
                     raise UsageError(f"bad domain pattern {pattern!r}: {exc}") from None
 
     def match(self, domain: str) -> str | None:
@@ -208,7 +218,7 @@ class DomainMatcher:
             elif domain == pattern or domain.endswith("." + pattern):
                 return pattern
         for pattern, regex in self._regexes:
-            if regex.search(domain):
+            if regex.fullmatch(domain):
                 return pattern
         return None
 
