@@ -121,6 +121,8 @@ class ScoringConfig:
                 if key not in DEFAULT_SCORING:
                     raise UsageError(f"unknown scoring key {key!r} (known: {', '.join(DEFAULT_SCORING)})")
                 if key == "weights":
+                    if not isinstance(value, dict):
+                        raise UsageError(f"bad scoring configuration: weights must be an object, not {value!r}")
                     unknown = set(value) - {"text", *SIGNALS}
                     if unknown:
                         raise UsageError(f"unknown signal weight(s): {', '.join(sorted(unknown))}")
@@ -129,7 +131,7 @@ class ScoringConfig:
                     merged[key] = value
         try:
             t = merged["thresholds"]
-            return cls(
+            config = cls(
                 weights={k: float(v) for k, v in merged["weights"].items()},
                 bias=float(merged["bias"]),
                 empty_bio_logit=float(merged["empty_bio_logit"]),
@@ -139,8 +141,16 @@ class ScoringConfig:
                 thresholds=Thresholds(ham=float(t["ham"]), spam=float(t["spam"])) if t else None,
                 source=str(merged["source"]),
             )
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise UsageError(f"bad scoring configuration: {exc}") from None
+        numbers = [*config.weights.values(), config.bias, config.empty_bio_logit]
+        if not all(math.isfinite(x) for x in numbers):  # NaN would make every score NaN
+            raise UsageError("bad scoring configuration: weights, bias and empty_bio_logit must be finite numbers")
+        if config.short_bio_words < 0:
+            raise UsageError("bad scoring configuration: short_bio_words must be 0 or more")
+        if config.thresholds and not 0.0 <= config.thresholds.ham <= config.thresholds.spam <= 1.0:
+            raise UsageError("bad scoring configuration: thresholds need 0 <= ham <= spam <= 1")
+        return config
 
     def to_dict(self) -> dict:
         return {
