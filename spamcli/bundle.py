@@ -17,8 +17,9 @@ symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's ``.
 checked against the manifest's ``n_features`` before its data is inflated, and every manifest field
 and array must have its type and a sane, finite range (docs/FORMAT.md); anything else is a
 :class:`ModelError` (exit 4). Atomicity: data files get content-addressed names and are written
-first; ``manifest.json`` is replaced last with ``os.replace`` (atomic on POSIX); only then are files
-no longer referenced deleted. A crash at any point leaves the previous
+first (a file of that name already there is kept only if it holds exactly the same bytes, so saving
+over a damaged model repairs it); ``manifest.json`` is replaced last with ``os.replace`` (atomic on
+POSIX); only then are files no longer referenced deleted. A crash at any point leaves the previous
 manifest and its files intact, so the previous model stays loadable.
 """
 
@@ -120,6 +121,24 @@ def _write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (not a symlink) holding exactly ``data``; never blocks."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        return _read_regular(path, len(data), "model file") == data
+    except (OSError, ModelError):
+        return False
+
+
+def _ensure_file(path: Path, data: bytes) -> None:
+    """Content-addressed files are named by their data, so one of the same name usually holds it
+    already; but one damaged since (or replaced by a FIFO or symlink) would stay damaged under the
+    new manifest: compare, and rewrite it atomically unless it holds exactly ``data``."""
+    if not _holds(path, data):
+        _write_file_atomic(path, data)
+
+
 def _thresholds_dict(t: Thresholds) -> dict:
     return {"ham": t.ham, "spam": t.spam}
 
@@ -172,8 +191,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
             data = _npz_bytes(model)
             digest = hashlib.sha256(data).hexdigest()
             name = f"{ctx_name}-{lang}-{digest[:12]}.npz"
-            if not (directory / name).exists():
-                _write_file_atomic(directory / name, data)
+            _ensure_file(directory / name, data)
             written.add(name)
             files[lang] = {
                 "file": name,
@@ -194,8 +212,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
         data = json.dumps(bundle.learned, sort_keys=True).encode("utf-8")
         digest = hashlib.sha256(data).hexdigest()
         name = f"learned-{digest[:12]}.json"
-        if not (directory / name).exists():
-            _write_file_atomic(directory / name, data)
+        _ensure_file(directory / name, data)
         written.add(name)
         learned_entry = {"learned": {"file": name, "sha256": digest, "messages": len(bundle.learned)}}
     manifest = {

@@ -1,6 +1,6 @@
 """Hostile inputs that used to hang or exhaust memory before any check: users' regular expressions
 (``--label-rule``'s ``~``, ``--trusted-domains``), model files that are not files or lie about their
-size and tampered manifests.
+size, tampered manifests, and saving over a corrupted model file.
 
 Every test that could hang or eat memory on a regression runs its victim in a subprocess with a
 timeout (and an address-space limit where memory is at stake), so a regression fails, fast.
@@ -445,3 +445,41 @@ def test_model_file_larger_than_its_vocabulary_allows_is_refused(model_copy):
 def test_untampered_model_still_loads_and_scores(trained_model):
     scores = [v.score for v in SpamFilter.load(trained_model).score(["WIN a FREE iPhone now", "see you at lunch"])]
     assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+# ---- 3. saving over a corrupted model ---------------------------------------------------------
+def _scores(path: Path) -> list[float]:
+    return [v.score for v in SpamFilter.load(path).score(["WIN a FREE iPhone now", "see you at lunch"])]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "fifo", "symlink"])
+def test_saving_over_a_corrupted_model_file_rewrites_it(trained_model, model_copy, tmp_path, damage):
+    path = _first_model_file(model_copy)
+    outside = tmp_path / "outside.npz"
+    outside.write_bytes(b"not yours")
+    good = path.read_bytes()
+    path.unlink()
+    if damage == "garbage":
+        path.write_bytes(b"\0" * len(good))
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(outside)
+    if damage in ("garbage", "truncated"):  # (reading the others in this process could hang: see above)
+        with pytest.raises(ModelError):
+            bundle.load_bundle(model_copy)
+    bundle.save_bundle(bundle.load_bundle(trained_model), model_copy)  # what train and learn do
+    assert path.is_file() and not path.is_symlink() and path.read_bytes() == good
+    assert outside.read_bytes() == b"not yours"
+    assert _scores(model_copy) == _scores(trained_model)
+
+
+def test_retraining_into_a_directory_with_a_corrupted_file_repairs_it(model_copy):
+    victim = _first_model_file(model_copy)
+    victim.write_bytes(b"\0" * victim.stat().st_size)
+    result = run_cli("train", SAMPLES / "messages.csv", "--out", model_copy, "--min-per-class", "5", timeout=60)
+    assert result.code == 0, result.stderr
+    assert victim.exists()  # the same data, so the same content-addressed name: it was kept before
+    assert bundle.load_bundle(model_copy).contexts["content"].models
