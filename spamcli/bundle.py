@@ -11,10 +11,16 @@ Layout (format version 1)::
                                          sha256 of the normalised text -> class, context, models
 
 Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
-file's sha256 against the manifest, so a model file can never run code. Atomicity: data files get
-content-addressed names and are written first; ``manifest.json`` is replaced last with
-``os.replace`` (atomic on POSIX); only then are files no longer referenced deleted. A crash at any
-point leaves the previous manifest and its files intact, so the previous model stays loadable.
+file's sha256 against the manifest, so a model file can never run code. Nor can one hang or exhaust
+memory before it is checked: every file must be a regular file within a size bound (a FIFO, a
+symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's ``.npy`` header is
+checked against the manifest's ``n_features`` before its data is inflated, and every manifest field
+and array must have its type and a sane, finite range (docs/FORMAT.md); anything else is a
+:class:`ModelError` (exit 4). Atomicity: data files get content-addressed names and are written
+first (a file of that name already there is kept only if it holds exactly the same bytes, so saving
+over a damaged model repairs it); ``manifest.json`` is replaced last with ``os.replace`` (atomic on
+POSIX); only then are files no longer referenced deleted. A crash at any point leaves the previous
+manifest and its files intact, so the previous model stays loadable.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -34,8 +42,9 @@ import numpy as np
 
 from . import __version__
 from .errors import ModelError
+from .langid import BACKENDS as LANG_BACKENDS
 from .model import KINDS, NaiveBayesModel
-from .router import ContextModel, Thresholds
+from .router import FALLBACK, ContextModel, Thresholds
 from .text import FEATURES_VERSION, FeatureSettings
 
 FORMAT_NAME = "spamcli-model"
@@ -112,21 +121,46 @@ def _write_file_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (not a symlink) holding exactly ``data``; never blocks."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        return _read_regular(path, len(data), "model file") == data
+    except (OSError, ModelError):
+        return False
+
+
+def _ensure_file(path: Path, data: bytes) -> None:
+    """Content-addressed files are named by their data, so one of the same name usually holds it
+    already; but one damaged since (or replaced by a FIFO or symlink) would stay damaged under the
+    new manifest: compare, and rewrite it atomically unless it holds exactly ``data``."""
+    if not _holds(path, data):
+        _write_file_atomic(path, data)
+
+
 def _thresholds_dict(t: Thresholds) -> dict:
     return {"ham": t.ham, "spam": t.spam}
 
 
 def _thresholds(data: dict) -> Thresholds:
-    ham, spam = float(data["ham"]), float(data["spam"])
-    if not 0.0 <= ham <= spam <= 1.0:
+    ham, spam = _number(data["ham"], "ham threshold", 0.0, 1.0), _number(data["spam"], "spam threshold", 0.0, 1.0)
+    if not ham <= spam:
         raise ValueError(f"thresholds out of order: ham {ham}, spam {spam}")
     return Thresholds(ham=ham, spam=spam)
 
 
 def _spam_at_fpr(data: dict) -> dict[str, float]:
-    table = {str(budget): float(cut) for budget, cut in data.items()}
-    if not all(0.0 <= cut <= 1.0 for cut in table.values()):
-        raise ValueError(f"spam thresholds per false-positive budget out of range: {table}")
+    """Spam thresholds per false-positive budget: budget keys like "0.005", cuts in [0, 1]."""
+    table = {}
+    for budget, cut in data.items():
+        try:
+            ok = 0.0 < float(budget) < 1.0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"false-positive budget {budget!r} is not a rate")
+        table[budget] = _number(cut, f"spam threshold at a false-positive budget of {budget}", 0.0, 1.0)
     return table
 
 
@@ -157,8 +191,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
             data = _npz_bytes(model)
             digest = hashlib.sha256(data).hexdigest()
             name = f"{ctx_name}-{lang}-{digest[:12]}.npz"
-            if not (directory / name).exists():
-                _write_file_atomic(directory / name, data)
+            _ensure_file(directory / name, data)
             written.add(name)
             files[lang] = {
                 "file": name,
@@ -179,8 +212,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
         data = json.dumps(bundle.learned, sort_keys=True).encode("utf-8")
         digest = hashlib.sha256(data).hexdigest()
         name = f"learned-{digest[:12]}.json"
-        if not (directory / name).exists():
-            _write_file_atomic(directory / name, data)
+        _ensure_file(directory / name, data)
         written.add(name)
         learned_entry = {"learned": {"file": name, "sha256": digest, "messages": len(bundle.learned)}}
     manifest = {
@@ -201,76 +233,203 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
 
 
 # ---- reading ------------------------------------------------------------------------------
+# Every file is checked before it is read: a regular file (a FIFO would block the open, a symlink to
+# /dev/zero never end), and no larger than its kind of file can be. The bounds are far above what
+# training writes: the shipped manifest is 25 kB, a model file at most ~36 bytes per feature.
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_LEARNED_BYTES = 256 * 2**20
+MODEL_FILE_BYTES_PER_FEATURE = 40  # columns int32 + counts 2 x float64 + two float64 coefficient rows
+MODEL_FILE_OVERHEAD = 2**16  # zip and .npy headers
+
+
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, after checking it is a regular file of at most ``limit`` bytes
+    (stat first, then an ``O_NONBLOCK`` open and fstat, so neither a FIFO nor a device is read)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ModelError(f"{what} is not a regular file: {path}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ModelError(f"{what} missing: {path} ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):  # replaced between the stat and the open
+            raise ModelError(f"{what} is not a regular file: {path}")
+        if info.st_size > limit:
+            raise ModelError(f"{what} is too large ({info.st_size} bytes, at most {limit}): {path}")
+        data = handle.read(limit + 1)  # a file that grows meanwhile is still read only this far
+    if len(data) > limit:
+        raise ModelError(f"{what} is too large (over {limit} bytes): {path}")
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _parse_json(data: bytes):
+    """JSON without NaN/Infinity; deep nesting and huge integers are ValueError, not a crash."""
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _number(value: object, what: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """A JSON number, finite and in ``[low, high]``; ValueError otherwise (no text, no booleans)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} is not a number: {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} is out of range") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ValueError(f"{what} is out of range: {value!r}")
+    return number
+
+
 def read_manifest(directory: Path) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.is_dir():
         raise ModelError(f"model directory not found: {directory}")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ModelError(f"not a spamcli model (no {MANIFEST}): {directory}")
+    raw = _read_regular(path, MAX_MANIFEST_BYTES, "model manifest")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = _parse_json(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"corrupt model manifest {path}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ModelError(f"not a spamcli model manifest: {path}")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ModelError(f"model manifest has no format version: {path}")
     if version > FORMAT_VERSION:
         raise ModelError(
             f"model format version {version} is newer than this spamcli supports ({FORMAT_VERSION}); upgrade spamcli"
         )
-    if manifest.get("features_version", 1) > FEATURES_VERSION:
+    features_version = manifest.get("features_version", 1)
+    if isinstance(features_version, bool) or not isinstance(features_version, int) or features_version < 1:
+        raise ModelError(f"model manifest has a malformed features version: {path}")
+    if features_version > FEATURES_VERSION:
         raise ModelError("model uses a newer feature version than this spamcli; upgrade spamcli")
     return manifest
 
 
-def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
-    path = directory / entry["file"]
-    data = _verified_bytes(directory, entry)
+# The arrays of a model file: dtype kinds allowed, and the shape each must have (k = columns).
+_ARRAYS = {"columns": "iu", "counts": "uif", "doc_counts": "uif"}
+_NBLR_ARRAYS = {"coef_plain": "f", "coef_nb": "f"}
+
+
+def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_features: int) -> None:
+    """Before any array is read: each needed member's .npy header declares a plain numeric dtype
+    and at most ``2 * n_features`` elements, and the member holds exactly that many bytes (so a
+    deflated member claiming billions of floats is refused before it is inflated)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            for name, kinds in names.items():
+                info = members.get(f"{name}.npy")
+                if info is None:
+                    raise ModelError(f"model file has no {name!r} array: {path}")
+                if info.file_size > 2 * n_features * 8 + MODEL_FILE_OVERHEAD:  # before inflating anything
+                    raise ModelError(f"model file array {name!r} is too large ({info.file_size} bytes): {path}")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        raise ModelError(f"model file array {name!r} has .npy version {version}: {path}")
+                    header = member.tell()
+                if dtype.kind not in kinds or dtype.hasobject or dtype.fields or dtype.subdtype or dtype.itemsize > 8:
+                    raise ModelError(f"model file array {name!r} has dtype {dtype}: {path}")
+                elements = math.prod(shape)
+                if elements > 2 * n_features:
+                    raise ModelError(f"model file array {name!r} is too large ({elements} values): {path}")
+                if header + elements * dtype.itemsize != info.file_size:
+                    raise ModelError(f"model file array {name!r} does not hold what its header says: {path}")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise ModelError(f"model file unreadable: {path}: {exc}") from None
+
+
+def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> None:
+    """What scoring relies on: sorted distinct columns below ``n_features``, finite counts >= 0."""
+    k = len(columns)
+    if columns.ndim != 1 or counts.shape != (2, k) or docs.shape != (2,):
+        raise ModelError(f"model file has inconsistent shapes: {path}")
+    if any(c is not None and c.shape != columns.shape for c in coefs):
+        raise ModelError(f"model file has inconsistent shapes: {path}")
+    if k and (columns[0] < 0 or columns[-1] >= n_features or np.any(np.diff(columns) <= 0)):
+        raise ModelError(f"model file columns are not sorted, distinct and below n_features: {path}")
+    for values in (counts, docs):
+        if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
+            raise ModelError(f"model file counts are negative or not finite: {path}")
+    if any(c is not None and not np.all(np.isfinite(c)) for c in coefs):
+        raise ModelError(f"model file coefficients are not finite: {path}")
+
+
+def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> NaiveBayesModel:
+    if not isinstance(entry, dict):
+        raise ValueError(f"model entry is not an object: {entry!r}")
+    kind = entry.get("kind", "nb")
+    if kind not in KINDS:
+        raise ModelError(f"unknown model kind {kind!r} in {directory}; upgrade spamcli")
+    n_features = entry["n_features"]
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features != settings.n_features:
+        raise ValueError(f"n_features {n_features!r} is not the features' {settings.n_features}")
+    alpha = _number(entry["alpha"], "alpha", 0.0)
+    if alpha <= 0:
+        raise ValueError(f"alpha is out of range: {alpha!r}")
+    floors, calib = entry.get("norm_floors", {}), entry.get("calibration", {})
+    if not isinstance(floors, dict) or not isinstance(calib, dict):
+        raise ValueError("norm_floors and calibration must be objects")
+    scalars = {
+        "intercept": _number(entry.get("intercept", 0.0), "intercept"),
+        "floor_plain": _number(floors.get("plain", 0.0), "norm_floors.plain", 0.0),
+        "floor_nb": _number(floors.get("nb", 0.0), "norm_floors.nb", 0.0),
+        "calib_a": _number(calib.get("a", 1.0), "calibration.a"),
+        "calib_b": _number(calib.get("b", 0.0), "calibration.b"),
+    }
+    path = directory / str(entry["file"])
+    data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD)
+    names = {**_ARRAYS, **(_NBLR_ARRAYS if kind == "nblr" else {})}
+    _check_npz_members(data, path, names, n_features)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
-            kind = entry.get("kind", "nb")
             coefs = (arrays["coef_plain"], arrays["coef_nb"]) if kind == "nblr" else (None, None)
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ModelError(f"model file unreadable: {path}: {exc}") from None
-    if kind not in KINDS:
-        raise ModelError(f"unknown model kind {kind!r} in {path}; upgrade spamcli")
-    if counts.shape != (2, len(columns)) or docs.shape != (2,):
-        raise ModelError(f"model file has inconsistent shapes: {path}")
-    if kind == "nblr" and any(c.shape != columns.shape for c in coefs):
-        raise ModelError(f"model file has inconsistent shapes: {path}")
-    calib = entry.get("calibration", {})
+    counts, docs = counts.astype(np.float64), docs.astype(np.float64)
+    coefs = tuple(None if c is None else c.astype(np.float64) for c in coefs)
+    _check_arrays(path, n_features, columns, counts, docs, coefs)
     return NaiveBayesModel(
         kind=kind,
         coef_plain=coefs[0],
         coef_nb=coefs[1],
-        intercept=float(entry.get("intercept", 0.0)),
-        floor_plain=float(entry.get("norm_floors", {}).get("plain", 0.0)),
-        floor_nb=float(entry.get("norm_floors", {}).get("nb", 0.0)),
-        n_features=int(entry["n_features"]),
-        alpha=float(entry["alpha"]),
+        n_features=n_features,
+        alpha=alpha,
         columns=columns.astype(np.int32),
-        counts=counts.astype(np.float64),
-        doc_counts=docs.astype(np.float64),
-        calib_a=float(calib.get("a", 1.0)),
-        calib_b=float(calib.get("b", 0.0)),
+        counts=counts,
+        doc_counts=docs,
+        **scalars,
     )
 
 
-def _verified_bytes(directory: Path, entry: dict) -> bytes:
-    """A data file named by the manifest, after checking its name is safe and its sha256 matches."""
-    name = entry["file"]
-    if "/" in name or "\\" in name or name.startswith("."):
+def _verified_bytes(directory: Path, entry: dict, limit: int) -> bytes:
+    """A data file named by the manifest, after checking its name is safe, that it is a regular
+    file of at most ``limit`` bytes, and that its sha256 matches."""
+    name, digest = entry["file"], entry["sha256"]
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
         raise ModelError(f"model manifest names an unsafe file: {name!r}")
+    if not isinstance(digest, str):
+        raise ValueError(f"sha256 is not text: {digest!r}")
     path = directory / name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"model file missing: {path} ({exc.strerror})") from None
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+    data = _read_regular(path, limit, "model file")
+    if hashlib.sha256(data).hexdigest() != digest:
         raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
     return data
 
@@ -279,9 +438,11 @@ def _load_learned(directory: Path, entry: dict | None) -> dict:
     """The learned-messages table (sha256 -> entry), verified like the model files."""
     if not entry:
         return {}
+    if not isinstance(entry, dict):
+        raise ModelError(f"model manifest's learned entry is malformed: {directory}")
     try:
-        learned = json.loads(_verified_bytes(directory, entry).decode("utf-8"))
-    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        learned = _parse_json(_verified_bytes(directory, entry, MAX_LEARNED_BYTES))
+    except (KeyError, TypeError, UnicodeDecodeError, ValueError) as exc:
         raise ModelError(f"learned-messages file is unreadable ({exc!r}): {directory}") from None
     if not isinstance(learned, dict):
         raise ModelError(f"learned-messages file is malformed: {directory}")
@@ -309,37 +470,78 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
         raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 
+def _load_context(directory: Path, name: str, ctx: dict) -> ContextModel:
+    """One context of the manifest, every field checked (ValueError, TypeError or KeyError if not)."""
+    settings = FeatureSettings.from_dict(ctx["features"])
+    entries = ctx["models"]
+    if not isinstance(entries, dict) or FALLBACK not in entries:
+        raise ValueError(f"no {FALLBACK!r} model")
+    known = ctx.get("known_languages")
+    if known is not None and not (isinstance(known, list) and all(isinstance(lang, str) for lang in known)):
+        raise ValueError(f"known_languages is not a list of language codes: {known!r}")
+    backend = ctx.get("lang_backend", "fasttext")
+    if backend not in LANG_BACKENDS:
+        raise ValueError(f"unknown lang_backend {backend!r}")
+    summary, scoring = ctx.get("summary", {}), ctx.get("scoring", {})
+    if not isinstance(summary, dict) or not isinstance(scoring, dict):
+        raise ValueError("summary and scoring must be objects")
+    if scoring:
+        _check_scoring(scoring)
+    models = {}
+    for lang, entry in entries.items():
+        try:
+            models[lang] = _load_model(directory, entry, settings)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = str(exc) if type(exc) is ValueError else repr(exc)
+            raise ValueError(f"model {lang!r}: {detail}") from None
+    return ContextModel(
+        context=name,
+        settings=settings,
+        models=models,
+        thresholds=_thresholds(ctx["thresholds"]),
+        model_thresholds={lang: _thresholds(e["thresholds"]) for lang, e in entries.items() if "thresholds" in e},
+        spam_at_fpr={
+            key: _spam_at_fpr(entry["spam_at_fpr"])
+            for key, entry in [("", ctx), *entries.items()]
+            if "spam_at_fpr" in entry
+        },
+        min_lang_confidence=_number(ctx.get("min_lang_confidence", 0.5), "min_lang_confidence", 0.0, 1.0),
+        known_languages=known,
+        unseen_language_threshold=_number(
+            ctx.get("unseen_language_threshold", 0.97), "unseen_language_threshold", 0.0, 1.0
+        ),
+        lang_backend=backend,
+        summary=summary,
+        scoring=dict(scoring),
+    )
+
+
+def _check_scoring(scoring: dict) -> None:
+    """A profile context's signal weights, as ``--scoring`` would be checked (and its trusted-domain
+    patterns compiled): a bad one is the model's error, not the user's."""
+    from .errors import UsageError
+    from .profiles import DomainMatcher, ScoringConfig
+
+    try:
+        DomainMatcher(ScoringConfig.from_dict(scoring).trusted_domains)
+    except UsageError as exc:
+        raise ValueError(f"scoring: {exc}") from None
+
+
 def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle:
     """Load and verify a model directory (default: the shipped model); ``with_site``: with what
     its moderators taught (``spamcli learn``) added to the scores."""
     directory = Path(directory) if directory else default_model_dir()
     manifest = read_manifest(directory)
     contexts = {}
+    where = ""
     try:
         for ctx_name, ctx in manifest["contexts"].items():
-            models = {lang: _load_model(directory, e) for lang, e in ctx["models"].items()}
-            contexts[ctx_name] = ContextModel(
-                context=ctx_name,
-                settings=FeatureSettings.from_dict(ctx["features"]),
-                models=models,
-                thresholds=_thresholds(ctx["thresholds"]),
-                model_thresholds={
-                    lang: _thresholds(e["thresholds"]) for lang, e in ctx["models"].items() if "thresholds" in e
-                },
-                spam_at_fpr={
-                    name: _spam_at_fpr(entry["spam_at_fpr"])
-                    for name, entry in [("", ctx), *ctx["models"].items()]
-                    if "spam_at_fpr" in entry
-                },
-                min_lang_confidence=float(ctx.get("min_lang_confidence", 0.5)),
-                known_languages=ctx.get("known_languages"),
-                unseen_language_threshold=float(ctx.get("unseen_language_threshold", 0.97)),
-                lang_backend=str(ctx.get("lang_backend", "fasttext")),
-                summary=ctx.get("summary", {}),
-                scoring=dict(ctx.get("scoring", {})),
-            )
+            where = f" (context {ctx_name!r})"
+            contexts[ctx_name] = _load_context(directory, ctx_name, ctx)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelError(f"model manifest is incomplete or malformed ({exc!r}): {directory}") from None
+        detail = str(exc) if type(exc) is ValueError else repr(exc)
+        raise ModelError(f"model manifest is incomplete or malformed{where}: {detail}: {directory}") from None
     if not contexts:
         raise ModelError(f"model has no contexts: {directory}")
     extra = {k: v for k, v in manifest.items() if k in ("training",)}

@@ -24,7 +24,11 @@ Rule expressions are parsed by a small recursive-descent parser (never ``eval``)
 ``NAME`` is a column (letters, digits, ``_``, ``.``, ``-``; a missing column is empty). Alone, a
 value means "is true". ``==``/``!=`` against ``true``/``false`` compare truthiness; between two
 numbers they compare numerically; otherwise as text (case-insensitive). ``<``... need numbers (a
-non-number makes the comparison false). ``~`` is a case-insensitive regular-expression search.
+non-number makes the comparison false). ``~`` is a case-insensitive regular-expression search,
+run on RE2 (see :mod:`spamcli.patterns`): linear in the field's length whatever the pattern, so no
+backreferences or lookaround; a literal pattern is compiled with the rule, so a pattern RE2 refuses
+is a usage error before any record is read. Parentheses and ``not`` nest at most
+:data:`MAX_RULE_DEPTH` deep (a deeper rule is a usage error, not a stack overflow).
 Example: ``hidden_at != '' or (report_count >= 3 and reason ~ 'spam|scam')``.
 """
 
@@ -35,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .errors import UsageError
+from .patterns import PatternError, compile_pattern
 from .records import Record
 
 FALSE_VALUES = {"", "0", "false", "no", "n", "f", "null", "none", "nil"}
@@ -44,6 +49,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<num>-?\d+(?:\.\d+)?(?![\w.]))|(?P<name>[A-Za-z_][\w.-]*))"
 )
 _KEYWORDS = {"and", "or", "not", "true", "false", "null"}
+MAX_RULE_DEPTH = 64  # parentheses and "not" nested in one another; each level is a few stack frames
 
 
 def truthy(value: object) -> bool:
@@ -84,12 +90,16 @@ def _tokenise(source: str) -> list[tuple[str, str]]:
     return tokens
 
 
+def _regex(pattern: object):
+    try:
+        return compile_pattern(str(pattern))
+    except PatternError as exc:
+        raise UsageError(f"bad regular expression {str(pattern)!r} in rule: {exc}") from None
+
+
 def _compare(op: str, left: object, right: object) -> bool:
     if op == "~":
-        try:
-            return re.search(str(right), "" if left is None else str(left), re.I) is not None
-        except re.error as exc:
-            raise UsageError(f"bad regular expression {right!r} in rule: {exc}") from None
+        return _regex(right).search("" if left is None else str(left)) is not None
     if op in ("==", "!="):
         if isinstance(left, bool) or isinstance(right, bool):
             same = truthy(left) == truthy(right)
@@ -109,6 +119,12 @@ class _Parser:
         self.source = source
         self.tokens = _tokenise(source)
         self.pos = 0
+        self.depth = 0
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_RULE_DEPTH:
+            raise UsageError(f"rule nested too deeply (more than {MAX_RULE_DEPTH} levels of parentheses and 'not')")
 
     def _peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -142,7 +158,9 @@ class _Parser:
 
     def _not(self) -> Node:
         if self._take("kw", "not"):
+            self._deeper()
             inner = self._not()
+            self.depth -= 1
             return lambda row: not truthy(inner(row))
         return self._comparison()
 
@@ -151,8 +169,12 @@ class _Parser:
         tok = self._peek()
         if tok and tok[0] == "op" and tok[1] not in "()":
             self.pos += 1
+            literal = self._peek() is not None and self._peek()[0] in ("str", "num", "kw")
             right = self._value()
             op = tok[1]
+            if op == "~" and literal:  # compiled once, now: a bad pattern fails before any record
+                regex = _regex(right({}))
+                return lambda row: regex.search("" if (v := left(row)) is None else str(v)) is not None
             return lambda row: _compare(op, left(row), right(row))
         return left
 
@@ -163,9 +185,11 @@ class _Parser:
         self.pos += 1
         kind, text = tok
         if kind == "op" and text == "(":
+            self._deeper()
             inner = self._or()
             if not self._take("op", ")"):
                 raise UsageError(f"missing ')' in rule {self.source!r}")
+            self.depth -= 1
             return inner
         if kind == "str":
             value: object = text[1:-1]

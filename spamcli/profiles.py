@@ -47,6 +47,7 @@ import numpy as np
 from .bundle import Bundle
 from .errors import InputError, UsageError
 from .moderation import truthy
+from .patterns import PatternError, compile_pattern
 from .records import Record
 from .router import HAM, ContextModel, Thresholds
 from .stream import micro_batches
@@ -120,6 +121,8 @@ class ScoringConfig:
                 if key not in DEFAULT_SCORING:
                     raise UsageError(f"unknown scoring key {key!r} (known: {', '.join(DEFAULT_SCORING)})")
                 if key == "weights":
+                    if not isinstance(value, dict):
+                        raise UsageError(f"bad scoring configuration: weights must be an object, not {value!r}")
                     unknown = set(value) - {"text", *SIGNALS}
                     if unknown:
                         raise UsageError(f"unknown signal weight(s): {', '.join(sorted(unknown))}")
@@ -128,7 +131,7 @@ class ScoringConfig:
                     merged[key] = value
         try:
             t = merged["thresholds"]
-            return cls(
+            config = cls(
                 weights={k: float(v) for k, v in merged["weights"].items()},
                 bias=float(merged["bias"]),
                 empty_bio_logit=float(merged["empty_bio_logit"]),
@@ -138,8 +141,16 @@ class ScoringConfig:
                 thresholds=Thresholds(ham=float(t["ham"]), spam=float(t["spam"])) if t else None,
                 source=str(merged["source"]),
             )
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise UsageError(f"bad scoring configuration: {exc}") from None
+        numbers = [*config.weights.values(), config.bias, config.empty_bio_logit]
+        if not all(math.isfinite(x) for x in numbers):  # NaN would make every score NaN
+            raise UsageError("bad scoring configuration: weights, bias and empty_bio_logit must be finite numbers")
+        if config.short_bio_words < 0:
+            raise UsageError("bad scoring configuration: short_bio_words must be 0 or more")
+        if config.thresholds and not 0.0 <= config.thresholds.ham <= config.thresholds.spam <= 1.0:
+            raise UsageError("bad scoring configuration: thresholds need 0 <= ham <= spam <= 1")
+        return config
 
     def to_dict(self) -> dict:
         return {
@@ -183,16 +194,25 @@ _REGEX_CHARS = set("^$*+?[](){}|\\")
 
 class DomainMatcher:
     """Domain patterns: ``.edu`` (suffix), ``example.org`` (the domain and its subdomains), or a
-    regular expression (anything with ``^$*+?[](){}|\\``), searched case-insensitively."""
+    regular expression (anything with ``^$*+?[](){}|\\``) that must match the WHOLE domain
+    (``partner\\d+\\.example`` does not trust ``evilpartner1.example`` nor
+    ``partner1.example.attacker.net``), case-insensitively. Regular expressions run on RE2 (see
+    :mod:`spamcli.patterns`): linear time whatever the pattern; one RE2 refuses (backreferences,
+    lookaround) is a :class:`UsageError`."""
 
     def __init__(self, patterns: Iterable[str]):
-        self.patterns = [p.strip().lower() for p in patterns if p.strip() and not p.strip().startswith("#")]
+        # regular expressions keep their case: lower-casing would turn \D (not a digit) into \d
+        self.patterns = [
+            p.strip() if _REGEX_CHARS & set(p) else p.strip().lower()
+            for p in patterns
+            if p.strip() and not p.strip().startswith("#")
+        ]
         self._regexes = []
         for pattern in self.patterns:
             if _REGEX_CHARS & set(pattern):
                 try:
-                    self._regexes.append((pattern, re.compile(pattern, re.I)))
-                except re.error as exc:
+                    self._regexes.append((pattern, compile_pattern(pattern)))
+                except PatternError as exc:
                     raise UsageError(f"bad domain pattern {pattern!r}: {exc}") from None
 
     def match(self, domain: str) -> str | None:
@@ -208,7 +228,7 @@ class DomainMatcher:
             elif domain == pattern or domain.endswith("." + pattern):
                 return pattern
         for pattern, regex in self._regexes:
-            if regex.search(domain):
+            if regex.fullmatch(domain):
                 return pattern
         return None
 

@@ -259,15 +259,46 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSettings:
+        """Settings from a manifest's ``features``; ValueError unless every field has its type and
+        a sane range (:data:`SETTING_RANGES`): ``char_ngrams: [1, 1e9]`` would hash each word a
+        billion times, ``n_features: 2**40`` allocate terabytes."""
+        if not isinstance(data, dict):
+            raise ValueError(f"feature settings are not an object: {data!r}")
         char = data.get("char_ngrams")
+        lo = hi = 0
+        if char is not None and char != []:
+            if not isinstance(char, (list, tuple)) or len(char) != 2:
+                raise ValueError(f"feature setting char_ngrams is not a pair of sizes: {char!r}")
+            lo, hi = (_setting(f"char_ngrams[{i}]", v, *SETTING_RANGES["char_ngrams"]) for i, v in enumerate(char))
+            if lo > hi:
+                raise ValueError(f"feature setting char_ngrams is reversed: {char!r}")
+        if not isinstance(data["binary"], bool):
+            raise ValueError(f"feature setting binary is not true or false: {data['binary']!r}")
+        ints = {key: _setting(key, data[key], *SETTING_RANGES[key]) for key in _INT_SETTINGS}
         return cls(
-            n_features=int(data["n_features"]),
-            word_ngrams=int(data["word_ngrams"]),
-            char_ngrams=(int(char[0]), int(char[1])) if char else None,
-            binary=bool(data["binary"]),
-            max_chars=int(data["max_chars"]),
-            version=int(data["version"]),
+            **ints,
+            char_ngrams=(lo, hi) if char else None,
+            binary=data["binary"],
+            version=_setting("version", data["version"], 1, FEATURES_VERSION),
         )
+
+
+_INT_SETTINGS = ("n_features", "word_ngrams", "max_chars")
+# The ranges FeatureSettings.from_dict accepts (inclusive); far beyond anything spamcli trains.
+SETTING_RANGES = {
+    "n_features": (1, 2**24),
+    "word_ngrams": (1, 8),
+    "char_ngrams": (1, 16),
+    "max_chars": (1, 2**31 - 1),
+}
+
+
+def _setting(key: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"feature setting {key} is not an integer: {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"feature setting {key} is out of range ({low} to {high}): {value!r}")
+    return value
 
 
 def features(text: str, settings: FeatureSettings) -> list[str]:
