@@ -13,8 +13,11 @@ Layout (format version 1)::
 Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
 file's sha256 against the manifest, so a model file can never run code. Atomicity: data files get
 content-addressed names and are written first; ``manifest.json`` is replaced last with
-``os.replace`` (atomic on POSIX); only then are files no longer referenced deleted. A crash at any
-point leaves the previous manifest and its files intact, so the previous model stays loadable.
+``os.replace`` (atomic on POSIX). A crash at any point leaves the previous manifest and its files
+intact, so the previous model stays loadable. Files no manifest names any more are deleted by a
+later save, once :data:`RETIRED_GRACE` seconds have passed since the manifest naming them was
+replaced: a reader that has just read that manifest still finds its files (and should it stall
+for longer, :func:`load_bundle` starts again from the new manifest).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import io
 import json
 import os
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -145,10 +149,46 @@ def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
     }
 
 
+RETIRED_GRACE = 60.0  # seconds a data file stays after the manifest naming it was replaced
+
+
+def _named_files(directory: Path) -> set[str]:
+    """The data files the current manifest of ``directory`` names (none if it has none)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        entries = [e for ctx in manifest["contexts"].values() for e in ctx["models"].values()]
+        entries += [manifest["learned"]] if "learned" in manifest else []
+        return {str(e["file"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _remove_retired(directory: Path, keep: set[str], retiring: set[str]) -> None:
+    """Delete the data files no manifest has named for :data:`RETIRED_GRACE` seconds.
+
+    ``retiring``: those the manifest just replaced named. A reader may have read that manifest an
+    instant ago and not yet opened them, so they are kept, their modification time set to now:
+    from then on it tells since when no manifest names them. A file left by a save that crashed
+    before its manifest was written is removed likewise, once its write is that old."""
+    now = time.time()
+    for path in [*directory.glob("*.npz"), *directory.glob("learned-*.json")]:
+        if path.name in keep:
+            continue
+        try:
+            if path.name in retiring:
+                os.utime(path, (now, now))
+            elif path.stat().st_mtime < now - RETIRED_GRACE:
+                path.unlink()
+        except OSError:  # gone already, or not ours to touch: a later save tries again
+            pass
+
+
 def save_bundle(bundle: Bundle, directory: Path) -> Path:
-    """Write ``bundle`` to ``directory`` atomically (see module docstring)."""
+    """Write ``bundle`` to ``directory`` atomically (see module docstring). Callers writing one
+    directory at a time are serialised by the caller (the CLI holds ``learning.model_lock``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    named_before = _named_files(directory)
     contexts_manifest = {}
     written: set[str] = set()
     for ctx_name, ctx in bundle.contexts.items():
@@ -194,9 +234,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
         **learned_entry,
     }
     _write_file_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-    for stale in [*directory.glob("*.npz"), *directory.glob("learned-*.json")]:
-        if stale.name not in written:
-            stale.unlink(missing_ok=True)
+    _remove_retired(directory, keep=written, retiring=named_before - written)
     return directory
 
 
@@ -260,6 +298,10 @@ def _load_model(directory: Path, entry: dict) -> NaiveBayesModel:
     )
 
 
+class _MissingFile(ModelError):
+    """A data file the manifest names is not there (perhaps removed by a writer since)."""
+
+
 def _verified_bytes(directory: Path, entry: dict) -> bytes:
     """A data file named by the manifest, after checking its name is safe and its sha256 matches."""
     name = entry["file"]
@@ -268,6 +310,8 @@ def _verified_bytes(directory: Path, entry: dict) -> bytes:
     path = directory / name
     try:
         data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise _MissingFile(f"model file missing: {path} ({exc.strerror})") from None
     except OSError as exc:
         raise ModelError(f"model file missing: {path} ({exc.strerror})") from None
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -309,11 +353,30 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
         raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 
+LOAD_ATTEMPTS = 5  # manifests read in turn while a writer keeps replacing them (see load_bundle)
+
+
 def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle:
     """Load and verify a model directory (default: the shipped model); ``with_site``: with what
-    its moderators taught (``spamcli learn``) added to the scores."""
+    its moderators taught (``spamcli learn``) added to the scores.
+
+    A reader never sees half a swap: it reads one manifest, then the files that manifest names,
+    which a writer keeps for :data:`RETIRED_GRACE` seconds after replacing it (see save_bundle).
+    Should one be gone all the same (a reader stalled that long), and the manifest has been
+    replaced meanwhile, the load starts again from the new manifest; a file missing from the
+    current manifest is an error (exit code 4)."""
     directory = Path(directory) if directory else default_model_dir()
-    manifest = read_manifest(directory)
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        manifest = read_manifest(directory)
+        try:
+            return _load_manifest(directory, manifest, with_site)
+        except _MissingFile:
+            if attempt == LOAD_ATTEMPTS or read_manifest(directory) == manifest:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_manifest(directory: Path, manifest: dict, with_site: bool) -> Bundle:
     contexts = {}
     try:
         for ctx_name, ctx in manifest["contexts"].items():

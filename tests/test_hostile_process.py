@@ -286,3 +286,95 @@ def test_an_early_stop_kills_a_hung_worker_after_the_grace_period(spam_filter, m
     closed.join(TIMEOUT)
     assert not closed.is_alive(), "the early stop waits for the hung worker forever"
     _assert_no_worker_left([p.pid for p in workers])
+
+
+# ---- 2. readers racing writers -----------------------------------------------------------------
+_WRITER = """
+import sys
+from pathlib import Path
+from spamcli.bundle import load_bundle, save_bundle
+from spamcli.learning import learn_messages, model_lock
+
+model, rounds = Path(sys.argv[1]), int(sys.argv[2])
+bundle = load_bundle(model, with_site=False)
+print("ready", flush=True)
+for i in range(rounds):
+    # digits and repeated letters are normalised away: three letters, the middle one from k-t
+    name = "".join(chr(ord("ak"[k % 2]) + int(d)) for k, d in enumerate(f"{i:03d}"))
+    learn_messages(model, [f"crypto signals group {name}, join today"], "spam" if i % 2 else "ham")
+    for nb in bundle.contexts["content"].models.values():
+        nb.doc_counts = nb.doc_counts + 1  # new contents, new file names: the old ones retire
+    with model_lock(model):  # as train and learn hold it
+        save_bundle(bundle, model)
+"""
+
+
+def test_readers_never_see_a_half_swapped_model_while_learn_and_saves_loop(model_copy):
+    """Before, save_bundle deleted the replaced model's files at once, and about one load in
+    fifteen during a loop of saves failed with exit 4 "model file missing"."""
+    from spamcli.bundle import load_bundle
+    from spamcli.errors import ModelError
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(model_copy), "150"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=REPO,
+    )
+    try:
+        assert writer.stdout.readline() == b"ready\n"
+        failures, loads = [], 0
+        deadline = time.monotonic() + 5 * TIMEOUT
+        while writer.poll() is None and time.monotonic() < deadline:
+            try:
+                load_bundle(model_copy)
+                loads += 1
+            except ModelError as exc:
+                failures.append(str(exc))
+        assert writer.wait(timeout=TIMEOUT) == 0, writer.stderr.read().decode()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    assert loads >= 20, "the writer finished before the readers got going"
+    assert failures == [], f"{len(failures)} of {loads + len(failures)} loads failed: {failures[:3]}"
+    assert load_bundle(model_copy).context("content").site.n_messages == 150
+
+
+def test_a_reader_that_stalled_past_the_grace_period_starts_again_from_the_new_manifest(model_copy, monkeypatch):
+    """A reader reads the manifest, then stalls while a writer replaces the model twice and the
+    files it was about to read are removed: it loads the newest model instead of failing."""
+    from spamcli import bundle
+
+    newer = bundle.load_bundle(model_copy, with_site=False)
+    real_verified_bytes = bundle._verified_bytes
+    stalled = []
+
+    def stall_once(directory, entry):
+        if not stalled:
+            stalled.append(entry["file"])
+            for _ in range(2):
+                for nb in newer.contexts["content"].models.values():
+                    nb.doc_counts = nb.doc_counts + 1
+                bundle.save_bundle(newer, model_copy)
+                past = time.time() - bundle.RETIRED_GRACE - 1
+                for path in model_copy.glob("*.npz"):
+                    os.utime(path, (past, past))  # as if the reader had stalled that long
+            assert not (model_copy / entry["file"]).exists()
+        return real_verified_bytes(directory, entry)
+
+    monkeypatch.setattr(bundle, "_verified_bytes", stall_once)
+    loaded = bundle.load_bundle(model_copy)
+    assert stalled
+    docs = {lang: nb.doc_counts.tolist() for lang, nb in loaded.contexts["content"].models.items()}
+    assert docs == {lang: nb.doc_counts.tolist() for lang, nb in newer.contexts["content"].models.items()}
+
+
+def test_a_model_file_missing_from_the_current_manifest_is_still_exit_4(model_copy):
+    from spamcli.bundle import load_bundle
+    from spamcli.errors import ModelError
+
+    sorted(model_copy.glob("*.npz"))[0].unlink()
+    with pytest.raises(ModelError, match="model file missing"):
+        load_bundle(model_copy)
