@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from . import tempfiles
 from .errors import UsageError
 
 LABELS = ("spam", "unsure", "ham", "error")
@@ -116,11 +117,16 @@ def _cell(value: object) -> object:
 
 
 class FileSink:
-    """A CSV or JSON-lines sink on a temporary file that becomes ``path`` on :meth:`commit`."""
+    """A CSV or JSON-lines sink on a temporary file that becomes ``path`` on :meth:`commit`.
+
+    The temporary file is locked while it is written (see tempfiles.py): one that a killed run
+    (SIGKILL) left beside ``path`` is removed by the next run writing ``path``."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent or ".", prefix=f".{self.path.name}.", suffix=".tmp")
+        directory = self.path.parent or Path(".")
+        tempfiles.remove_stale(directory, re.compile(re.escape(self.path.name)))
+        fd, self.tmp = tempfiles.create(directory / self.path.name)
         self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
         is_csv = self.path.suffix.lower() == ".csv"
         self.sink = CsvSink(self.stream) if is_csv else JsonLinesSink(self.stream)
@@ -129,16 +135,17 @@ class FileSink:
         self.sink.write(items)
 
     def commit(self) -> None:
-        self.stream.close()
+        self.stream.flush()
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.path)
+        os.replace(self.tmp, self.path)  # before close, which releases the lock
+        self.stream.close()
 
     def abort(self) -> None:
-        self.stream.close()
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
+        self.stream.close()
 
 
 def open_sink(path: Path) -> FileSink:

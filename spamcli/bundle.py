@@ -26,7 +26,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, tempfiles
 from .errors import ModelError
 from .model import KINDS, NaiveBayesModel
 from .router import ContextModel, Thresholds
@@ -100,20 +100,24 @@ def _compact_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def _write_file_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``path`` holds ``data`` or what it held before, never part of it (see tempfiles.py)."""
+    fd, tmp = tempfiles.create(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # locked until closed, which is after the rename
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_OUR_FILES = re.compile(r"manifest\.json|.+\.npz|learned-.+\.json")  # whose temporary files are ours
 
 
 def _thresholds_dict(t: Thresholds) -> dict:
@@ -188,6 +192,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
     directory at a time are serialised by the caller (the CLI holds ``learning.model_lock``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tempfiles.remove_stale(directory, _OUR_FILES)  # of a save that was killed (SIGKILL)
     named_before = _named_files(directory)
     contexts_manifest = {}
     written: set[str] = set()
@@ -366,6 +371,7 @@ def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle
     replaced meanwhile, the load starts again from the new manifest; a file missing from the
     current manifest is an error (exit code 4)."""
     directory = Path(directory) if directory else default_model_dir()
+    tempfiles.remove_stale(directory, _OUR_FILES)  # of a save that was killed (SIGKILL)
     for attempt in range(1, LOAD_ATTEMPTS + 1):
         manifest = read_manifest(directory)
         try:

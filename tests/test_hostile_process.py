@@ -378,3 +378,121 @@ def test_a_model_file_missing_from_the_current_manifest_is_still_exit_4(model_co
     sorted(model_copy.glob("*.npz"))[0].unlink()
     with pytest.raises(ModelError, match="model file missing"):
         load_bundle(model_copy)
+
+
+# ---- 4. temporary files after SIGTERM and kill -9 ---------------------------------------------
+def _temp_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_during_classify_output_removes_its_temporary_file_and_keeps_the_old_output(
+    trained_model, tmp_path, classify_procs, jobs
+):
+    out = tmp_path / "flagged.jsonl"
+    out.write_text("previous run\n")
+    proc = classify_procs(trained_model, "--jobs", jobs, "--output", str(out))
+    assert proc.send("WIN a FREE iPhone now", "see you tomorrow")
+    _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob(".*.tmp")), "the records in the temporary file")
+    os.kill(proc.proc.pid, signal.SIGTERM)
+    assert proc.finish() == (143, "")
+    assert _temp_files(tmp_path) == []
+    assert out.read_text() == "previous run\n"
+
+
+def test_the_temporary_file_of_a_classify_output_killed_with_sigkill_goes_with_the_next_run(
+    trained_model, tmp_path, classify_procs
+):
+    out = tmp_path / "flagged.jsonl"
+    proc = classify_procs(trained_model, "--jobs", "2", "--output", str(out))
+    assert proc.send("WIN a FREE iPhone now")
+    _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob(".*.tmp")), "the records in the temporary file")
+    proc.kill()
+    (left,) = _temp_files(tmp_path)  # SIGKILL: nothing could remove it
+    assert left.startswith(".flagged.jsonl.")
+    other = tmp_path / ".other.jsonl.abc123.tmp"  # not a temporary file of this output: left alone
+    other.write_text("x")
+    again = subprocess.run(
+        [sys.executable, "-m", "spamcli", "classify", "--model", str(trained_model), "--output", str(out)],
+        input=b"hello\n",
+        capture_output=True,
+        env=cli_env(),
+        cwd=REPO,
+        timeout=TIMEOUT,
+    )
+    assert again.returncode == 0, again.stderr
+    assert _temp_files(tmp_path) == [other.name]
+    assert len(out.read_text().splitlines()) == 1
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+from spamcli import bundle
+
+model, victim = Path(sys.argv[1]), sys.argv[2]
+changed = bundle.load_bundle(model, with_site=False)
+for nb in changed.contexts["content"].models.values():
+    nb.doc_counts = nb.doc_counts + 1
+real_replace = os.replace
+
+def replace(src, dst):
+    if str(dst).endswith(victim):  # with the temporary file written, just before it takes its place
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+
+bundle.os.replace = replace
+bundle.save_bundle(changed, model)
+"""
+
+
+@pytest.mark.parametrize(("victim", "cleaner"), [("manifest.json", "load"), (".npz", "save")])
+def test_the_temporary_files_of_a_save_killed_with_sigkill_go_with_the_next_load_or_save(model_copy, victim, cleaner):
+    from spamcli.bundle import load_bundle, save_bundle
+
+    manifest = (model_copy / "manifest.json").read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_SAVE, str(model_copy), victim],
+        capture_output=True,
+        env=cli_env(),
+        cwd=REPO,
+        timeout=TIMEOUT,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = _temp_files(model_copy)
+    assert left.startswith(".manifest.json." if victim == "manifest.json" else ".content-")
+    assert (model_copy / "manifest.json").read_bytes() == manifest  # the old model, whole
+    if cleaner == "load":
+        result = subprocess.run(
+            [sys.executable, "-m", "spamcli", "classify", "--model", str(model_copy)],
+            input=b"hello\n",
+            capture_output=True,
+            env=cli_env(),
+            cwd=REPO,
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+    else:
+        save_bundle(load_bundle(model_copy), model_copy)
+    assert _temp_files(model_copy) == []
+
+
+def test_a_live_writers_temporary_file_is_never_taken_for_stale(tmp_path):
+    from spamcli import tempfiles
+
+    fd, tmp = tempfiles.create(tmp_path / "manifest.json")
+    try:
+        tempfiles.remove_stale(tmp_path)
+        assert os.path.exists(tmp)  # locked: its writer is alive
+        cleaner = subprocess.run(  # another process, as another spamcli would be
+            [sys.executable, "-c", f"from spamcli import tempfiles; tempfiles.remove_stale({str(tmp_path)!r})"],
+            env=cli_env(),
+            cwd=REPO,
+            timeout=TIMEOUT,
+        )
+        assert cleaner.returncode == 0
+        assert os.path.exists(tmp)
+    finally:
+        os.close(fd)
+    tempfiles.remove_stale(tmp_path)  # its writer is gone without renaming it
+    assert not os.path.exists(tmp)
