@@ -496,3 +496,45 @@ def test_a_live_writers_temporary_file_is_never_taken_for_stale(tmp_path):
         os.close(fd)
     tempfiles.remove_stale(tmp_path)  # its writer is gone without renaming it
     assert not os.path.exists(tmp)
+
+
+# ---- 3. learn reads its input before it locks anything -----------------------------------------
+def test_a_learn_waiting_on_its_input_blocks_no_other_learn_or_train(model_copy):
+    """``sleep 1000 | spamcli learn --spam -`` holds no lock while it waits: it reads its whole
+    input first, then writes (the site database's transactions, the model lock of legacy models)."""
+    from helpers import SAMPLES, run_cli
+
+    slow = subprocess.Popen(
+        [sys.executable, "-m", "spamcli", "learn", "--model", str(model_copy), "--spam", "-", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=REPO,
+    )
+    try:
+        slow.stdin.write(b"cheap watches from the slow producer\n")
+        slow.stdin.flush()  # and its stdin stays open: it waits for more
+        other = run_cli("learn", "--model", model_copy, "--ham", "-", stdin="notes from the meeting\n", timeout=TIMEOUT)
+        assert other.code == 0, other.stderr
+        trained = run_cli(
+            "train",
+            "--spam",
+            SAMPLES / "spam.txt",
+            "--ham",
+            SAMPLES / "ham.txt",
+            "--out",
+            model_copy,
+            "--min-per-class",
+            "5",
+            timeout=2 * TIMEOUT,
+        )
+        assert trained.code == 0, trained.stderr
+        assert slow.poll() is None  # still waiting for its input
+        slow.stdin.close()
+        assert slow.wait(timeout=TIMEOUT) == 0, slow.stderr.read()
+        assert json.loads(slow.stdout.read())["learned"] == 1
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
