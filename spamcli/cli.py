@@ -176,7 +176,8 @@ def classify(
     is {"id", "score", "label": spam|unsure|ham, "lang", "model"}, or {"id", "error"} for a record
     that could not be read. With --context profile, records are profiles (about, personal_url,
     email, comments_count, locale, ...) and the output adds "signals". --output/--only turn it into
-    a batch job with a summary on stderr. Exit code 0, or 3 when the input held no usable record.
+    a batch job with a summary on stderr. Exit code 0, 3 when the input held no usable record, 5
+    when a worker process died (--jobs).
     """
     from .batch import JsonLinesSink, LabelCounts, label_of, open_sink, parse_only
     from .records import read_records
