@@ -19,8 +19,10 @@ and array must have its type and a sane, finite range (docs/FORMAT.md); anything
 :class:`ModelError` (exit 4). Atomicity: data files get content-addressed names and are written
 first (a file of that name already there is kept only if it holds exactly the same bytes, so saving
 over a damaged model repairs it); ``manifest.json`` is replaced last with ``os.replace`` (atomic on
-POSIX); only then are files no longer referenced deleted. A crash at any point leaves the previous
-manifest and its files intact, so the previous model stays loadable.
+POSIX); files no manifest names any more are deleted by a later save, once :data:`RETIRED_GRACE` seconds
+have passed since the manifest naming them was replaced: a reader that has just read that manifest
+still finds its files (and should it stall for longer, :func:`load_bundle` starts again from the new
+manifest). A crash at any point leaves the previous manifest and its files intact.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import io
 import json
 import math
 import os
+import re
 import stat
-import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, tempfiles
 from .errors import ModelError
 from .langid import BACKENDS as LANG_BACKENDS
 from .model import KINDS, NaiveBayesModel
@@ -105,16 +108,17 @@ def _compact_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def _write_file_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``path`` holds ``data`` or what it held before, never part of it (see tempfiles.py)."""
+    fd, tmp = tempfiles.create(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # locked until closed, which is after the rename
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -137,6 +141,8 @@ def _ensure_file(path: Path, data: bytes) -> None:
     new manifest: compare, and rewrite it atomically unless it holds exactly ``data``."""
     if not _holds(path, data):
         _write_file_atomic(path, data)
+
+_OUR_FILES = re.compile(r"manifest\.json|.+\.npz|learned-.+\.json")  # whose temporary files are ours
 
 
 def _thresholds_dict(t: Thresholds) -> dict:
@@ -179,10 +185,47 @@ def _context_manifest(ctx: ContextModel, files: dict[str, dict]) -> dict:
     }
 
 
+RETIRED_GRACE = 60.0  # seconds a data file stays after the manifest naming it was replaced
+
+
+def _named_files(directory: Path) -> set[str]:
+    """The data files the current manifest of ``directory`` names (none if it has none)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        entries = [e for ctx in manifest["contexts"].values() for e in ctx["models"].values()]
+        entries += [manifest["learned"]] if "learned" in manifest else []
+        return {str(e["file"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _remove_retired(directory: Path, keep: set[str], retiring: set[str]) -> None:
+    """Delete the data files no manifest has named for :data:`RETIRED_GRACE` seconds.
+
+    ``retiring``: those the manifest just replaced named. A reader may have read that manifest an
+    instant ago and not yet opened them, so they are kept, their modification time set to now:
+    from then on it tells since when no manifest names them. A file left by a save that crashed
+    before its manifest was written is removed likewise, once its write is that old."""
+    now = time.time()
+    for path in [*directory.glob("*.npz"), *directory.glob("learned-*.json")]:
+        if path.name in keep:
+            continue
+        try:
+            if path.name in retiring:
+                os.utime(path, (now, now))
+            elif path.stat().st_mtime < now - RETIRED_GRACE:
+                path.unlink()
+        except OSError:  # gone already, or not ours to touch: a later save tries again
+            pass
+
+
 def save_bundle(bundle: Bundle, directory: Path) -> Path:
-    """Write ``bundle`` to ``directory`` atomically (see module docstring)."""
+    """Write ``bundle`` to ``directory`` atomically (see module docstring). Callers writing one
+    directory at a time are serialised by the caller (the CLI holds ``learning.model_lock``)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tempfiles.remove_stale(directory, _OUR_FILES)  # of a save that was killed (SIGKILL)
+    named_before = _named_files(directory)
     contexts_manifest = {}
     written: set[str] = set()
     for ctx_name, ctx in bundle.contexts.items():
@@ -226,9 +269,7 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
         **learned_entry,
     }
     _write_file_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-    for stale in [*directory.glob("*.npz"), *directory.glob("learned-*.json")]:
-        if stale.name not in written:
-            stale.unlink(missing_ok=True)
+    _remove_retired(directory, keep=written, retiring=named_before - written)
     return directory
 
 
@@ -242,6 +283,10 @@ MODEL_FILE_BYTES_PER_FEATURE = 40  # columns int32 + counts 2 x float64 + two fl
 MODEL_FILE_OVERHEAD = 2**16  # zip and .npy headers
 
 
+class _MissingFile(ModelError):
+    """A data file the manifest names is not there (perhaps removed by a writer since)."""
+
+
 def _read_regular(path: Path, limit: int, what: str) -> bytes:
     """The bytes of ``path``, after checking it is a regular file of at most ``limit`` bytes
     (stat first, then an ``O_NONBLOCK`` open and fstat, so neither a FIFO nor a device is read)."""
@@ -249,6 +294,8 @@ def _read_regular(path: Path, limit: int, what: str) -> bytes:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise ModelError(f"{what} is not a regular file: {path}")
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise _MissingFile(f"{what} missing: {path} ({exc.strerror})") from None
     except OSError as exc:
         raise ModelError(f"{what} missing: {path} ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
@@ -528,11 +575,31 @@ def _check_scoring(scoring: dict) -> None:
         raise ValueError(f"scoring: {exc}") from None
 
 
+LOAD_ATTEMPTS = 5  # manifests read in turn while a writer keeps replacing them (see load_bundle)
+
+
 def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle:
     """Load and verify a model directory (default: the shipped model); ``with_site``: with what
-    its moderators taught (``spamcli learn``) added to the scores."""
+    its moderators taught (``spamcli learn``) added to the scores.
+
+    A reader never sees half a swap: it reads one manifest, then the files that manifest names,
+    which a writer keeps for :data:`RETIRED_GRACE` seconds after replacing it (see save_bundle).
+    Should one be gone all the same (a reader stalled that long), and the manifest has been
+    replaced meanwhile, the load starts again from the new manifest; a file missing from the
+    current manifest is an error (exit code 4)."""
     directory = Path(directory) if directory else default_model_dir()
-    manifest = read_manifest(directory)
+    tempfiles.remove_stale(directory, _OUR_FILES)  # of a save that was killed (SIGKILL)
+    for attempt in range(1, LOAD_ATTEMPTS + 1):
+        manifest = read_manifest(directory)
+        try:
+            return _load_manifest(directory, manifest, with_site)
+        except _MissingFile:
+            if attempt == LOAD_ATTEMPTS or read_manifest(directory) == manifest:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _load_manifest(directory: Path, manifest: dict, with_site: bool) -> Bundle:
     contexts = {}
     where = ""
     try:

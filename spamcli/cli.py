@@ -9,15 +9,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import stat
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from . import __version__
-from .errors import EXIT_BUG, EXIT_INPUT, EXIT_OK, EXIT_USAGE, InputError, SpamcliError, UsageError
+from .errors import (
+    EXIT_BUG,
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_SIGNAL_BASE,
+    EXIT_USAGE,
+    InputError,
+    SpamcliError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="spamcli",
@@ -168,7 +179,8 @@ def classify(
     is {"id", "score", "label": spam|unsure|ham, "lang", "model"}, or {"id", "error"} for a record
     that could not be read. With --context profile, records are profiles (about, personal_url,
     email, comments_count, locale, ...) and the output adds "signals". --output/--only turn it into
-    a batch job with a summary on stderr. Exit code 0, or 3 when the input held no usable record.
+    a batch job with a summary on stderr. Exit code 0, 3 when the input held no usable record, 5
+    when a worker process died (--jobs).
     """
     from .batch import JsonLinesSink, LabelCounts, label_of, open_sink, parse_only
     from .records import read_records
@@ -810,39 +822,113 @@ def _click_error(exc: BaseException) -> bool:
     return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds the stack like KeyboardInterrupt does for Ctrl-C, so that
+    temporary files are removed and worker processes stopped on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_termination(signum: int, _frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
+    raise _Terminated(signum)
+
+
+def _catch_termination():
+    """Turn SIGTERM and SIGHUP into :class:`_Terminated` while the CLI runs (where they are not
+    ignored already, as ``nohup`` does); returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, _on_termination)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
+
+
+def _leave(code: int):
+    """``sys.exit(code)``, unless the input's reader thread is still blocked reading stdin (Ctrl-C
+    or an error while a pipe is quiet). Then the interpreter's shutdown would close stdin under
+    that thread, which holds stdin's lock: "Fatal Python error: _enter_buffered_busy" and SIGABRT
+    instead of the exit code. Nothing is left to clean up by then (workers are stopped, temporary
+    files removed on the way out), so the process flushes its output and leaves at once."""
+    from .stream import READER_THREAD
+
+    readers = [t for t in threading.enumerate() if t.name == READER_THREAD and t.is_alive()]
+    for thread in readers:
+        thread.join(0.1)  # a reader that is not blocked stops at its next record
+    if any(t.is_alive() for t in readers) and _has_real_stdin():
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _has_real_stdin() -> bool:
+    try:
+        sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map errors to one line on stderr and the documented exit codes."""
+    """Run the CLI; map errors to one line on stderr and the documented exit codes (see errors.py)."""
     # numpy's OpenBLAS starts a thread per CPU that spins after it wakes, taking CPU from classify's
     # workers (0.2-0.5 s of CPU on 50,000 messages, measured). Nothing here needs threaded BLAS: the
     # scoring and counting are sparse, in numpy or C. numpy is imported after this line.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    restore = _catch_termination()
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # arrived while an error was being reported
+        code = EXIT_SIGNAL_BASE + signal.SIGINT
+    except _Terminated as exc:
+        code = EXIT_SIGNAL_BASE + exc.signum
+    finally:
+        restore()
+    _leave(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    """The exit code of one run; errors are reported on stderr here."""
     try:
         code = app(args=argv, standalone_mode=False, prog_name="spamcli")
-        sys.exit(code if isinstance(code, int) else EXIT_OK)
+        return code if isinstance(code, int) else EXIT_OK
     except SpamcliError as exc:
         print(f"spamcli: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except (BrokenPipeError, _StdoutClosed):
         _quiet_broken_pipe()
-        sys.exit(EXIT_OK)
+        return EXIT_OK
     except (KeyboardInterrupt, typer.Abort):
-        sys.exit(130)
+        return EXIT_SIGNAL_BASE + signal.SIGINT
+    except _Terminated as exc:
+        return EXIT_SIGNAL_BASE + exc.signum
     except OSError as exc:
         print(f"spamcli: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_INPUT)
+        return EXIT_INPUT
     except Exception as exc:
         if _click_error(exc):
             if type(exc).__name__ == "NoArgsIsHelpError":
                 print(exc.format_message(), file=sys.stderr)
-                sys.exit(EXIT_USAGE)
+                return EXIT_USAGE
             ctx = getattr(exc, "ctx", None)
             hint = f" (see 'spamcli {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
             print(f"spamcli: error: {exc.format_message()}{hint}", file=sys.stderr)
-            sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+            return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
         if os.environ.get("SPAMCLI_DEBUG"):
             raise
         print(
             f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
-        sys.exit(EXIT_BUG)
+        return EXIT_BUG

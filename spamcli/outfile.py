@@ -14,11 +14,12 @@ whatever the path is, so it is only ever done over a regular file or a new name:
 from __future__ import annotations
 
 import os
+import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import IO
 
+from . import tempfiles
 from .errors import UsageError
 
 
@@ -55,8 +56,9 @@ class OutputFile:
             if self.direct:
                 self.tmp = None
                 self.stream: IO = open(target, flags, **text)  # noqa: SIM115 - closed in commit/abort
-            else:
-                fd, self.tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            else:  # a locked temporary file: one a killed run (SIGKILL) left is removed here
+                tempfiles.remove_stale(target.parent, re.compile(re.escape(target.name)))
+                fd, self.tmp = tempfiles.create(target)
                 self.stream = os.fdopen(fd, flags, **text)
         except OSError as exc:
             raise UsageError(f"cannot write {what} {path}: {exc.strerror}") from None
@@ -67,14 +69,14 @@ class OutputFile:
             return
         self.stream.flush()
         os.fsync(self.stream.fileno())
-        self.stream.close()
         os.chmod(self.tmp, 0o666 & ~_umask())
-        os.replace(self.tmp, self.target)
+        os.replace(self.tmp, self.target)  # before close, which releases the temporary file's lock
+        self.stream.close()
 
     def abort(self) -> None:
-        self.stream.close()
         if self.tmp and os.path.exists(self.tmp):
             os.unlink(self.tmp)
+        self.stream.close()
 
 
 def write_output(path: str | os.PathLike, data: bytes, what: str = "--out") -> Path:

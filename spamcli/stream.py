@@ -19,6 +19,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 _END = object()
+READER_THREAD = "spamcli-reader"  # the name of the thread that reads the input (see cli._leave)
 
 
 class _Failure:
@@ -66,7 +67,7 @@ def micro_batches(
         except BaseException as exc:  # handed to the consumer, which re-raises it
             buffer.put(_Failure(exc))
 
-    thread = threading.Thread(target=produce, name="spamcli-reader", daemon=True)
+    thread = threading.Thread(target=produce, name=READER_THREAD, daemon=True)
     thread.start()
     try:
         done = False

@@ -297,7 +297,7 @@ def test_classify_into_closed_pipe_stops_its_workers_before_it_exits(trained_mod
     with pytest.raises(SystemExit) as exit_info:  # holds the traceback, and with it classify's frames
         main(["classify", "--model", str(trained_model), "--jobs", "2"])
     assert exit_info.value.code == 0
-    assert not [p for p in multiprocessing.active_children() if p.name.startswith("ForkPoolWorker")]
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("ForkProcess")]
 
 
 def test_classify_streams_each_line_before_the_next_is_written(trained_model):

@@ -238,7 +238,7 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert proc.returncode == 130
-    assert "Traceback" not in err and "ForkPoolWorker" not in err, err
+    assert "Traceback" not in err and "ForkProcess" not in err, err
 
 
 def _deliver_sigint() -> None:
@@ -279,8 +279,8 @@ def test_the_api_scores_file_blocks_in_workers_also_when_batches_wait(spam_filte
 
 def test_a_consumer_stopping_early_lets_the_workers_finish_and_exit_unkilled(spam_filter):
     """classify | head -1: the batches still in flight are finished and the workers exit on their
-    own. Killing them (Pool.terminate) could hit one holding the lock of the results pipe, after
-    which terminate() waited forever for the pool's task-handler thread (seen as a hung test)."""
+    own, not killed (with multiprocessing.Pool, terminate() could hit one holding the lock of the
+    results pipe, after which it waited forever for the pool's task-handler thread)."""
     import multiprocessing
 
     from spamcli.records import Record
@@ -289,7 +289,7 @@ def test_a_consumer_stopping_early_lets_the_workers_finish_and_exit_unkilled(spa
     records = [Record(id=i, text=texts[i % len(texts)]) for i in range(20_000)]
     batches = spam_filter.classify_batches(iter(records), max_batch=1000, max_wait=None, jobs=2)
     assert len(next(batches)) == 1000
-    workers = [p for p in multiprocessing.active_children() if p.name.startswith("ForkPoolWorker")]
+    workers = [p for p in multiprocessing.active_children() if p.name.startswith("ForkProcess")]
     assert len(workers) == 2
     batches.close()  # with batches still being scored: this is where the pool shuts down
     assert [p.exitcode for p in workers] == [0, 0]  # not -SIGTERM
@@ -306,18 +306,22 @@ def _score_crashing_on_the_fourth_batch(slim, *args):
 
 
 def test_an_early_stop_with_a_dead_worker_gives_up_after_the_grace_period(spam_filter, monkeypatch):
-    """A batch whose worker died never finishes: an early stop waits IN_FLIGHT_GRACE for it, then
-    terminates the pool instead of joining forever."""
+    """A batch whose worker died never finishes: an early stop does not wait for it forever (the
+    pool fails the batches of a dead worker; a hung one is killed after IN_FLIGHT_GRACE)."""
+    import contextlib
     import time
 
     from spamcli import parallel
+    from spamcli.errors import WorkerError
     from spamcli.records import Record
 
     monkeypatch.setattr(parallel, "IN_FLIGHT_GRACE", 1.0)
     monkeypatch.setattr(parallel, "_score", _score_crashing_on_the_fourth_batch)
     records = [Record(id=i, text="free money now") for i in range(20_000)]
     batches = spam_filter.classify_batches(iter(records), max_batch=1000, max_wait=None, jobs=2)
-    assert len(next(batches)) == 1000
+    # the pool may see the death before the first batch comes back: it fails them all
+    with contextlib.suppress(WorkerError):
+        assert len(next(batches)) == 1000
     start = time.monotonic()
     batches.close()
-    assert time.monotonic() - start < 30  # 1 s of grace, then terminate(); before: forever
+    assert time.monotonic() - start < 30  # before: forever
