@@ -35,6 +35,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,10 +88,20 @@ def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
     if not create and not path.is_file():
         return None
     con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.executescript(_SCHEMA)
-    return con
+    # Two first learns at once: switching a new database to WAL (and creating its tables) can be
+    # refused with "database is locked" without SQLite's busy wait; retry, as the wait would.
+    deadline = time.monotonic() + 60.0
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(_SCHEMA)
+            return con
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                con.close()
+                raise
+            time.sleep(0.01)
 
 
 @dataclass

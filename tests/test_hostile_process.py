@@ -351,7 +351,7 @@ def test_a_reader_that_stalled_past_the_grace_period_starts_again_from_the_new_m
     real_verified_bytes = bundle._verified_bytes
     stalled = []
 
-    def stall_once(directory, entry):
+    def stall_once(directory, entry, *limit):
         if not stalled:
             stalled.append(entry["file"])
             for _ in range(2):
@@ -362,7 +362,7 @@ def test_a_reader_that_stalled_past_the_grace_period_starts_again_from_the_new_m
                 for path in model_copy.glob("*.npz"):
                     os.utime(path, (past, past))  # as if the reader had stalled that long
             assert not (model_copy / entry["file"]).exists()
-        return real_verified_bytes(directory, entry)
+        return real_verified_bytes(directory, entry, *limit)
 
     monkeypatch.setattr(bundle, "_verified_bytes", stall_once)
     loaded = bundle.load_bundle(model_copy)
