@@ -202,7 +202,8 @@ def classify(
 
         def sources():
             for path in inputs or ["-"]:
-                yield scorer.classify_batches(read_records(path, opts), max_batch=batch_size)
+                records = read_records(path, opts)
+                yield scorer.classify_batches(records, max_batch=batch_size, explain=top if explain else 0)
     else:
         if trusted_domains or trusted_ids or scoring:
             raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")

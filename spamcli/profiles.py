@@ -336,14 +336,36 @@ class ProfileScorer:
         z = self.config.bias + w.get("text", 1.0) * text_logit + sum(w.get(s, 0.0) for s in signals)
         return _sigmoid(z)
 
-    def score_records(self, records: list[Record]) -> list[dict]:
-        """Output dicts for a batch of profile records, in order (input fields passed through)."""
-        todo = [r for r in records if not r.error and r.text.strip() and self.trust.reason(r) is None]
-        verdicts = self.text_model.score([r.text for r in todo], [r.lang for r in todo]) if todo else []
-        by_rec = {id(r): v for r, v in zip(todo, verdicts)}
-        return [self._score_one(rec, by_rec.get(id(rec))) for rec in records]
+    def score_records(self, records: list[Record], explain: int = 0) -> list[dict]:
+        """Output dicts for a batch of profile records, in order (input fields passed through).
 
-    def _score_one(self, rec: Record, verdict) -> dict:
+        ``explain=N`` adds what moved each score, in the profile score's log-odds: ``signal_weights``
+        (each fired signal's weight), ``text_weight`` (``w_text * logit(text_score)``) and
+        ``reasons``, the N bio words or word pairs that moved the text score most (their weight
+        times ``w_text``), with ``lang_confidence``."""
+        todo = [r for r in records if not r.error and r.text.strip() and self.trust.reason(r) is None]
+        texts, langs = [r.text for r in todo], [r.lang for r in todo]
+        verdicts = self.text_model.score(texts, langs, explain=explain) if todo else []
+        by_rec = {id(r): v for r, v in zip(todo, verdicts)}
+        return [self._score_one(rec, by_rec.get(id(rec)), explain) for rec in records]
+
+    def _explanation(self, verdict, signals: list[str]) -> dict:
+        w = self.config.weights
+        w_text = w.get("text", 1.0)
+        text_logit = self.config.empty_bio_logit if verdict is None else _logit(verdict.score)
+        return {
+            "lang_confidence": 0.0 if verdict is None else verdict.lang_confidence,
+            "bias": self.config.bias,
+            "text_weight": round(w_text * text_logit, 3),
+            "signal_weights": {s: w.get(s, 0.0) for s in signals if s != "short_bio"},
+            "reasons": [
+                {"token": tok, "weight": round(w_text * weight, 3)} for tok, weight in (verdict.reasons or [])
+            ]
+            if verdict is not None
+            else [],
+        }
+
+    def _score_one(self, rec: Record, verdict, explain: int = 0) -> dict:
         if rec.error:
             return {"id": rec.id, "error": rec.error}
         reason = self.trust.reason(rec)
@@ -365,11 +387,15 @@ class ProfileScorer:
             "lang": lang,
             "model": f"{self.text_context}/{model}" if model else None,
         }
+        if explain:
+            item.update(self._explanation(verdict, signals))
         return {**item, **_extra(rec, exclude=item)}
 
-    def classify_batches(self, records: Iterable[Record], max_batch: int = 1024) -> Iterator[list[dict]]:
+    def classify_batches(
+        self, records: Iterable[Record], max_batch: int = 1024, explain: int = 0
+    ) -> Iterator[list[dict]]:
         for batch in micro_batches(records, max_batch=max_batch, max_wait=0.01):
-            yield self.score_records(batch)
+            yield self.score_records(batch, explain=explain)
 
 
 def _extra(rec: Record, exclude: dict | None = None) -> dict:

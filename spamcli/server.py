@@ -191,7 +191,7 @@ class Service:
             if context == "profile":
                 if self.profiles is None:
                     raise HTTPError(400, "the model has no context to score profiles")
-                results = self.profiles.score_records(records)
+                results = self.profiles.score_records(records, explain=explain)
             else:
                 if self.filter is None:
                     raise HTTPError(400, "the model has no content context")

@@ -180,3 +180,26 @@ def test_labeled_profiles_with_account_fields_learn_signal_weights(trained_model
     assert scoring["weights"]["verified"] == -3.0  # never seen in training: keeps its default
     info = json.loads(run_cli("info", "--model", out, "--json").stdout)
     assert info["contexts"]["profile"]["scoring"] == "learned"
+
+
+def test_profile_explain_lists_signal_weights_and_bio_words_that_add_up_to_the_score():
+    import json as _json
+    import math
+
+    from helpers import run_cli
+
+    record = {
+        "id": 1,
+        "about": "Best casino bonus codes, visit www.casino-bonus.example and win big today",
+        "personal_url": "http://x.example",
+        "comments_count": 0,
+    }
+    result = run_cli("classify", "--context", "profile", "--explain", "--top", "3", stdin=_json.dumps(record) + "\n")
+    assert result.code == 0, result.stderr
+    item = _json.loads(result.stdout)
+    assert set(item["signal_weights"]) == set(item["signals"]) - {"short_bio"}
+    assert len(item["reasons"]) == 3 and all({"token", "weight"} == set(r) for r in item["reasons"])
+    z = item["bias"] + item["text_weight"] + sum(item["signal_weights"].values())
+    assert abs(1 / (1 + math.exp(-z)) - item["score"]) < 1e-3  # the explanation is the score's own sum
+    plain = _json.loads(run_cli("classify", "--context", "profile", stdin=_json.dumps(record) + "\n").stdout)
+    assert "reasons" not in plain and plain["score"] == item["score"]
