@@ -183,7 +183,6 @@ def classify(
     when a worker process died (--jobs).
     """
     from .batch import JsonLinesSink, LabelCounts, label_of, open_sink, parse_only
-    from .records import read_records
 
     if jobs < 0:
         raise UsageError("--jobs must be 0 (one per CPU) or more")
@@ -193,17 +192,16 @@ def classify(
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
     if context == "profile":
-        if jobs > 1 or engine != "local":  # profiles are scored in this process
-            raise UsageError("--jobs and --engine dask score messages; not with --context profile")
+        if engine != "local":  # the Dask engine scores messages only
+            raise UsageError("--engine dask scores messages; not with --context profile")
         if max_fpr is not None:
             raise UsageError("--max-fpr picks message thresholds; profiles take --spam-threshold")
         scorer = _load_profile_scorer(model, ham_threshold, spam_threshold, trusted_domains, trusted_ids, scoring)
         opts.allow_empty_text = True
 
         def sources():
-            for path in inputs or ["-"]:
-                records = read_records(path, opts)
-                yield scorer.classify_batches(records, max_batch=batch_size, explain=top if explain else 0)
+            explained = top if explain else 0
+            return _classify_sources(scorer, inputs or ["-"], opts, explained, batch_size, jobs, engine, scheduler)
     else:
         if trusted_domains or trusted_ids or scoring:
             raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")

@@ -38,8 +38,9 @@ from .stream import micro_batches
 
 if TYPE_CHECKING:
     from .api import SpamFilter
+    from .profiles import ProfileScorer
 
-_worker_filter: SpamFilter | None = None  # set in the parent just before the workers are forked
+_worker_filter: SpamFilter | ProfileScorer | None = None  # set in the parent just before the workers are forked
 
 
 def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -> list[dict]:
@@ -50,7 +51,9 @@ def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -
     assert _worker_filter is not None
     opts = opts or ReadOptions()
     items = (
-        item if isinstance(item, (RawLine, RawBlock)) else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
+        item
+        if isinstance(item, (RawLine, RawBlock, Record))
+        else Record(id=item[0], text=item[1], lang=item[2], error=item[3])
         for item in slim
     )
     records = list(parse_items(items, opts))
@@ -177,7 +180,7 @@ def _worker_error(how: str | None, written: int) -> WorkerError:
 
 
 def score_in_workers(
-    spam_filter: SpamFilter,
+    spam_filter: SpamFilter | ProfileScorer,
     records: Iterable[Record],
     explain: int,
     jobs: int,
@@ -195,7 +198,10 @@ def score_in_workers(
     While the input is quiet, the workers are also checked on each idle tick, so a ``tail -f``
     learns of a death at once, not at its next line."""
     global _worker_filter, _parent_pid, _forked_by_main_thread
-    spam_filter.score(["warm up"])  # load the language-id model and lookup tables before forking
+    # load the language-id model and lookup tables before forking
+    spam_filter.score_records([Record(id=0, text="warm up")])
+    # profiles need every input field; messages only these four (cheaper to send)
+    whole = getattr(spam_filter, "needs_fields", False)
     _worker_filter = spam_filter
     _parent_pid = os.getpid()
     _forked_by_main_thread = threading.current_thread() is threading.main_thread()
@@ -218,7 +224,9 @@ def score_in_workers(
         workers = list((getattr(pool, "_processes", None) or {}).values())  # for the idle-tick check only
         for batch in _tasks(records, max_batch, max_wait):
             if batch:
-                slim = [r if isinstance(r, (RawLine, RawBlock)) else (r.id, r.text, r.lang, r.error) for r in batch]
+                slim = [
+                    r if whole or isinstance(r, (RawLine, RawBlock)) else (r.id, r.text, r.lang, r.error) for r in batch
+                ]
                 pending.append(pool.submit(_score, slim, explain, read_options, max_batch))
             elif not pending and workers and (how := _died(workers)):
                 raise _worker_error(how, written)

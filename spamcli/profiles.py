@@ -391,10 +391,32 @@ class ProfileScorer:
             item.update(self._explanation(verdict, signals))
         return {**item, **_extra(rec, exclude=item)}
 
+    needs_fields = True  # workers get whole records: the signals read the account fields
+
     def classify_batches(
-        self, records: Iterable[Record], max_batch: int = 1024, explain: int = 0
+        self,
+        records: Iterable[Record],
+        explain: int = 0,
+        max_batch: int = 1024,
+        max_wait: float | None = 0.01,
+        jobs: int = 1,
+        read_options=None,
     ) -> Iterator[list[dict]]:
-        for batch in micro_batches(records, max_batch=max_batch, max_wait=0.01):
+        """Output dicts for a stream of profile records, in order, a micro-batch at a time; the
+        same interface as :meth:`spamcli.api.SpamFilter.classify_batches` (``jobs`` > 1: in
+        forked worker processes, with unparsed lines when ``read_options`` is given)."""
+        if jobs != 1:
+            from .parallel import available_jobs, score_in_workers
+
+            jobs = available_jobs(jobs)
+            if jobs > 1:
+                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
+                return
+        if read_options is not None:
+            from .records import parse_items
+
+            records = parse_items(records, read_options)
+        for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
             yield self.score_records(batch, explain=explain)
 
 

@@ -203,3 +203,29 @@ def test_profile_explain_lists_signal_weights_and_bio_words_that_add_up_to_the_s
     assert abs(1 / (1 + math.exp(-z)) - item["score"]) < 1e-3  # the explanation is the score's own sum
     plain = _json.loads(run_cli("classify", "--context", "profile", stdin=_json.dumps(record) + "\n").stdout)
     assert "reasons" not in plain and plain["score"] == item["score"]
+
+
+def test_profiles_score_in_worker_processes_with_the_same_output(tmp_path):
+    import json as _json
+
+    from helpers import run_cli
+
+    from spamcli import parallel
+    from spamcli.bundle import load_bundle
+    from spamcli.profiles import ProfileScorer
+    from spamcli.records import Record
+
+    kinds = [("I like hiking and open data", ""), ("Cheap pills at www.pills.example buy now", "http://x.example")]
+    rows = [
+        {"id": i, "about": about, "personal_url": url, "comments_count": i % 2, "name": f"n{i}"}
+        for i, (about, url) in enumerate(kinds * 150)
+    ]
+    path = tmp_path / "users.jsonl"
+    path.write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    outputs = [run_cli("classify", path, "--context", "profile", "--jobs", j, "--explain").stdout for j in ("1", "2")]
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 300
+    scorer = ProfileScorer(load_bundle(None))
+    records = [Record(id=r["id"], text=r["about"], fields=r) for r in rows]
+    in_workers = [item for batch in scorer.classify_batches(records, jobs=2, max_batch=64) for item in batch]
+    assert parallel._worker_filter is scorer  # the batches went to forked workers
+    assert in_workers == scorer.score_records(records)
