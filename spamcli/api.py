@@ -7,9 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
-from .records import ReadOptions, Record, parse_items
+from .records import ReadOptions, Record
 from .router import ContextModel, Thresholds, Verdict
-from .stream import micro_batches
 
 
 class SpamFilter:
@@ -94,24 +93,10 @@ class SpamFilter:
         read_options: ReadOptions | None = None,
     ) -> Iterator[list[dict]]:
         """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
-        at a time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1
-        scores batches in that many forked worker processes (0: one per CPU; see
-        :mod:`spamcli.parallel`); the output is the same. ``max_wait=None`` when reading the records
-        never blocks (a regular file): full batches, read without a reader thread. With workers,
-        ``records`` may hold :class:`~spamcli.records.RawLine` or :class:`~spamcli.records.RawBlock`
-        items (``read_records(..., raw_lines=True)`` or ``raw_blocks=True``), parsed in the workers
-        with ``read_options``."""
-        if jobs != 1:
-            from .parallel import available_jobs, score_in_workers
+        at a time, in ``jobs`` forked worker processes if > 1: see :func:`spamcli.stream.classify_batches`."""
+        from .stream import classify_batches
 
-            jobs = available_jobs(jobs)
-            if jobs > 1:
-                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
-                return
-        if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all
-            records = parse_items(records, read_options)
-        for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
-            yield self.score_records(batch, explain=explain)
+        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs, read_options)
 
     def classify_stream(self, records: Iterable[Record], explain: int = 0) -> Iterator[dict]:
         """Like :meth:`classify_batches`, one output dict at a time."""

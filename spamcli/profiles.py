@@ -50,7 +50,6 @@ from .moderation import truthy
 from .patterns import PatternError, compile_pattern
 from .records import Record
 from .router import HAM, ContextModel, Thresholds
-from .stream import micro_batches
 from .text import normalise
 
 SIGNALS = (
@@ -402,22 +401,10 @@ class ProfileScorer:
         jobs: int = 1,
         read_options=None,
     ) -> Iterator[list[dict]]:
-        """Output dicts for a stream of profile records, in order, a micro-batch at a time; the
-        same interface as :meth:`spamcli.api.SpamFilter.classify_batches` (``jobs`` > 1: in
-        forked worker processes, with unparsed lines when ``read_options`` is given)."""
-        if jobs != 1:
-            from .parallel import available_jobs, score_in_workers
+        """The same as :meth:`spamcli.api.SpamFilter.classify_batches`, for profiles."""
+        from .stream import classify_batches
 
-            jobs = available_jobs(jobs)
-            if jobs > 1:
-                yield from score_in_workers(self, records, explain, jobs, max_batch, max_wait, read_options)
-                return
-        if read_options is not None:
-            from .records import parse_items
-
-            records = parse_items(records, read_options)
-        for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
-            yield self.score_records(batch, explain=explain)
+        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs, read_options)
 
 
 def _extra(rec: Record, exclude: dict | None = None) -> dict:

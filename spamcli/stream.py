@@ -107,3 +107,37 @@ def micro_batches(
     finally:
         stop.set()
         room.set()
+
+
+
+def classify_batches(
+    scorer,
+    records: Iterable,
+    explain: int = 0,
+    max_batch: int = 1024,
+    max_wait: float | None = 0.01,
+    jobs: int = 1,
+    read_options=None,
+) -> Iterator[list[dict]]:
+    """What both scorers' ``classify_batches`` do (``scorer``: anything with ``score_records``).
+
+    Output dicts for a (possibly endless) stream of records, in input order, a micro-batch at a
+    time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1 scores
+    batches in that many forked worker processes (0: one per CPU; see :mod:`spamcli.parallel`);
+    the output is the same. ``max_wait=None`` when reading never blocks (a regular file): full
+    batches, without a reader thread. ``records`` may hold unparsed
+    :class:`~spamcli.records.RawLine` / :class:`~spamcli.records.RawBlock` items when
+    ``read_options`` is given, parsed in the workers (or here)."""
+    if jobs != 1:
+        from .parallel import available_jobs, score_in_workers  # not imported for one process
+
+        jobs = available_jobs(jobs)
+        if jobs > 1:
+            yield from score_in_workers(scorer, records, explain, jobs, max_batch, max_wait, read_options)
+            return
+    if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all
+        from .records import parse_items
+
+        records = parse_items(records, read_options)
+    for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
+        yield scorer.score_records(batch, explain=explain)
