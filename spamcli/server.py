@@ -105,6 +105,12 @@ class Service:
     def __init__(self, directory: Path, bundle=None, max_bytes: int = 1_000_000):
         self.directory = Path(directory)
         self.max_bytes = max_bytes
+        from .records import ReadOptions
+
+        self._read_options = {  # how a JSON record becomes a Record, per context
+            "content": ReadOptions(max_bytes=max_bytes),
+            "profile": ReadOptions(max_bytes=max_bytes, allow_empty_text=True),
+        }
         self._lock = threading.Lock()
         self._checked = 0.0
         self._follower = None
@@ -166,7 +172,7 @@ class Service:
     def _classify(self, items: list, explain: int, numbers: list[int] | None = None) -> list[dict]:
         """Results for ``items``, in order; ``numbers``: each item's record number (its id when it
         has none; default: its position)."""
-        from .records import ReadOptions, record_from_fields
+        from .records import record_from_fields
 
         out: list[dict | None] = [None] * len(items)
         by_context: dict[str, list] = {}
@@ -179,9 +185,8 @@ class Service:
             if context not in CONTEXTS:
                 out[i] = {"id": item.get("id", number), "error": f"unknown context {context!r} (content or profile)"}
                 continue
-            opts = ReadOptions(max_bytes=self.max_bytes, allow_empty_text=context == "profile")
             fields = {k: v for k, v in item.items() if k != "context"}
-            record = record_from_fields(fields, number, opts)
+            record = record_from_fields(fields, number, self._read_options[context])
             text = record.text or ""
             if not record.error and len(text) > self.max_bytes // 4 and len(text.encode("utf-8")) > self.max_bytes:
                 record.error = f"text longer than {self.max_bytes} bytes"
@@ -345,6 +350,17 @@ class _Coalescer:
                 future.set_result(result)
 
 
+async def _read_capped(chunks) -> bytes:
+    """A request body from its chunks, refused (413) past MAX_BODY bytes without reading on."""
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _RawRequest:
     """What the handlers use of a Starlette Request, read straight from the ASGI scope."""
 
@@ -363,14 +379,6 @@ class _RawRequest:
             if not message.get("more_body", False):
                 return
 
-    async def body(self) -> bytes:
-        chunks, size = [], 0
-        async for chunk in self.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 # ---- the app ---------------------------------------------------------------------------------
@@ -408,23 +416,12 @@ def build_app(service: Service, token: str | None):
             if int(length) > MAX_BODY:
                 raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
 
-        async def read() -> bytes:
-            if length is not None:  # the usual request: one read of a known size
-                return await request.body()
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
-
         try:
             if _timeout is not None:  # Python 3.11+: no task per request
                 async with _timeout(READ_TIMEOUT):
-                    raw = await read()
+                    raw = await _read_capped(request.stream())
             else:
-                raw = await asyncio.wait_for(read(), READ_TIMEOUT)
+                raw = await asyncio.wait_for(_read_capped(request.stream()), READ_TIMEOUT)
         except (asyncio.TimeoutError, TimeoutError):
             raise HTTPError(408, f"the body did not arrive within {READ_TIMEOUT:g} s") from None
         try:
