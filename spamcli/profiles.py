@@ -48,7 +48,7 @@ from .bundle import Bundle
 from .errors import InputError, UsageError
 from .moderation import truthy
 from .patterns import PatternError, compile_pattern
-from .records import Record
+from .records import Record, unwritable_field
 from .router import HAM, ContextModel, Thresholds
 from .text import normalise
 
@@ -365,8 +365,9 @@ class ProfileScorer:
         }
 
     def _score_one(self, rec: Record, verdict, explain: int = 0) -> dict:
-        if rec.error:
-            return {"id": rec.id, "error": rec.error}
+        error = rec.error or unwritable_field(rec)  # every input field is echoed below
+        if error:
+            return {"id": rec.id, "error": error}
         reason = self.trust.reason(rec)
         if reason:
             return {"id": rec.id, "score": 0.0, "label": HAM, "signals": [], "reason": reason, **_extra(rec)}

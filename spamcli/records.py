@@ -242,24 +242,28 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     # (ASCII text holds no surrogate: the usual record skips both searches)
     if not text.isascii() and _LONE_SURROGATE_RE.search(text):
         rec.error = "invalid UTF-8" if _SURROGATE_RE.search(text) else f"text {_NOT_UNICODE}"
+    elif lang and not lang.isascii() and _LONE_SURROGATE_RE.search(lang):
+        rec.error = f"{opts.lang_field} {_NOT_UNICODE}"  # a given language is echoed as "lang"
     elif not text.strip() and not opts.allow_empty_text:
         rec.error = "empty text"
-    else:
-        bad = _unencodable_field(fields)
-        if bad is not None:
-            rec.error = f"{bad} {_INVALID}"
     return rec
 
 
 _INVALID = "is not valid UTF-8 or Unicode (an undecodable byte or a lone surrogate such as \\ud800)"
 
 
-def _unencodable_field(fields: dict) -> str | None:
-    """The name of the first field (or key) that could not be written as UTF-8, else None.
+def unwritable_field(rec: Record) -> str | None:
+    """The error of a record whose input fields cannot be echoed, else None.
 
-    Input fields are echoed in the output; one holding a lone surrogate (a ``\\ud800`` JSON escape,
-    or an undecodable byte read under ``surrogateescape``) cannot be written, so the record is an
-    error record instead, as with a bad ``text``."""
+    Where input fields are passed through to the output (profiles), a field or key holding a lone
+    surrogate (a ``\\ud800`` JSON escape, or an undecodable byte read under ``surrogateescape``)
+    cannot be written, so the record is an error record instead, as with a bad ``text``."""
+    bad = _unencodable_field(rec.fields)
+    return None if bad is None else f"{bad} {_INVALID}"
+
+
+def _unencodable_field(fields: dict) -> str | None:
+    """The name of the first field (or key) that could not be written as UTF-8, else None."""
 
     def bad(value) -> bool:  # iterative: a JSON value may be nested nearly as deep as the parser allows
         todo = [value]

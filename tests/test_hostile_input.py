@@ -106,3 +106,13 @@ def test_an_undecodable_byte_in_a_csv_column_is_an_error_record_and_the_csv_outp
     jsonl = _jsonl(run_cli("classify", path, "--context", "profile"))
     assert "error" in jsonl[1] and "name" in jsonl[1]["error"]
     assert "score" in jsonl[0] and "score" in jsonl[2]
+
+
+def test_a_field_that_is_never_echoed_does_not_spoil_a_message(tmp_path):
+    """Messages echo only their id: a bad unrelated field is no reason to refuse the message."""
+    lines = ['{"id": "m", "text": "see you at lunch", "note": "x\\ud800y"}', '{"id": "n", "text": "hello"}']
+    result = run_cli("classify", "-", stdin="\n".join(lines) + "\n")
+    assert result.code == 0, result.stderr
+    items = _jsonl(result)
+    assert [i["id"] for i in items] == ["m", "n"] and all("score" in i for i in items)
+    assert "note" not in result.stdout
