@@ -115,9 +115,7 @@ def _write_file_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, tempfiles.mode())
             os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from . import site
+from . import site, tempfiles
 from .bundle import MANIFEST, default_model_dir, load_bundle, save_bundle
 from .errors import ModelError, UsageError
 from .router import ContextModel
@@ -83,7 +83,7 @@ def ensure_site_model(directory: Path, base: Path | None = None) -> bool:
         for item in source.iterdir():
             if item.is_file() and (item.name == MANIFEST or item.suffix in (".npz", ".json")):
                 shutil.copyfile(item, tmp / item.name)
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, tempfiles.mode(0o777))
         try:
             os.rename(tmp, directory)
         except OSError:
@@ -94,12 +94,6 @@ def ensure_site_model(directory: Path, base: Path | None = None) -> bool:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _apply_legacy(ctx: ContextModel, text: str, models: list[str], label: int, sign: float) -> None:
@@ -145,8 +139,9 @@ class Teacher:
             _forget_legacy(self.directory, context, legacy)
             self.bundle = load_bundle(self.directory, with_site=False)
         con = self._connection(create=label is not None)
+        legacy_keys = {key for key, _ in legacy}
         for key, _text, columns in todo:
-            was_legacy = any(key == k for k, _ in legacy)
+            was_legacy = key in legacy_keys
             before = site.apply(con, key, context, label, columns) if con is not None else None
             before = before or (learned[key]["label"] if was_legacy else None)
             if label is None:

@@ -23,12 +23,6 @@ from . import tempfiles
 from .errors import UsageError
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class OutputFile:
     """An output path opened for writing: :meth:`commit` makes the data its content, :meth:`abort`
     leaves the path as it was (for a device or FIFO, what was written is written)."""
@@ -69,7 +63,7 @@ class OutputFile:
             return
         self.stream.flush()
         os.fsync(self.stream.fileno())
-        os.chmod(self.tmp, 0o666 & ~_umask())
+        os.chmod(self.tmp, tempfiles.mode())
         os.replace(self.tmp, self.target)  # before close, which releases the temporary file's lock
         self.stream.close()
 

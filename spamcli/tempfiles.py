@@ -12,11 +12,23 @@ holds: the next save or load of a model does so in its directory, the next ``cla
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; temporary files are still removed on the way out
+    fcntl = None
+
+
+def mode(base: int = 0o666) -> int:
+    """``base`` less the process's umask: the mode a plain ``open`` would have given a new file
+    (``mkstemp`` creates 0600, which a file renamed into place should not keep)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
 
 
 def create(target: Path) -> tuple[int, str]:
@@ -24,6 +36,8 @@ def create(target: Path) -> tuple[int, str]:
     target = Path(target)
     while True:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        if fcntl is None:
+            return fd, tmp
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             mine = os.fstat(fd)
@@ -42,7 +56,10 @@ def create(target: Path) -> tuple[int, str]:
 def remove_stale(directory: Path, names: re.Pattern | None = None) -> None:
     """Delete the temporary files in ``directory`` whose writers are gone (see module docstring);
     ``names``: the targets (a pattern matching the whole name) whose temporary files to look at,
-    all by default. Best effort: a directory that cannot be read or written is left as it is."""
+    all by default. Best effort: a directory that cannot be read or written is left as it is
+    (and without ``flock``, on Windows, nothing is removed: a live writer could not be told apart)."""
+    if fcntl is None:
+        return
     try:
         entries = list(os.scandir(directory))
     except OSError:

@@ -155,3 +155,34 @@ def test_a_learned_message_gets_the_moderators_label_until_it_is_forgotten(model
     assert json.loads(out.stdout)["learned"] == "spam"
     assert _learn(model_copy, "forget", MESSAGE).code == 0
     assert all(v.learned is None for v in SpamFilter.load(model_copy).score(texts, ["en"] * 3))
+
+
+def test_train_and_learn_import_and_save_without_fcntl(tmp_path, trained_model):
+    """Windows has no fcntl: the lock (filelock) and temporary files must do without it."""
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def no_fcntl(name, *a, **k):\n"
+        "    if name == 'fcntl': raise ImportError('no fcntl here')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = no_fcntl\n"
+        "from spamcli import bundle, learning, training, tempfiles\n"
+        "assert tempfiles.fcntl is None\n"
+        "b = bundle.load_bundle(sys.argv[1]); bundle.save_bundle(b, sys.argv[2])\n"
+        "print(learning.learn_messages(sys.argv[2], ['cheap watches here'], 'spam').learned)\n"
+    )
+    out = tmp_path / "copy"
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, str(trained_model), str(out)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"
