@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, cli_env
+from helpers import REPO, SAMPLES, cli_env, run_cli
 
 from spamcli.parallel import _score as _REAL_SCORE  # the original, for the stand-ins that die or hang
 
@@ -412,15 +412,8 @@ def test_the_temporary_file_of_a_classify_output_killed_with_sigkill_goes_with_t
     assert left.startswith(".flagged.jsonl.")
     other = tmp_path / ".other.jsonl.abc123.tmp"  # not a temporary file of this output: left alone
     other.write_text("x")
-    again = subprocess.run(
-        [sys.executable, "-m", "spamcli", "classify", "--model", str(trained_model), "--output", str(out)],
-        input=b"hello\n",
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=TIMEOUT,
-    )
-    assert again.returncode == 0, again.stderr
+    again = run_cli("classify", "--model", trained_model, "--output", out, stdin=b"hello\n", timeout=TIMEOUT)
+    assert again.code == 0, again.stderr
     assert _temp_files(tmp_path) == [other.name]
     assert len(out.read_text().splitlines()) == 1
 
@@ -463,15 +456,8 @@ def test_the_temporary_files_of_a_save_killed_with_sigkill_go_with_the_next_load
     assert left.startswith(".manifest.json." if victim == "manifest.json" else ".content-")
     assert (model_copy / "manifest.json").read_bytes() == manifest  # the old model, whole
     if cleaner == "load":
-        result = subprocess.run(
-            [sys.executable, "-m", "spamcli", "classify", "--model", str(model_copy)],
-            input=b"hello\n",
-            capture_output=True,
-            env=cli_env(),
-            cwd=REPO,
-            timeout=TIMEOUT,
-        )
-        assert result.returncode == 0, result.stderr
+        result = run_cli("classify", "--model", model_copy, stdin=b"hello\n", timeout=TIMEOUT)
+        assert result.code == 0, result.stderr
     else:
         save_bundle(load_bundle(model_copy), model_copy)
     assert _temp_files(model_copy) == []
@@ -502,7 +488,7 @@ def test_a_live_writers_temporary_file_is_never_taken_for_stale(tmp_path):
 def test_a_learn_waiting_on_its_input_blocks_no_other_learn_or_train(model_copy):
     """``sleep 1000 | spamcli learn --spam -`` holds no lock while it waits: it reads its whole
     input first, then writes (the site database's transactions, the model lock of legacy models)."""
-    from helpers import SAMPLES, run_cli
+
 
     slow = subprocess.Popen(
         [sys.executable, "-m", "spamcli", "learn", "--model", str(model_copy), "--spam", "-", "--json"],
