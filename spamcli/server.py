@@ -36,7 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .batch import json_line
 from .errors import ModelError, UsageError
+from .records import ReadOptions, record_from_fields
 
 log = logging.getLogger("spamcli.serve")
 
@@ -105,8 +107,6 @@ class Service:
     def __init__(self, directory: Path, bundle=None, max_bytes: int = 1_000_000):
         self.directory = Path(directory)
         self.max_bytes = max_bytes
-        from .records import ReadOptions
-
         self._read_options = {  # how a JSON record becomes a Record, per context
             "content": ReadOptions(max_bytes=max_bytes),
             "profile": ReadOptions(max_bytes=max_bytes, allow_empty_text=True),
@@ -172,8 +172,6 @@ class Service:
     def _classify(self, items: list, explain: int, numbers: list[int] | None = None) -> list[dict]:
         """Results for ``items``, in order; ``numbers``: each item's record number (its id when it
         has none; default: its position)."""
-        from .records import record_from_fields
-
         out: list[dict | None] = [None] * len(items)
         by_context: dict[str, list] = {}
         numbers = numbers or list(range(1, len(items) + 1))
@@ -434,8 +432,6 @@ def build_app(service: Service, token: str | None):
             raise HTTPError(400, f"invalid JSON: {str(exc).splitlines()[0][:120]}") from None
 
     def respond(data: object, status: int = 200) -> Response:
-        from .batch import json_line
-
         body = json_line(data) if isinstance(data, dict) else json.dumps(data, ensure_ascii=False)
         return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
 
