@@ -489,6 +489,7 @@ def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[R
 
 
 def _read_parquet(path: str, opts: ReadOptions) -> Iterator[Record]:
+    open_binary(path).close()  # a missing or unreadable file says so, before the extra is asked for
     try:
         import pyarrow.parquet as pq
     except ImportError:
