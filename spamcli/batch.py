@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import UsageError
-from .outfile import OutputFile
 
 LABELS = ("spam", "unsure", "ham", "error")
 _LEADING = ("id", "score", "label", "signals", "reason", "text_score", "lang", "model", "error")
@@ -173,6 +172,8 @@ class FileSink:
     ``path``'s on :meth:`commit`, and :meth:`abort` leaves ``path`` as it was."""
 
     def __init__(self, path: Path, csv_raw: bool = False):
+        from .outfile import OutputFile  # only for --output
+
         self.path = Path(path)
         self.out = OutputFile(self.path, "--output")
         is_csv = self.path.suffix.lower() == ".csv"

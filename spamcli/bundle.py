@@ -565,7 +565,7 @@ def _check_scoring(scoring: dict) -> None:
     """A profile context's signal weights, as ``--scoring`` would be checked (and its trusted-domain
     patterns compiled): a bad one is the model's error, not the user's."""
     from .errors import UsageError
-    from .profiles import DomainMatcher, ScoringConfig
+    from .scoring import DomainMatcher, ScoringConfig
 
     try:
         DomainMatcher(ScoringConfig.from_dict(scoring).trusted_domains)

@@ -298,7 +298,7 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
     from .records import read_records
 
     if not _engine(engine, scheduler):
-        from .parallel import available_jobs
+        from .stream import available_jobs
 
         raw = available_jobs(jobs) > 1  # workers parse plain and JSON lines: the reader only reads
         for path in inputs:

@@ -84,20 +84,6 @@ def _tasks(records: Iterable, max_batch: int, max_wait: float | None) -> Iterato
         yield group
 
 
-MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
-
-
-def available_jobs(jobs: int) -> int:
-    """``jobs`` itself; for 0, one per usable CPU up to :data:`MAX_DEFAULT_JOBS`; 1 where processes
-    cannot be forked."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if jobs > 0:
-        return jobs
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_JOBS))
-
-
 IN_FLIGHT_GRACE = 30.0  # seconds an early stop waits for the batches in flight before killing workers
 
 

@@ -11,6 +11,7 @@ batches.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -110,6 +111,24 @@ def micro_batches(
 
 
 
+MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
+
+
+def available_jobs(jobs: int) -> int:
+    """``jobs`` itself; for 0, one per usable CPU up to :data:`MAX_DEFAULT_JOBS`; 1 where processes
+    cannot be forked."""
+    if jobs == 1:  # one process: nothing to ask the multiprocessing module
+        return 1
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if jobs > 0:
+        return jobs
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_JOBS))
+
+
 def classify_batches(
     scorer,
     records: Iterable,
@@ -129,10 +148,10 @@ def classify_batches(
     :class:`~spamcli.records.RawLine` / :class:`~spamcli.records.RawBlock` items when
     ``read_options`` is given, parsed in the workers (or here)."""
     if jobs != 1:
-        from .parallel import available_jobs, score_in_workers  # not imported for one process
-
         jobs = available_jobs(jobs)
         if jobs > 1:
+            from .parallel import score_in_workers  # not imported for one process
+
             yield from score_in_workers(scorer, records, explain, jobs, max_batch, max_wait, read_options)
             return
     if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all

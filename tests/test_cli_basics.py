@@ -62,3 +62,26 @@ def test_spamcli_model_env_selects_the_model(trained_model):
     result = run_cli("classify", stdin="hello there\n", env=cli_env(SPAMCLI_MODEL=str(trained_model)))
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["id"] == 1
+
+
+def test_a_one_process_message_run_imports_neither_the_profile_scorer_nor_the_worker_pool():
+    """Start-up: `echo hi | spamcli classify --jobs 1` needs neither (each costs milliseconds)."""
+    import subprocess
+    import sys
+
+    from helpers import cli_env
+
+    code = (
+        "import sys\n"
+        "sys.argv = ['spamcli', 'classify', '--jobs', '1']\n"
+        "from spamcli.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('spamcli', 'concurrent')))), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=b"hi\n", capture_output=True, env=cli_env(), timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    modules = set(result.stderr.decode().split())
+    assert "spamcli.router" in modules  # it did score
+    assert not modules & {"spamcli.profiles", "spamcli.moderation", "spamcli.parallel", "concurrent.futures"}
