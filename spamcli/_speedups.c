@@ -1532,6 +1532,18 @@ get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name
     return 0;
 }
 
+/* args[first .. first + n) as doubles; -1 with an exception set on failure. */
+static int
+get_doubles(PyObject *const *args, Py_ssize_t first, Py_ssize_t n, double *out)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = PyFloat_AsDouble(args[first + i]);
+        if (out[i] == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 sp_nblr_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1539,20 +1551,14 @@ sp_nblr_scores(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     static const Py_ssize_t sizes[] = {8, 4, 4, 4, 8, 8, 8, 8};
     Py_buffer b[8];
     int got = 0, ok = 0;
-    double floor_plain, floor_nb, intercept;
+    double numbers[3], floor_plain, floor_nb, intercept;
     if (nargs != 11) {
         PyErr_SetString(PyExc_TypeError, "nblr_scores takes 11 arguments");
         return NULL;
     }
-    floor_plain = PyFloat_AsDouble(args[8]);
-    if (floor_plain == -1.0 && PyErr_Occurred())
+    if (get_doubles(args, 8, 3, numbers) < 0)
         return NULL;
-    floor_nb = PyFloat_AsDouble(args[9]);
-    if (floor_nb == -1.0 && PyErr_Occurred())
-        return NULL;
-    intercept = PyFloat_AsDouble(args[10]);
-    if (intercept == -1.0 && PyErr_Occurred())
-        return NULL;
+    floor_plain = numbers[0], floor_nb = numbers[1], intercept = numbers[2];
     for (; got < 8; got++)
         if (get_buffer(args[got], &b[got], sizes[got], names[got], got == 7) < 0)
             goto done;
@@ -1612,6 +1618,283 @@ done:
     Py_RETURN_NONE;
 }
 
+/* nblr_fit: the regression of spamcli.model (kind "nblr"), fitted on the hashed rows themselves.
+ * Each row x stands for its two views (module docstring of spamcli.model): x_j / N(x) at weight
+ * w[slot_j] and x_j r_j / N_r(x r) at weight w[k + slot_j], for the k seen columns (slot >= 0;
+ * entries of unseen columns are skipped), plus a bias feature of value 1 (w[2k], scikit-learn's
+ * intercept_scaling=1), so the views are never built. The solver is liblinear's
+ * solve_l2r_lr_dual (Yu, Huang and Lin, "Dual coordinate descent methods for logistic regression
+ * and maximum entropy models", MLJ 2011, algorithm 5), step for step, with its own seeded generator
+ * shuffling the rows each pass: a fit is the same whatever else runs (liblinear's generator is one
+ * per process, drawn from in turn by fits on several threads). Runs without the GIL.
+ * rows: the rows of the CSR matrix (indptr, indices, data) fitted on, so a fold needs no copy;
+ * y: +1 / -1 per fitted row; upper: the bound C_i of its dual variable (C times its weight).
+ * Returns the passes made. */
+static uint64_t
+lr_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static PyObject *
+sp_nblr_fit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[] = {"indptr", "indices", "data", "slot", "r", "rows", "y", "upper", "w"};
+    static const Py_ssize_t sizes[] = {8, 4, 4, 4, 8, 8, 8, 8, 8};
+    Py_buffer b[9];
+    int got = 0, ok = 0, bad = 0;
+    double numbers[3], floor_plain, floor_nb, eps;
+    long max_iter, iter = 0;
+    unsigned long long seed;
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "nblr_fit takes 14 arguments");
+        return NULL;
+    }
+    if (get_doubles(args, 9, 3, numbers) < 0)
+        return NULL;
+    floor_plain = numbers[0], floor_nb = numbers[1], eps = numbers[2];
+    max_iter = PyLong_AsLong(args[12]);
+    if (max_iter == -1 && PyErr_Occurred())
+        return NULL;
+    seed = PyLong_AsUnsignedLongLongMask(args[13]);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    for (; got < 9; got++)
+        if (get_buffer(args[got], &b[got], sizes[got], names[got], got == 8) < 0)
+            goto done;
+    {
+        const int64_t *xptr = b[0].buf, *rows = b[5].buf;
+        const int32_t *indices = b[1].buf, *slot = b[3].buf;
+        const float *data = b[2].buf;
+        const double *r = b[4].buf, *yv = b[6].buf, *upper = b[7].buf;
+        double *w = b[8].buf;
+        Py_ssize_t n_x = b[0].len / 8 - 1, l = b[5].len / 8, n_entries = b[1].len / 4, n_slot = b[3].len / 4;
+        Py_ssize_t k = b[4].len / 8;
+        double *xTx = NULL, *alpha = NULL, *inv = NULL;
+        Py_ssize_t *index = NULL;
+        int64_t *indptr = NULL; /* indptr[2i], indptr[2i + 1]: where problem row i (X row rows[i]) lies */
+        if (l < 1 || n_x < 0 || b[2].len / 4 != n_entries || b[6].len / 8 != l || b[7].len / 8 != l
+            || b[8].len / 8 != 2 * k + 1) {
+            PyErr_SetString(PyExc_ValueError, "nblr_fit: array lengths do not match");
+            goto done;
+        }
+        indptr = PyMem_RawMalloc(sizeof(int64_t) * 2 * l);
+        if (!indptr) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < l && !bad; i++) {
+            int64_t row = rows[i];
+            if (row < 0 || row >= n_x || xptr[row] < 0 || xptr[row + 1] < xptr[row] || xptr[row + 1] > n_entries
+                || !(upper[i] > 0)) {
+                bad = 1;
+                break;
+            }
+            indptr[2 * i] = xptr[row];
+            indptr[2 * i + 1] = xptr[row + 1];
+            for (int64_t e = indptr[2 * i]; e < indptr[2 * i + 1] && !bad; e++)
+                if (indices[e] < 0 || indices[e] >= n_slot || slot[indices[e]] >= k)
+                    bad = 1;
+        }
+        if (bad) {
+            PyMem_RawFree(indptr);
+            PyErr_SetString(PyExc_ValueError, "nblr_fit: bad rows, columns or bounds");
+            goto done;
+        }
+        xTx = PyMem_RawMalloc(sizeof(double) * l);
+        alpha = PyMem_RawMalloc(sizeof(double) * 2 * l);
+        inv = PyMem_RawMalloc(sizeof(double) * 2 * l);
+        index = PyMem_RawMalloc(sizeof(Py_ssize_t) * l);
+        if (!xTx || !alpha || !inv || !index) {
+            PyMem_RawFree(indptr);
+            PyMem_RawFree(xTx);
+            PyMem_RawFree(alpha);
+            PyMem_RawFree(inv);
+            PyMem_RawFree(index);
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        {
+            uint64_t state = (uint64_t)seed;
+            double innereps = 1e-2, innereps_min = eps < 1e-8 ? eps : 1e-8;
+            const int max_inner_iter = 100;
+            double *wp = w, *wn = w + k, *wb = w + 2 * k;
+            for (Py_ssize_t j = 0; j < 2 * k + 1; j++)
+                w[j] = 0.0;
+            for (Py_ssize_t i = 0; i < l; i++) {
+                double C = upper[i], sq_plain = 0.0, sq_nb = 0.0, norm, ip, in, a0;
+                for (int64_t e = indptr[2 * i]; e < indptr[2 * i + 1]; e++) {
+                    int32_t pos = slot[indices[e]];
+                    double x = (double)data[e];
+                    if (pos < 0)
+                        continue;
+                    sq_plain += x * x;
+                    sq_nb += (x * r[pos]) * (x * r[pos]);
+                }
+                norm = sqrt(sq_plain > floor_plain ? sq_plain : floor_plain);
+                ip = inv[2 * i] = norm > 0 ? 1.0 / norm : 0.0;
+                norm = sqrt(sq_nb > floor_nb ? sq_nb : floor_nb);
+                in = inv[2 * i + 1] = norm > 0 ? 1.0 / norm : 0.0;
+                xTx[i] = sq_plain * ip * ip + sq_nb * in * in + 1.0; /* + the bias feature */
+                alpha[2 * i] = a0 = 0.001 * C < 1e-8 ? 0.001 * C : 1e-8;
+                alpha[2 * i + 1] = C - a0;
+                for (int64_t e = indptr[2 * i]; e < indptr[2 * i + 1]; e++) {
+                    int32_t pos = slot[indices[e]];
+                    double x = (double)data[e];
+                    if (pos < 0)
+                        continue;
+                    wp[pos] += yv[i] * a0 * x * ip;
+                    wn[pos] += yv[i] * a0 * x * r[pos] * in;
+                }
+                *wb += yv[i] * a0;
+                index[i] = i;
+            }
+            while (iter < max_iter) {
+                long newton_iter = 0;
+                double Gmax = 0.0;
+                for (Py_ssize_t i = 0; i < l; i++) {
+                    Py_ssize_t j = i + (Py_ssize_t)(lr_next(&state) % (uint64_t)(l - i)), t = index[i];
+                    index[i] = index[j];
+                    index[j] = t;
+                }
+                for (Py_ssize_t s = 0; s < l; s++) {
+                    Py_ssize_t i = index[s];
+                    double yi = yv[i], C = upper[i], ip = inv[2 * i], in = inv[2 * i + 1];
+                    double wx_plain = 0.0, wx_nb = 0.0, a = xTx[i], b, alpha_old, z, gp;
+                    Py_ssize_t ind1 = 2 * i, ind2 = 2 * i + 1;
+                    int sign = 1, inner_iter = 0;
+                    for (int64_t e = indptr[2 * i]; e < indptr[2 * i + 1]; e++) {
+                        int32_t pos = slot[indices[e]];
+                        double x = (double)data[e];
+                        if (pos < 0)
+                            continue;
+                        wx_plain += wp[pos] * x;
+                        wx_nb += wn[pos] * x * r[pos];
+                    }
+                    b = (wx_plain * ip + wx_nb * in + *wb) * yi;
+                    if (0.5 * a * (alpha[ind2] - alpha[ind1]) + b < 0) {
+                        ind1 = 2 * i + 1;
+                        ind2 = 2 * i;
+                        sign = -1;
+                    }
+                    alpha_old = alpha[ind1];
+                    z = alpha_old;
+                    if (C - z < 0.5 * C)
+                        z = 0.1 * z;
+                    gp = a * (z - alpha_old) + sign * b + log(z / (C - z));
+                    if (fabs(gp) > Gmax)
+                        Gmax = fabs(gp);
+                    while (inner_iter <= max_inner_iter) {
+                        double gpp, tmpz;
+                        if (fabs(gp) < innereps)
+                            break;
+                        gpp = a + C / (C - z) / z;
+                        tmpz = z - gp / gpp;
+                        z = tmpz <= 0 ? z * 0.1 : tmpz;
+                        gp = a * (z - alpha_old) + sign * b + log(z / (C - z));
+                        newton_iter++;
+                        inner_iter++;
+                    }
+                    if (inner_iter > 0) {
+                        double step = sign * (z - alpha_old) * yi, sp_ = step * ip, sn = step * in;
+                        alpha[ind1] = z;
+                        alpha[ind2] = C - z;
+                        for (int64_t e = indptr[2 * i]; e < indptr[2 * i + 1]; e++) {
+                            int32_t pos = slot[indices[e]];
+                            double x = (double)data[e];
+                            if (pos < 0)
+                                continue;
+                            wp[pos] += sp_ * x;
+                            wn[pos] += sn * x * r[pos];
+                        }
+                        *wb += step;
+                    }
+                }
+                iter++;
+                if (Gmax < eps)
+                    break;
+                if (newton_iter <= l / 10)
+                    innereps = innereps_min > 0.1 * innereps ? innereps_min : 0.1 * innereps;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        PyMem_RawFree(indptr);
+        PyMem_RawFree(xTx);
+        PyMem_RawFree(alpha);
+        PyMem_RawFree(inv);
+        PyMem_RawFree(index);
+    }
+    ok = 1;
+done:
+    while (got-- > 0)
+        PyBuffer_Release(&b[got]);
+    if (!ok)
+        return NULL;
+    return PyLong_FromLong(iter);
+}
+
+/* class_counts: out[y_i * n_cols + col] += value for every entry of X row rows[i] (what
+ * MultinomialNB counts), in place, without the GIL and without a copy of the rows. */
+static PyObject *
+sp_class_counts(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char *names[] = {"indptr", "indices", "data", "rows", "y", "out"};
+    static const Py_ssize_t sizes[] = {8, 4, 4, 8, 8, 8};
+    Py_buffer b[6];
+    int got = 0, ok = 0, bad = 0;
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "class_counts takes 6 arguments");
+        return NULL;
+    }
+    for (; got < 6; got++)
+        if (get_buffer(args[got], &b[got], sizes[got], names[got], got == 5) < 0)
+            goto done;
+    {
+        const int64_t *indptr = b[0].buf, *rows = b[3].buf, *y = b[4].buf;
+        const int32_t *indices = b[1].buf;
+        const float *data = b[2].buf;
+        double *out = b[5].buf;
+        Py_ssize_t n_x = b[0].len / 8 - 1, l = b[3].len / 8, n_entries = b[1].len / 4, n_cols = b[5].len / 16;
+        if (n_x < 0 || b[2].len / 4 != n_entries || b[4].len / 8 != l || b[5].len != 16 * n_cols) {
+            PyErr_SetString(PyExc_ValueError, "class_counts: array lengths do not match");
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < l && !bad; i++) {
+            int64_t row = rows[i];
+            if (row < 0 || row >= n_x || (y[i] != 0 && y[i] != 1) || indptr[row] < 0 || indptr[row + 1] < indptr[row]
+                || indptr[row + 1] > n_entries) {
+                bad = 1;
+                break;
+            }
+            for (int64_t e = indptr[row]; e < indptr[row + 1]; e++) {
+                if (indices[e] < 0 || indices[e] >= n_cols) {
+                    bad = 1;
+                    break;
+                }
+                out[y[i] * n_cols + indices[e]] += (double)data[e];
+            }
+        }
+        Py_END_ALLOW_THREADS
+        if (bad) {
+            PyErr_SetString(PyExc_ValueError, "class_counts: bad rows, labels or columns");
+            goto done;
+        }
+    }
+    ok = 1;
+done:
+    while (got-- > 0)
+        PyBuffer_Release(&b[got]);
+    if (!ok)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* ---- module ------------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -1627,6 +1910,11 @@ static PyMethodDef methods[] = {
     {"nblr_scores", (PyCFunction)(void (*)(void))sp_nblr_scores, METH_FASTCALL,
      "nblr_scores(indptr, indices, data, slot, r, u, v, out, floor_plain, floor_nb, intercept) -> None:\n"
      "NaiveBayesModel.decision_function (kind nblr) into `out` (float64, one per row); bit-identical to numpy."},
+    {"class_counts", (PyCFunction)(void (*)(void))sp_class_counts, METH_FASTCALL,
+     "class_counts(indptr, indices, data, rows, y, out) -> None: per-class column totals of the rows, added to out."},
+    {"nblr_fit", (PyCFunction)(void (*)(void))sp_nblr_fit, METH_FASTCALL,
+     "nblr_fit(indptr, indices, data, slot, r, rows, y, upper, w, floor_plain, floor_nb, eps, max_iter, seed) -> passes:\n"
+     "spamcli.model's regression on hashed rows, by liblinear's dual coordinate descent, seeded, without the GIL."},
     {"configure", (PyCFunction)sp_configure, METH_VARARGS,
      "configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones): the Python passes normalise() calls."},
     {NULL, NULL, 0, NULL},

@@ -371,6 +371,9 @@ def train(
         bool, typer.Option("--out-of-core", help="Stream files of any size in chunks: one NB model, no languages.")
     ] = False,
     chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 20_000,
+    max_rows: Annotated[
+        int, typer.Option(help="Train on a uniform random sample of at most this many records (0: all of them).")
+    ] = 250_000,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
 ) -> None:
@@ -398,6 +401,8 @@ def train(
         raise UsageError("--out-of-core trains --kind nb, with the local engine")
     if chunk_size < 1:
         raise UsageError("--chunk-size must be at least 1")
+    if max_rows < 0:
+        raise UsageError("--max-rows must be 0 (all records) or more")
     if lang_backend not in ("fasttext", "langdetect"):
         raise UsageError("--lang-backend must be fasttext or langdetect")
     labeler = None
@@ -425,6 +430,7 @@ def train(
         domain_field=domain_col,
         source_field=community_col,
         kind=kind,
+        max_rows=max_rows or None,
     )
     if context == "profile" and (out_of_core or use_dask):
         raise UsageError("--out-of-core and --engine dask train the content context")

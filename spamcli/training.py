@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .metrics import roc_auc, spam_threshold_for_fpr
-from .model import NaiveBayesModel, fit_platt
+from .model import NaiveBayesModel, fit_platt, quiet_convergence
 from .records import Record
 from .router import FALLBACK, FP_BUDGETS, ContextModel, Thresholds, fpr_key
 from .text import FeatureSettings, SparseRows, Vectoriser, normalise
@@ -52,6 +52,10 @@ class TrainOptions:
     # median community's false-positive rate at or below ``cold_max_fpr`` (see ``cold_start_cut``).
     source_field: str | None = None
     cold_max_fpr: float = 0.02
+    jobs: int | None = None  # threads for the fits (None: every CPU this process may use)
+    # At most this many clean records are trained on: a uniform random sample of a bigger input,
+    # so that memory stays bounded (about 3 GB per million rows otherwise). None: all of them.
+    max_rows: int | None = 250_000
 
 
 @dataclass
@@ -114,37 +118,51 @@ def _group_key(text: str) -> int:
     return zlib.crc32(normalise(text).encode("utf-8"))
 
 
-def clean_records(records: Iterable[Record], dedupe: bool = True) -> tuple[list[Record], dict]:
-    """Drop unreadable records, exact/normalised duplicates, and texts labeled both ways."""
+def clean_records(
+    records: Iterable[Record], dedupe: bool = True, max_rows: int | None = None, seed: int = 13
+) -> tuple[list[Record], dict]:
+    """Drop unreadable records, exact/normalised duplicates, and texts labeled both ways.
+
+    ``max_rows``: keep at most this many (a uniform random sample of the clean records, seeded,
+    by reservoir sampling), so an input of any length trains in bounded memory; duplicates are
+    still found over the whole input (one small number per distinct text). ``stats["clean"]``
+    counts the clean records before sampling."""
+    import random
+
     stats: Counter[str] = Counter()
     first_error = ""
-    by_key: dict[int, Record] = {}
+    by_key: dict[int, int] = {}  # text key -> label
     conflicts: set[int] = set()
     kept: list[Record] = []
+    clean = 0
+    draw = random.Random(seed)
     for rec in records:
         stats["read"] += 1
         if rec.error or rec.label is None:
             stats["unreadable"] += 1
             first_error = first_error or f"record {rec.id}: {rec.error or 'no label'}"
             continue
-        if not dedupe:
+        if dedupe:
+            key = _group_key(rec.text)
+            seen = by_key.get(key)
+            if seen is not None:
+                stats["duplicates"] += 1
+                if seen != rec.label:
+                    conflicts.add(key)
+                continue
+            by_key[key] = rec.label
+        clean += 1
+        if max_rows is None or len(kept) < max_rows:
             kept.append(rec)
-            continue
-        key = _group_key(rec.text)
-        seen = by_key.get(key)
-        if seen is None:
-            by_key[key] = rec
-            kept.append(rec)
-        elif seen.label != rec.label:
-            conflicts.add(key)
-            stats["duplicates"] += 1
-        else:
-            stats["duplicates"] += 1
+        else:  # Algorithm R: the record replaces a kept one with probability max_rows / clean
+            slot = draw.randrange(clean)
+            if slot < max_rows:
+                kept[slot] = rec
     if conflicts:
         before = len(kept)
         kept = [r for r in kept if _group_key(r.text) not in conflicts]
         stats["conflicting"] = before - len(kept)
-    return kept, {**stats, "first_error": first_error}
+    return kept, {**stats, "clean": clean, "first_error": first_error}
 
 
 def _fold_ids(texts: list[str], folds: int, seed: int) -> np.ndarray:
@@ -168,43 +186,88 @@ def balanced_weights(y: np.ndarray, domains: np.ndarray | None) -> np.ndarray | 
     return w * (len(y) / w.sum())
 
 
-def _fit(X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None) -> NaiveBayesModel:
-    """Fit one model; below 50 examples of a class the regression overfits, so plain NB is used
-    (Naive Bayes is the better learner on very small data)."""
+def _fit(
+    X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None, rows: np.ndarray | None = None
+) -> NaiveBayesModel:
+    """Fit one model on ``X`` (on its ``rows``, which ``y`` and ``domains`` then follow); below 50
+    examples of a class the regression overfits, so plain NB is used (Naive Bayes is the better
+    learner on very small data)."""
     kind = opts.kind
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_CLASS_FOR_REGRESSION:
         kind = "nb"
-    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=balanced_weights(y, domains))
+    weights = balanced_weights(y, domains)
+    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=weights, rows=rows)
 
 
-def _held_out_decisions(
-    X, y: np.ndarray, groups: np.ndarray, opts: TrainOptions, domains: np.ndarray | None, wanted
-) -> np.ndarray:
-    """Decision values of every row of X by a model fitted without its group (NaN for groups not
-    ``wanted`` or whose remainder lacks a class). The fits run on two threads: liblinear and the
-    NB counting release the GIL, so both cores work."""
-    from joblib import Parallel, delayed
+class _FitPool:
+    """The model fits of one training run, on a pool of threads: liblinear, the NB counting and the
+    C feature code release the GIL, so every core works. Fits are submitted as soon as their data
+    are known (the largest first), so no core idles at a barrier between the fallback, its folds,
+    the left-out communities and the languages; each result is the same whatever the order."""
 
-    def one(group):
-        test = groups == group
-        train = ~test
-        model = _fit(X[train], y[train], opts, None if domains is None else domains[train])
-        Xt = X[test]
-        return test, model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
+    def __init__(self, jobs: int):
+        from concurrent.futures import ThreadPoolExecutor
 
-    todo = [g for g in wanted if (groups == g).any() and len(set(y[groups != g].tolist())) == 2]
-    z = np.full(len(y), np.nan)
-    for test, values in Parallel(n_jobs=min(2, max(1, len(todo))), prefer="threads")(delayed(one)(g) for g in todo):
-        z[test] = values
-    return z
+        self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="spamcli-fit")
+
+    def __enter__(self) -> _FitPool:
+        self._quiet = quiet_convergence()  # for the threads too (see quiet_convergence)
+        self._quiet.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._quiet.__exit__(*exc)
+
+    def fit(self, X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None, rows: np.ndarray | None = None):
+        """A future of :func:`_fit` on ``X`` (on its ``rows``)."""
+        return self._pool.submit(_fit, X, y, opts, domains, rows)
+
+    def held_out(
+        self,
+        X,
+        y: np.ndarray,
+        groups: np.ndarray,
+        opts: TrainOptions,
+        domains: np.ndarray | None,
+        wanted,
+        rows: np.ndarray | None = None,
+    ) -> Callable[[], np.ndarray]:
+        """Submit the fits giving the decision value of every row of X (of its ``rows``, which
+        ``y``, ``groups`` and ``domains`` then follow) by a model fitted without its group; returns
+        the function that waits for them (NaN for groups not ``wanted`` or whose remainder lacks a
+        class). Fits read the rows in place: no fold is copied."""
+        rows = np.arange(X.shape[0]) if rows is None else rows
+
+        def one(test: np.ndarray) -> np.ndarray:
+            train = ~test
+            model = _fit(X, y[train], opts, None if domains is None else domains[train], rows[train])
+            Xt = X[rows[test]]
+            return model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
+
+        tests = [groups == g for g in wanted]
+        tests = [t for t in tests if t.any() and len(set(y[~t].tolist())) == 2]
+        futures = [(t, self._pool.submit(one, t)) for t in tests]
+
+        def gather() -> np.ndarray:
+            z = np.full(len(y), np.nan)
+            for test, future in futures:
+                z[test] = future.result()
+            return z
+
+        return gather
 
 
-def _oof_decisions(
-    X, y: np.ndarray, fold_of: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None
-) -> np.ndarray:
-    """Out-of-fold decision values for every row of X (0 where a fold could not be fitted)."""
-    z = _held_out_decisions(X, y, fold_of, opts, domains, range(opts.folds))
-    return np.nan_to_num(z, nan=0.0)
+def _fit_jobs() -> int:
+    """Threads for training fits: the CPUs this process may use."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def cold_start_cut(
@@ -326,6 +389,68 @@ def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRow
     return Vectoriser(settings).transform(texts)
 
 
+def _fit_models(pool: _FitPool, X, y, fold_of, langs, domains, sources, opts: TrainOptions, say):
+    """Every fit of a context: the fallback (out-of-fold and on all rows), each language's own model
+    where it has the data (kept only where it beats the fallback on that language's held-out rows),
+    and the fallback with each community left out (``sources``). Returns the models, the summary
+    rows, the out-of-fold calibrated score of each row under the model it routes to, that model's
+    name per row, the fallback and its left-out-community decision values (or None)."""
+    say(f"fitting the fallback model and its {opts.folds} folds")
+    fallback_fit = pool.fit(X, y, opts, domains)
+    fallback_oof = pool.held_out(X, y, fold_of, opts, domains, range(opts.folds))
+    out_of_community = None
+    if sources is not None:
+        say("scoring the fallback with each community left out")
+        out_of_community = pool.held_out(X, y, sources, opts, domains, sorted(set(sources.tolist())))
+
+    rows: list[LanguageRow] = []
+    candidates = []  # (row, row indices, future of the out-of-fold decisions)
+    for lang, _count in Counter(langs).most_common():
+        mask = langs == lang
+        ls, lh = int(y[mask].sum()), int(mask.sum() - y[mask].sum())
+        row = LanguageRow(lang=str(lang), spam=ls, ham=lh, own_model=False, reason="")
+        rows.append(row)
+        if lang == "und":
+            row.reason = "language uncertain: fallback"
+            continue
+        if min(ls, lh) < opts.min_per_class:
+            row.reason = f"fewer than {opts.min_per_class} of a class: fallback"
+            continue
+        say(f"cross-validating the {lang} model")
+        idx = np.flatnonzero(mask)
+        sub_domains = None if domains is None else domains[idx]
+        oof = pool.held_out(X, y[idx], fold_of[idx], opts, sub_domains, range(opts.folds), rows=idx)
+        candidates.append((row, idx, oof))
+
+    z_fallback = np.nan_to_num(fallback_oof(), nan=0.0)
+    fallback = fallback_fit.result()
+    fallback.calib_a, fallback.calib_b = fit_platt(z_fallback, y)
+    routed = fallback.calibrate(z_fallback)
+    route_of = np.full(len(y), FALLBACK, dtype=object)
+    models = {FALLBACK: fallback}
+    for row in rows:
+        row.auc_fallback = roc_auc(y[langs == row.lang], z_fallback[langs == row.lang])
+
+    own_fits = []
+    for row, idx, oof in candidates:
+        z_own = np.nan_to_num(oof(), nan=0.0)
+        row.auc_own = roc_auc(y[idx], z_own)
+        if row.auc_fallback is not None and row.auc_own is not None and row.auc_own < row.auc_fallback:
+            row.reason = "fallback scored better on held-out data"
+            continue
+        say(f"fitting the {row.lang} model")
+        own_fits.append((row, idx, z_own, pool.fit(X, y[idx], opts, None if domains is None else domains[idx], idx)))
+    for row, idx, z_own, future in own_fits:
+        own = future.result()
+        own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
+        models[row.lang] = own
+        routed[idx] = own.calibrate(z_own)
+        route_of[idx] = row.lang
+        row.own_model = True
+        row.reason = "own model"
+    return models, rows, routed, route_of, fallback, None if out_of_community is None else out_of_community()
+
+
 def train_context(
     records: Iterable[Record],
     opts: TrainOptions | None = None,
@@ -338,7 +463,7 @@ def train_context(
     engine passes one that hashes on the workers, with the same result)."""
     opts = opts or TrainOptions()
     say = progress or (lambda _msg: None)
-    kept, stats = clean_records(records, dedupe=opts.dedupe)
+    kept, stats = clean_records(records, dedupe=opts.dedupe, max_rows=opts.max_rows, seed=opts.seed)
     if not kept:
         detail = stats["first_error"]
         raise InputError("no usable training records" + (f" (first problem: {detail})" if detail else ""))
@@ -367,46 +492,16 @@ def train_context(
     say("hashing features")
     X = (transform or _transform_locally)(texts, opts.settings).to_scipy()
     fold_of = _fold_ids(texts, opts.folds, opts.seed)
+    sources = None
+    if opts.source_field:
+        sources = np.array([str(r.fields.get(opts.source_field, "")) for r in kept], dtype=object)
+        if len(set(sources.tolist())) < 2:
+            sources = None
 
-    say(f"cross-validating the fallback model ({opts.folds} folds)")
-    z_fallback = _oof_decisions(X, y, fold_of, opts, domains)
-    a, b = fit_platt(z_fallback, y)
-    say("fitting the fallback model")
-    fallback = _fit(X, y, opts, domains)
-    fallback.calib_a, fallback.calib_b = a, b
-    routed = fallback.calibrate(z_fallback)
-    route_of = np.full(len(y), FALLBACK, dtype=object)
-    models = {FALLBACK: fallback}
-
-    rows: list[LanguageRow] = []
-    warnings: list[str] = []
-    for lang, _count in Counter(langs).most_common():
-        mask = langs == lang
-        ls, lh = int(y[mask].sum()), int(mask.sum() - y[mask].sum())
-        row = LanguageRow(lang=str(lang), spam=ls, ham=lh, own_model=False, reason="")
-        rows.append(row)
-        row.auc_fallback = roc_auc(y[mask], z_fallback[mask])
-        if lang == "und":
-            row.reason = "language uncertain: fallback"
-            continue
-        if min(ls, lh) < opts.min_per_class:
-            row.reason = f"fewer than {opts.min_per_class} of a class: fallback"
-            continue
-        say(f"cross-validating the {lang} model")
-        idx = np.flatnonzero(mask)
-        sub_domains = None if domains is None else domains[idx]
-        z_own = _oof_decisions(X[idx], y[idx], fold_of[idx], opts, sub_domains)
-        row.auc_own = roc_auc(y[idx], z_own)
-        if row.auc_fallback is not None and row.auc_own is not None and row.auc_own < row.auc_fallback:
-            row.reason = "fallback scored better on held-out data"
-            continue
-        own = _fit(X[idx], y[idx], opts, sub_domains)
-        own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
-        models[str(lang)] = own
-        routed[idx] = own.calibrate(z_own)
-        route_of[idx] = str(lang)
-        row.own_model = True
-        row.reason = "own model"
+    with _FitPool(opts.jobs or _fit_jobs()) as pool:
+        models, rows, routed, route_of, fallback, z_out = _fit_models(
+            pool, X, y, fold_of, langs, domains, sources, opts, say
+        )
 
     thresholds = _choose_thresholds(y, routed, opts)
     model_thresholds = {}
@@ -418,22 +513,24 @@ def train_context(
             spam_at_fpr[name] = _spam_at_fpr(y[mask], routed[mask])
 
     cold_start = None
-    if opts.source_field:
-        sources = np.array([str(r.fields.get(opts.source_field, "")) for r in kept], dtype=object)
-        if len(set(sources.tolist())) >= 2:
-            say("scoring the fallback with each community left out")
-            z_out = _held_out_decisions(X, y, sources, opts, domains, sorted(set(sources.tolist())))
-            thresholds, model_thresholds, cold_start = _cold_start(
-                y,
-                fallback.calibrate(z_out),
-                np.isnan(z_out),
-                sources,
-                langs,
-                opts,
-                thresholds,
-                model_thresholds,
-            )
+    if z_out is not None:
+        thresholds, model_thresholds, cold_start = _cold_start(
+            y,
+            fallback.calibrate(z_out),
+            np.isnan(z_out),
+            sources,
+            langs,
+            opts,
+            thresholds,
+            model_thresholds,
+        )
 
+    warnings: list[str] = []
+    if stats["clean"] > len(kept) + stats.get("conflicting", 0):
+        warnings.append(
+            f"trained on a uniform random sample of {len(kept):,} of the {stats['clean']:,} clean records "
+            f"(--max-rows {opts.max_rows:,}): memory stays bounded; raise it to use more"
+        )
     share = min(n_spam, n_ham) / len(y)
     if share < 0.2:
         minority = "spam" if n_spam < n_ham else "ham"
