@@ -244,8 +244,7 @@ class _FitPool:
         def one(test: np.ndarray) -> np.ndarray:
             train = ~test
             model = _fit(X, y[train], opts, None if domains is None else domains[train], rows[train])
-            Xt = X[rows[test]]
-            return model.decision_function(SparseRows(Xt.indptr, Xt.indices, Xt.data, X.shape[1]))
+            return _decisions(model, X, rows[test])
 
         tests = [groups == g for g in wanted]
         tests = [t for t in tests if t.any() and len(set(y[~t].tolist())) == 2]
@@ -258,6 +257,16 @@ class _FitPool:
             return z
 
         return gather
+
+
+def _decisions(model: NaiveBayesModel, X, rows: np.ndarray, chunk: int = 20_000) -> np.ndarray:
+    """``model``'s decision values of ``rows`` of X, copying at most ``chunk`` rows at a time."""
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), chunk):
+        part = X[rows[start : start + chunk]]
+        rows_part = SparseRows(part.indptr, part.indices, part.data, X.shape[1])
+        out[start : start + chunk] = model.decision_function(rows_part)
+    return out
 
 
 def _fit_jobs() -> int:
