@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .batch import LabelCounts, label_of
+from .bundle import Bundle
 from .errors import UsageError
 from .records import ReadOptions, Source, is_stream, read_records
 
@@ -35,7 +36,7 @@ MESSAGE_WAIT = 0.01  # seconds a micro-batch of a pipe waits for more lines
 
 
 def load_scorer(
-    model: Path | None = None,
+    model: Path | Bundle | None = None,
     context: str = "content",
     ham: float | None = None,
     spam: float | None = None,

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
+from . import __version__, render
 from .errors import (
     EXIT_BUG,
     EXIT_INPUT,
@@ -26,7 +26,7 @@ from .errors import (
     SpamcliError,
     UsageError,
 )
-from .process import Terminated, catch_termination, leave, quiet_broken_pipe
+from .process import Terminated, quiet_broken_pipe, run_command
 
 app = typer.Typer(
     name="spamcli",
@@ -56,12 +56,6 @@ SchedulerOpt = Annotated[
 ]
 
 
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"spamcli {__version__}")
@@ -85,14 +79,8 @@ def _read_options(fmt: str, text_col, label_col, lang_col: str, need_label: bool
 
     if max_bytes < 1:
         raise UsageError("--max-bytes must be 1 or more")
-    return ReadOptions(
-        format=fmt,
-        text_field=text_col,
-        label_field=label_col,
-        lang_field=lang_col or None,
-        need_label=need_label,
-        max_bytes=max_bytes,
-    )
+    fields = {"text_field": text_col, "label_field": label_col, "lang_field": lang_col or None}
+    return ReadOptions(format=fmt, need_label=need_label, max_bytes=max_bytes, **fields)
 
 
 FpBudgetOpt = Annotated[
@@ -168,36 +156,21 @@ def classify(
     opts = _read_options(fmt, text_col, None, lang_col, need_label=False, max_bytes=max_bytes)
     opts.id_field = id_col
     opts.allow_empty_text = context == "profile"
-    scorer = load_scorer(
-        model, context, ham_threshold, spam_threshold, max_fpr, trusted_domains, trusted_ids, scoring, engine
-    )
+    thresholds = (ham_threshold, spam_threshold, max_fpr)
+    scorer = load_scorer(model, context, *thresholds, trusted_domains, trusted_ids, scoring, engine)
     explained = top if explain else 0
     sources = classify_inputs(scorer, inputs or ["-"], opts, explained, batch_size, jobs, engine, scheduler)
     sink = open_sink(output, csv_raw=csv_raw) if output else JsonLinesSink(sys.stdout)
     show_progress = sys.stderr.isatty() if progress is None else progress
     try:
-        with _progress_bar(show_progress) as advance:
+        with render.progress_bar(render.stderr()) if show_progress else contextlib.nullcontext() as advance:
             counts = write_classified(sources, sink, wanted, advance)
     except BrokenPipeError:  # stdout's reader went away (| head): not click's exit 1, see main()
         raise _StdoutClosed() from None
     if output or wanted or show_progress:
         kept = f"; {', '.join(sorted(wanted))} written" if wanted else ""
-        _stderr().print(f"{counts.summary()}{kept}" + (f" to {output}" if output else ""), markup=False)
+        render.stderr().print(f"{counts.summary()}{kept}" + (f" to {output}" if output else ""), markup=False)
     counts.check()
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool):
-    """A Rich progress bar on stderr counting records; yields ``advance(n)`` (a no-op if disabled)."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    columns = (SpinnerColumn(), TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,} records"))
-    with Progress(*columns, TimeElapsedColumn(), console=_stderr(), transient=False) as bar:
-        task = bar.add_task("scoring", total=None)
-        yield lambda n: bar.advance(task, n)
 
 
 # ---- train --------------------------------------------------------------------------------
@@ -276,60 +249,18 @@ def train(
         source_field=community_col,
         kind=kind,
     )
-    moderation = {"hidden_col": hidden_col, "blocked_col": blocked_col, "label_rule": label_rule}
-    moderation.update(reviewed_col=reviewed_col, ham_rule=ham_rule)
-    console = _stderr()
-    with console.status("training") as status:
-        result = train_from_inputs(
-            inputs or [],
-            spam or [],
-            ham or [],
-            _read_options(fmt, text_col, label_col, lang_col, need_label=True),
-            train_opts,
-            moderation,
-            out_of_core,
-            chunk_size,
-            engine,
-            scheduler,
-            progress=status.update,
-        )
+    rules = {"hidden_col": hidden_col, "blocked_col": blocked_col, "label_rule": label_rule}  # a moderation export
+    rules.update(reviewed_col=reviewed_col, ham_rule=ham_rule)
+    labeled = (inputs or [], spam or [], ham or [], _read_options(fmt, text_col, label_col, lang_col, need_label=True))
+    console = render.stderr()
+    with render.status(console, "training") as progress:
+        result = train_from_inputs(*labeled, train_opts, rules, out_of_core, chunk_size, engine, scheduler, progress)
     if result.moderation is not None:
-        c = result.moderation
-        console.print(
-            f"moderation export: {c['spam']} spam (hidden/blocked), {c['ham']} ham (reviewed and kept), "
-            f"{c['skipped']} skipped (no moderation decision)"
-        )
-    merge_context(out, result.context, warn=lambda message: console.print(f"[yellow]warning:[/] {message}"))
-    _print_train_report(console, result.report, out)
+        render.moderation_counts(console, result.moderation)
+    merge_context(out, result.context, warn=lambda message: render.warning(console, message))
+    render.train_report(console, result.report, out)
     if json_summary:
         print(json.dumps(result.report.to_dict(), indent=2))
-
-
-def _print_train_report(console, report, out: Path) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"training summary ({report.spam} spam, {report.ham} ham)")
-    for col in ("language", "spam", "ham", "model", "AUC own", "AUC fallback"):
-        table.add_column(col, justify="right" if col not in ("language", "model") else "left")
-    for row in report.languages:
-        table.add_row(
-            row.lang,
-            str(row.spam),
-            str(row.ham),
-            row.reason,
-            "-" if row.auc_own is None else f"{row.auc_own:.3f}",
-            "-" if row.auc_fallback is None else f"{row.auc_fallback:.3f}",
-        )
-    console.print(table)
-    console.print(
-        f"read {report.records_read}, unreadable {report.unreadable}, duplicates dropped "
-        f"{report.duplicates}, conflicting labels dropped {report.conflicting}; "
-        f"thresholds ham < {report.thresholds.ham} <= unsure < {report.thresholds.spam} <= spam; "
-        f"held-out AUC {report.auc_out_of_fold:.4f}"
-    )
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"model written to {out}")
 
 
 # ---- evaluate -----------------------------------------------------------------------------
@@ -361,98 +292,13 @@ def evaluate(
     from .evaluation import evaluate_inputs
 
     opts = _read_options(fmt, text_col, label_col, lang_col, need_label=True)
-    status = _stderr().status("cross-validating") if cv else contextlib.nullcontext()
-    with status as shown:
-        thresholds = (ham_threshold, spam_threshold, max_fpr)
-        progress = shown.update if shown is not None else None
+    thresholds = (ham_threshold, spam_threshold, max_fpr)
+    with render.status(render.stderr(), "cross-validating", enabled=bool(cv)) as progress:
         result = evaluate_inputs(inputs, opts, model, context, cv, target_precision, errors, *thresholds, progress)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        _print_evaluation(result)
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _interval(bounds) -> str:
-    return "-" if bounds is None else f"{bounds[0]:.3f}-{bounds[1]:.3f}"
-
-
-def _print_evaluation(result) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    from .evaluation import table_groups
-
-    console = Console()
-    # Two narrow tables, not one wide one: at 80 columns (an SSH terminal, output to a file) a
-    # 14-column table has Rich cut every number to "0.…".
-    groups = table_groups(result)
-    table = Table(title="evaluation (unsure counts as not flagged)", box=box.SIMPLE_HEAD)
-    for col in ("group", "n", "precision", "recall", "F1", "FP rate", "AUC", "unsure"):
-        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=True)
-    for name, rep in groups:
-        table.add_row(
-            name,
-            str(rep.n),
-            _fmt(rep.precision),
-            _fmt(rep.recall),
-            _fmt(rep.f1),
-            _fmt(rep.fpr),
-            _fmt(rep.auc),
-            f"{rep.unsure_rate:.1%}",
-        )
-    console.print(table)
-    counts = Table(title="counts (flagged = labelled spam)", box=box.SIMPLE_HEAD)
-    for col in ("group", "spam", "ham", "TP", "FP", "TN", "FN"):
-        counts.add_column(col, justify="left" if col == "group" else "right", no_wrap=True)
-    for name, rep in groups:
-        c = rep.confusion
-        counts.add_row(name, str(rep.n_spam), str(rep.n_ham), str(c["tp"]), str(c["fp"]), str(c["tn"]), str(c["fn"]))
-    table = counts
-    console.print(table)
-    overall = result.overall
-    if overall.recall_ci95 or overall.fpr_ci95:
-        console.print(
-            "95% intervals (Wilson) over all records: recall "
-            + _interval(overall.recall_ci95)
-            + ", FP rate "
-            + _interval(overall.fpr_ci95)
-            + " (per group: --json)"
-        )
-    t = result.thresholds
-    console.print(
-        f"thresholds: ham < {t.ham}, spam >= {t.spam}; Brier score {result.brier:.4f}; "
-        f"recall at FP rate 0.5%: {_fmt(result.recall_at_fpr.get('0.005'))}"
-    )
-    rec = result.recommended
-    if rec:
-        console.print(
-            f"recommended spam threshold for precision >= {result.target_precision}: "
-            f"{rec['threshold']:.4f} (recall {rec['recall']:.3f}, FP rate {rec['fpr']:.4f})"
-        )
-    else:
-        console.print(f"no threshold reaches precision {result.target_precision} on this data")
-    rel = Table(title="reliability (calibration)")
-    for col in ("score bin", "n", "mean score", "spam fraction"):
-        rel.add_column(col, justify="right")
-    for row in result.reliability:
-        rel.add_row(row["bin"], str(row["count"]), f"{row['mean_score']:.3f}", f"{row['spam_fraction']:.3f}")
-    console.print(rel)
-    for title, items in (
-        ("worst false positives", result.false_positives),
-        ("worst false negatives", result.false_negatives),
-    ):
-        if items:
-            console.print(f"[bold]{title}[/]")
-            for e in items:
-                snippet = " ".join(e.text.split())[:120]
-                console.print(f"  {e.score:.3f} [{e.lang}/{e.model}] {e.id}: {snippet}", markup=False)
-    if result.skipped:
-        console.print(f"skipped {result.skipped} unreadable or unlabeled records")
+        render.evaluation(render.stdout(), result)
 
 
 # ---- learn --------------------------------------------------------------------------------
@@ -490,17 +336,9 @@ def learn(
         raise UsageError("give exactly one of --spam, --ham or --forget")
     opts = _read_options(fmt, text_col, None, "", need_label=False)
     if ensure_site_model(model):
-        _stderr().print(
-            f"{model} did not exist: created it as a copy of the shipped model; it now learns from this site",
-            markup=False,
-        )
+        render.created_site_model(render.stderr(), model)
     report, unreadable = learn_from_inputs(model, inputs or ["-"], actions[0], opts, context)
-    _stderr().print(
-        f"learned {report.learned}, moved {report.moved}, already known {report.unchanged}, "
-        f"forgotten {report.forgotten}, not learned before {report.not_learned}, unreadable {unreadable}; "
-        f"the model remembers {report.total_learned} learned messages",
-        markup=False,
-    )
+    render.learn_report(render.stderr(), report, unreadable)
     if json_summary:
         print(json.dumps({**report.to_dict(), "unreadable": unreadable}))
 
@@ -519,39 +357,7 @@ def info(
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(
-        f"model {data['path']}\ncreated {data['created']}, spamcli {data['spamcli_version']}, "
-        f"format version {data['format_version']}, features version {data['features_version']}, "
-        f"learned messages {data['learned_messages']}",
-        markup=False,
-    )
-    for name, ctx in data["contexts"].items():
-        t = ctx["thresholds"]
-        learned = ctx["learned"]
-        table = Table(
-            title=f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
-            f"learned {learned['spam']} spam, {learned['ham']} ham"
-            + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
-            + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
-            + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
-        )
-        for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
-            table.add_column(col, justify="left" if col in ("model", "kind") else "right")
-        for lang, entry in ctx["models"].items():
-            own = entry["thresholds"] or {}
-            table.add_row(
-                lang,
-                entry["kind"],
-                str(entry["examples"]["spam"]),
-                str(entry["examples"]["ham"]),
-                str(own.get("ham", "-")),
-                str(own.get("spam", "-")),
-            )
-        console.print(table)
+    render.model_info(render.stdout(), data)
 
 
 # ---- export -------------------------------------------------------------------------------
@@ -567,7 +373,7 @@ def export(
 
     bundle = load_bundle(model)
     path = export_bundle(bundle, out, with_counts=with_counts)
-    _stderr().print(f"exported {', '.join(bundle.contexts)} to {path} ({path.stat().st_size:,} bytes)")
+    render.stderr().print(f"exported {', '.join(bundle.contexts)} to {path} ({path.stat().st_size:,} bytes)")
 
 
 @app.command(
@@ -586,17 +392,11 @@ def serve(
 ) -> None:
     """Serve the model over HTTP: /v1/classify, /v1/learn, /v1/forget, /v1/reload, /metrics,
     /healthz and Decidim's /spam/detection (see docs/serve.md). Needs spamcli[serve]."""
-    import importlib.util
-
-    for name in ("starlette", "uvicorn", "prometheus_client"):  # found, not imported: see server.serve
-        if importlib.util.find_spec(name) is None:
-            raise UsageError(f"spamcli serve needs the serve extra ({name} is missing): pip install 'spamcli[serve]'")
-    from .server import ServeOptions, read_token
+    from .server import ServeOptions, check_extra, read_token
     from .server import serve as run_server
 
-    options = ServeOptions(
-        model=model, host=host, port=port, workers=workers, token=read_token(token_file), max_bytes=max_bytes
-    )
+    check_extra()
+    options = ServeOptions(model, host, port, workers, token=read_token(token_file), max_bytes=max_bytes)
     raise typer.Exit(run_server(options))
 
 
@@ -605,27 +405,9 @@ class _StdoutClosed(Exception):
     """stdout's reader went away; not an OSError, which click would turn into exit code 1."""
 
 
-def _click_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a click/typer usage exception (typer >= 0.29 vendors click)."""
-    return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one line on stderr and the documented exit codes (see errors.py)."""
-    # numpy's OpenBLAS starts a thread per CPU that spins after it wakes, taking CPU from classify's
-    # workers (0.2-0.5 s of CPU on 50,000 messages, measured). Nothing here needs threaded BLAS: the
-    # scoring and counting are sparse, in numpy or C. numpy is imported after this line.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    restore = catch_termination()
-    try:
-        code = _run(argv)
-    except KeyboardInterrupt:  # arrived while an error was being reported
-        code = EXIT_SIGNAL_BASE + signal.SIGINT
-    except Terminated as exc:
-        code = EXIT_SIGNAL_BASE + exc.signum
-    finally:
-        restore()
-    leave(code)
+    run_command(lambda: _run(argv))
 
 
 def _run(argv: list[str] | None) -> int:
@@ -647,7 +429,7 @@ def _run(argv: list[str] | None) -> int:
         print(f"spamcli: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except Exception as exc:
-        if _click_error(exc):
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's (typer >= 0.29 vendors it)
             if type(exc).__name__ == "NoArgsIsHelpError":
                 print(exc.format_message(), file=sys.stderr)
                 return EXIT_USAGE

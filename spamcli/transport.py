@@ -77,10 +77,13 @@ def read_blocks(
         yield RawBlock(fmt, number, carry)
 
 
+def _numbered_lines(block: RawBlock, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    return enumerate(iter_lines(io.BytesIO(block.data), max_bytes, strip_bom=False), start=block.first)
+
+
 def block_lines(block: RawBlock, max_bytes: int) -> list[RawLine]:
     """The lines of a :class:`RawBlock`, numbered, as :func:`read_raw` would have read them."""
-    lines = iter_lines(io.BytesIO(block.data), max_bytes, strip_bom=False)
-    return [RawLine(block.fmt, number, raw) for number, raw in enumerate(lines, start=block.first)]
+    return [RawLine(block.fmt, number, raw) for number, raw in _numbered_lines(block, max_bytes)]
 
 
 def read_raw(source: Source, opts: ReadOptions, blocks: bool = False) -> Iterator[Record | RawLine | RawBlock]:
@@ -103,9 +106,10 @@ def parse_items(items: Iterable[Record | RawLine | RawBlock], opts: ReadOptions)
     """The Records of :func:`read_raw` items: raw lines and blocks parsed, Records as they are."""
     for item in items:
         if isinstance(item, RawBlock):
-            for line in block_lines(item, opts.max_bytes):
-                yield parse_line(*line, opts)
+            fmt = item.fmt
+            for number, raw in _numbered_lines(item, opts.max_bytes):
+                yield parse_line(fmt, number, raw, opts)
         elif isinstance(item, RawLine):
-            yield parse_line(*item, opts)
+            yield parse_line(item.fmt, item.number, item.raw, opts)
         else:
             yield item
