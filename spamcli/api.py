@@ -1,4 +1,5 @@
-"""The public Python API: :class:`SpamFilter`, for web apps and bots as well as the CLI."""
+"""The public Python API: :class:`SpamFilter` and :func:`load_filter`, for web apps and bots as well
+as the CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .bundle import Bundle, load_bundle
-from .records import ReadOptions, Record
-from .router import ContextModel, Thresholds, Verdict
+from .errors import UsageError
+from .records import Record
+from .router import FP_BUDGETS, ContextModel, Thresholds, Verdict
 
 
 class SpamFilter:
@@ -90,15 +92,42 @@ class SpamFilter:
         max_batch: int = 1024,
         max_wait: float | None = 0.01,
         jobs: int = 1,
-        read_options: ReadOptions | None = None,
     ) -> Iterator[list[dict]]:
         """Output dicts for a (possibly endless) stream of records, in input order, a micro-batch
         at a time, in ``jobs`` forked worker processes if > 1: see :func:`spamcli.stream.classify_batches`."""
         from .stream import classify_batches
 
-        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs, read_options)
+        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs)
 
     def classify_stream(self, records: Iterable[Record], explain: int = 0) -> Iterator[dict]:
         """Like :meth:`classify_batches`, one output dict at a time."""
         for batch in self.classify_batches(records, explain=explain):
             yield from batch
+
+
+def load_filter(
+    model: str | Path | Bundle | None = None,
+    context: str = "content",
+    ham: float | None = None,
+    spam: float | None = None,
+    max_fpr: float | None = None,
+) -> SpamFilter:
+    """A :class:`SpamFilter` for ``context`` of ``model`` (a directory, a loaded bundle, or None
+    for the shipped model), at the ``ham``/``spam`` thresholds where given, or at those chosen in
+    training for the false-positive budget ``max_fpr`` (one of :data:`~spamcli.router.FP_BUDGETS`);
+    not both. A bad combination is a UsageError, raised after the model has loaded."""
+    spam_filter = SpamFilter(model, context=context) if isinstance(model, Bundle) else SpamFilter.load(model, context)
+    if max_fpr is not None:
+        if ham is not None or spam is not None:
+            raise UsageError("--max-fpr picks each model's thresholds; give it or --spam/--ham-threshold, not both")
+        if max_fpr not in FP_BUDGETS:
+            raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
+        try:
+            spam_filter = spam_filter.with_fp_budget(max_fpr)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if ham is not None or spam is not None:
+        spam_filter = spam_filter.with_thresholds(ham=ham, spam=spam)
+        if spam_filter.thresholds.ham > spam_filter.thresholds.spam:
+            raise UsageError("--ham-threshold must not be above --spam-threshold")
+    return spam_filter

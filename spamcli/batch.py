@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 
 LABELS = ("spam", "unsure", "ham", "error")
 _LEADING = ("id", "score", "label", "signals", "reason", "text_score", "lang", "model", "error")
@@ -43,8 +43,26 @@ def label_of(item: dict) -> str:
 
 
 class LabelCounts(Counter):
+    """Records per label (``error``: records that could not be read)."""
+
     def add(self, items: list[dict]) -> None:
         self.update(label_of(item) for item in items)
+
+    @property
+    def seen(self) -> int:
+        return sum(self.values())
+
+    @property
+    def usable(self) -> int:
+        """Records that could be read and scored."""
+        return self.seen - self.get("error", 0)
+
+    def check(self) -> None:
+        """InputError (exit code 3) unless the input held a record that could be scored."""
+        if self.seen == 0:
+            raise InputError("no records in the input")
+        if self.usable == 0:
+            raise InputError(f"none of the {self.seen} records could be read (see the error records)")
 
     def summary(self) -> str:
         total = sum(self.values())
@@ -109,12 +127,20 @@ def _finite(value: object) -> object:
 
 
 class JsonLinesSink:
+    """JSON lines on a stream (stdout), flushed after every batch; what is written stays written."""
+
     def __init__(self, stream: TextIO):
         self.stream = stream
 
     def write(self, items: list[dict]) -> None:
         self.stream.write("".join([json_line(item) + "\n" for item in items]))
         self.stream.flush()
+
+    def commit(self) -> None:
+        """Nothing to do: each batch was written and flushed."""
+
+    def abort(self) -> None:
+        """Nothing to undo on a stream."""
 
 
 # Columns a scored record has, always in the CSV header (in this order) whatever the data.

@@ -36,6 +36,8 @@ import re
 import stat
 import time
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -44,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, tempfiles
-from .errors import ModelError
+from .errors import ModelError, SpamcliError
 from .langid import BACKENDS as LANG_BACKENDS
 from .model import KINDS, NaiveBayesModel
 from .router import FALLBACK, ContextModel, Thresholds
@@ -53,6 +55,7 @@ from .text import FEATURES_VERSION, FeatureSettings
 FORMAT_NAME = "spamcli-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+SITE_DB = "site.sqlite"  # what the site's moderators taught (see site.py), beside the model
 
 
 def default_model_dir() -> Path:
@@ -218,8 +221,8 @@ def _remove_retired(directory: Path, keep: set[str], retiring: set[str]) -> None
 
 
 def save_bundle(bundle: Bundle, directory: Path) -> Path:
-    """Write ``bundle`` to ``directory`` atomically (see module docstring). Callers writing one
-    directory at a time are serialised by the caller (the CLI holds ``learning.model_lock``)."""
+    """Write ``bundle`` to ``directory`` atomically (see module docstring). Writers that read the
+    model before writing it (a merge, a change of counts) hold :func:`model_lock` around both."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tempfiles.remove_stale(directory, _OUR_FILES)  # of a save that was killed (SIGKILL)
@@ -269,6 +272,44 @@ def save_bundle(bundle: Bundle, directory: Path) -> Path:
     _write_file_atomic(directory / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
     _remove_retired(directory, keep=written, retiring=named_before - written)
     return directory
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def model_lock(directory: Path) -> Iterator[None]:
+    """An exclusive lock on ``directory/.lock`` (blocks until free; released on exit): ``flock`` on
+    Unix, ``msvcrt`` locking on Windows (filelock). Held by every read-modify-write of a model
+    directory (:func:`merge_context`, forgetting legacy learned messages), so none is lost."""
+    from filelock import FileLock  # only for writers
+
+    with FileLock(str(Path(directory) / LOCK_FILE)):
+        yield
+
+
+def merge_context(
+    directory: Path, ctx: ContextModel, warn: Callable[[str], None] | None = None
+) -> Path:
+    """Write ``ctx`` into the model at ``directory`` (created if need be) as its context
+    ``ctx.context``, keeping the model's other contexts and the messages learned into them, under
+    :func:`model_lock` (a concurrent ``spamcli learn`` waits instead of being overwritten). An
+    existing model that cannot be read is replaced, after ``warn(message)``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with model_lock(directory):
+        existing, learned = {}, {}
+        if (directory / MANIFEST).exists():
+            try:
+                old = load_bundle(directory)
+                existing = dict(old.contexts)
+                # messages learned into other contexts stay; this context's models are new
+                learned = {k: v for k, v in old.learned.items() if v.get("context") != ctx.context}
+            except SpamcliError as exc:
+                if warn is not None:
+                    warn(f"replacing unreadable model in {directory}: {exc}")
+        existing[ctx.context] = ctx
+        return save_bundle(Bundle(contexts=existing, learned=learned), directory)
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -496,13 +537,13 @@ def _load_learned(directory: Path, entry: dict | None) -> dict:
 
 def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
     """Give each context what its site's moderators taught (``site.sqlite``, see site.py)."""
+    path = directory / SITE_DB
+    if not path.is_file():  # before importing sqlite3: most models served read-only have none
+        return
     import sqlite3
 
     from . import site
 
-    path = directory / site.SITE_DB
-    if not path.is_file():
-        return
     try:
         con = site.connect(directory)
         try:

@@ -8,14 +8,15 @@ held-out fold (grouped so duplicates stay on one side). Both return an :class:`E
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, UsageError
 from .metrics import Report, brier, recall_at_fpr, reliability, report, threshold_for_precision
-from .records import Record
+from .records import ReadOptions, Record, Source
 from .router import Thresholds
 
 # A language is pooled into the tables' "other" row below this many messages or this share.
@@ -232,3 +233,47 @@ def table_groups(result: Evaluation) -> list[tuple[str, Report]]:
     if result.other is not None:
         rows.append((f"other ({len(result.other_languages)})", result.other))
     return rows
+
+
+def evaluate_inputs(
+    inputs: Iterable[Source],
+    opts: ReadOptions | None = None,
+    model: Path | None = None,
+    context: str = "content",
+    cv: int = 0,
+    target_precision: float = 0.99,
+    errors: int = 0,
+    ham: float | None = None,
+    spam: float | None = None,
+    max_fpr: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """What ``spamcli evaluate`` does: the labeled records of ``inputs`` scored by ``model`` (at
+    the thresholds of :func:`~spamcli.api.load_filter`), or with ``cv`` folds cross-validated
+    training of the default configuration on them. ``errors``: the worst false positives and
+    negatives kept."""
+    import itertools
+
+    from .records import read_records
+
+    if cv < 0 or cv == 1:
+        raise UsageError("--cv needs at least 2 folds (0 evaluates --model instead)")
+    if cv and (max_fpr is not None or spam is not None or ham is not None):
+        raise UsageError("--max-fpr and --spam/--ham-threshold apply to --model, not to --cv")
+    opts = replace(opts or ReadOptions(), need_label=True)
+    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    if cv:
+        from .training import TrainOptions
+
+        return cross_validate(
+            records,
+            TrainOptions(context=context),
+            folds=cv,
+            target_precision=target_precision,
+            errors=errors,
+            progress=progress,
+        )
+    from .api import load_filter
+
+    spam_filter = load_filter(model, context, ham, spam, max_fpr)
+    return evaluate_model(spam_filter, records, target_precision=target_precision, errors=errors)

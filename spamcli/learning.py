@@ -15,7 +15,7 @@ Concurrency and crashes: each message is one SQLite transaction, durable when it
 concurrent ``learn`` runs (and readers) are serialised by SQLite, so nothing is lost. The input is
 read (and hashed into features) before anything is written, so a slow producer (``sleep | learn``)
 blocks no one. Models written by older spamcli versions kept learned messages in the base counts
-(``learned-*.json``); forgetting or moving one of those still works, under :func:`model_lock`.
+(``learned-*.json``); forgetting or moving one of those still works, under :func:`spamcli.bundle.model_lock`.
 """
 
 from __future__ import annotations
@@ -23,31 +23,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 
 from . import site, tempfiles
-from .bundle import MANIFEST, default_model_dir, load_bundle, save_bundle
-from .errors import ModelError, UsageError
+from .bundle import MANIFEST, default_model_dir, load_bundle, model_lock, save_bundle
+from .errors import InputError, ModelError, UsageError
+from .records import ReadOptions, Source
 from .router import ContextModel
 from .text import message_hash
 
 ACTIONS = ("spam", "ham", "forget")
-LOCK_FILE = ".lock"
 _LABELS = {"ham": 0, "spam": 1}
-
-
-@contextmanager
-def model_lock(directory: Path) -> Iterator[None]:
-    """An exclusive lock on ``directory/.lock`` (blocks until free; released on exit): ``flock`` on
-    Unix, ``msvcrt`` locking on Windows (filelock)."""
-    with FileLock(str(Path(directory) / LOCK_FILE)):
-        yield
 
 
 @dataclass
@@ -171,6 +161,32 @@ def learn_messages(directory: Path, texts: Iterable[str], action: str, context: 
         return teacher.teach(texts, action, context)
     finally:
         teacher.close()
+
+
+def learn_from_inputs(
+    directory: Path, inputs: Iterable[Source], action: str, opts: ReadOptions | None = None, context: str = "content"
+) -> tuple[LearnReport, int]:
+    """What ``spamcli learn`` does: :func:`learn_messages` over the readable records of ``inputs``
+    (files, ``-`` for stdin, or open binary streams). Returns the report and how many records
+    could not be read; InputError (exit code 3) if the inputs held no message at all."""
+    import itertools
+
+    from .records import read_records
+
+    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    skipped = []
+
+    def readable_texts():
+        for rec in records:
+            if rec.error:
+                skipped.append(rec.id)
+            else:
+                yield rec.text
+
+    report = learn_messages(directory, readable_texts(), action, context=context)
+    if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:
+        raise InputError("no messages in the input" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+    return report, len(skipped)
 
 
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:

@@ -33,8 +33,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from .errors import WorkerError
-from .records import RawBlock, RawLine, ReadOptions, Record, parse_items
+from .records import ReadOptions, Record
 from .stream import micro_batches
+from .transport import RawBlock, RawLine, parse_items
 
 if TYPE_CHECKING:
     from .api import SpamFilter
@@ -94,7 +95,7 @@ def _init_worker() -> None:
     """In each worker, once: ignore Ctrl-C, take SIGTERM and SIGHUP by default, die with the parent.
 
     Ctrl-C goes to the whole process group: the parent's KeyboardInterrupt stops the workers, and
-    no worker prints a traceback of its own. The CLI's own SIGTERM handler (see cli.py) is not for
+    no worker prints a traceback of its own. The CLI's own SIGTERM handler (see process.py) is not for
     the workers: the pool stops the remaining ones with SIGTERM when one has died. The workers are
     forked with these signals blocked, so none arrives before this has run. If the parent is
     killed (SIGKILL, the OOM killer), Linux kills the workers too (``PR_SET_PDEATHSIG``): each

@@ -39,11 +39,12 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .bundle import Bundle
-from .errors import InputError
+from .errors import InputError, UsageError
 from .moderation import truthy
 from .records import Record, unwritable_field
 from .router import HAM, ContextModel, Thresholds
@@ -233,12 +234,39 @@ class ProfileScorer:
         max_batch: int = 1024,
         max_wait: float | None = 0.01,
         jobs: int = 1,
-        read_options=None,
     ) -> Iterator[list[dict]]:
         """The same as :meth:`spamcli.api.SpamFilter.classify_batches`, for profiles."""
         from .stream import classify_batches
 
-        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs, read_options)
+        yield from classify_batches(self, records, explain, max_batch, max_wait, jobs)
+
+
+def load_profile_scorer(
+    model: Path | Bundle | None = None,
+    ham: float | None = None,
+    spam: float | None = None,
+    trusted_domains: Path | None = None,
+    trusted_ids: Path | None = None,
+    scoring: Path | None = None,
+) -> ProfileScorer:
+    """A :class:`ProfileScorer` for ``model`` (a directory, a loaded bundle, or None for the shipped
+    model): ``trusted_domains``/``trusted_ids``, files of e-mail domains and account ids reported as
+    ham; ``scoring``, a JSON/TOML file overriding signal weights; ``ham``/``spam``, thresholds
+    overriding the scoring's where given."""
+    from .bundle import load_bundle
+
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    trust = TrustLists(
+        domains=DomainMatcher(read_list_file(trusted_domains) if trusted_domains else []),
+        ids=set(read_list_file(trusted_ids)) if trusted_ids else set(),
+    )
+    scorer = ProfileScorer(bundle, read_scoring_file(scoring) if scoring else None, trust)
+    if ham is not None or spam is not None:
+        base = scorer.thresholds_for("multi")
+        scorer.override = Thresholds(ham=base.ham if ham is None else ham, spam=base.spam if spam is None else spam)
+        if scorer.override.ham > scorer.override.spam:
+            raise UsageError("--ham-threshold must not be above --spam-threshold")
+    return scorer
 
 
 def _extra(rec: Record, exclude: dict | None = None) -> dict:

@@ -12,13 +12,15 @@ import datetime
 import io
 import json
 import math
+import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, TextIO
+from typing import BinaryIO, TextIO
 
 from .errors import InputError, UsageError
 
@@ -32,7 +34,7 @@ _SURROGATE_RE = re.compile("[\udc80-\udcff]")  # undecodable bytes under errors=
 # and would break language identification and the output line.
 _LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _NOT_UNICODE = "is not valid Unicode (a lone surrogate such as a \\ud800 escape)"
-_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Windows tools write at the start of a file
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as Windows tools write at the start of a file
 
 SPAM_LABELS = {"spam", "1", "true", "yes", "y", "t", "junk", "scam", "fraud", "promo", "blocked"}
 HAM_LABELS = {"ham", "0", "false", "no", "n", "f", "normal", "ok", "legit", "not_spam", "not spam"}
@@ -80,7 +82,7 @@ def detect_format(path: str | None, first_line: bytes = b"") -> str:
         ):
             if suffix.endswith(ext):
                 return fmt
-    stripped = first_line.removeprefix(_BOM).lstrip()
+    stripped = first_line.removeprefix(BOM).lstrip()
     if stripped.startswith(b"{"):
         return "jsonl"
     head = stripped.split(b";", 1)[0].lower()
@@ -96,12 +98,12 @@ def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES, strip_bom: 
     stream is dropped (``strip_bom``) and does not count towards the first line's length."""
     first = strip_bom
     while True:
-        line = stream.readline(max_bytes + 1 + (len(_BOM) if first else 0))
+        line = stream.readline(max_bytes + 1 + (len(BOM) if first else 0))
         if not line:
             return
         if first:
             first = False
-            line = line.removeprefix(_BOM)
+            line = line.removeprefix(BOM)
             if not line:  # the file was just a BOM: no line, as the block reader sees it
                 return
         ended = line.endswith(b"\n")
@@ -112,54 +114,6 @@ def iter_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_BYTES, strip_bom: 
             yield None
             continue
         yield line.rstrip(b"\r\n")
-
-
-class RawBlock(NamedTuple):
-    """Whole lines of a plain-text or JSON-lines file, not split yet, from line number ``first`` on;
-    :func:`block_lines` splits them as :func:`iter_lines` would have. ``classify`` with workers
-    reads a regular file this way: the reading process only reads blocks of bytes, and each worker
-    splits, parses and scores its own block."""
-
-    fmt: str
-    first: int
-    data: bytes
-
-
-BLOCK_BYTES = 1 << 18
-
-
-def read_blocks(
-    stream: BinaryIO, fmt: str, max_bytes: int, head: bytes = b"", block_bytes: int | None = None
-) -> Iterator[RawBlock]:
-    """``head + stream`` (a BOM at the start already dropped) as blocks of about ``block_bytes`` of
-    whole lines. A line longer than ``max_bytes`` ends its block, cut to ``max_bytes + 1`` bytes
-    (its rest is skipped here), so that :func:`block_lines` reports it as too long; memory stays
-    bounded."""
-    number, carry, block_bytes = 1, head, block_bytes or BLOCK_BYTES
-    while chunk := stream.read(block_bytes):
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # one line in progress
-            if len(data) <= max_bytes:
-                carry = data
-                continue
-            yield RawBlock(fmt, number, data[: max_bytes + 1])
-            number += 1
-            carry = b""
-            while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
-                pass
-            continue
-        yield RawBlock(fmt, number, data[:cut])
-        number += data.count(b"\n", 0, cut)
-        carry = data[cut:]
-    if carry:
-        yield RawBlock(fmt, number, carry)
-
-
-def block_lines(block: RawBlock, max_bytes: int) -> list[RawLine]:
-    """The lines of a :class:`RawBlock`, numbered, as :func:`read_records` would have read them."""
-    lines = iter_lines(io.BytesIO(block.data), max_bytes, strip_bom=False)
-    return [RawLine(block.fmt, number, raw) for number, raw in enumerate(lines, start=block.first)]
 
 
 def _decode(raw: bytes) -> str:
@@ -285,24 +239,14 @@ def _unencodable_field(fields: dict) -> str | None:
     return None
 
 
-class RawLine(NamedTuple):
-    """A line of a plain-text or JSON-lines input, not parsed yet (``raw`` None: too long).
-    :func:`parse_line` makes it the Record that :func:`read_records` would have given; ``classify
-    --jobs`` sends these to its workers, so the parsing runs there and not in the reading process."""
-
-    fmt: str
-    number: int
-    raw: bytes | None
-
-
-def parse_line(line: RawLine, opts: ReadOptions) -> Record:
-    """The Record of one plain-text (``fmt="text"``) or JSON-lines (``"jsonl"``) input line."""
-    number, raw = line.number, line.raw
+def parse_line(fmt: str, number: int, raw: bytes | None, opts: ReadOptions) -> Record:
+    """The Record of line ``number`` of a plain-text (``fmt="text"``) or JSON-lines (``"jsonl"``)
+    input, or of either (``"auto"``: decided per line), as :func:`iter_lines` gave it (``raw``
+    None: too long)."""
     if raw is None:
         return Record(id=number, error=_too_long(opts.max_bytes))
-    fmt = line.fmt
     if fmt == "auto":  # decided per line: a line that opens a JSON object is a record, others are text
-        fmt = "jsonl" if raw.removeprefix(_BOM).lstrip().startswith(b"{") else "text"
+        fmt = "jsonl" if raw.removeprefix(BOM).lstrip().startswith(b"{") else "text"
     if fmt == "text":
         try:
             text = _decode(raw)
@@ -326,23 +270,6 @@ def parse_line(line: RawLine, opts: ReadOptions) -> Record:
     if not isinstance(obj, dict):
         return Record(id=number, error="JSON line is not an object")
     return record_from_fields(obj, number, opts)
-
-
-def parse_items(items: Iterable[Record | RawLine | RawBlock], opts: ReadOptions) -> Iterator[Record]:
-    """The Records of :func:`read_records` items: raw lines and blocks parsed, Records as they are."""
-    for item in items:
-        if isinstance(item, RawBlock):
-            for line in block_lines(item, opts.max_bytes):
-                yield parse_line(line, opts)
-        elif isinstance(item, RawLine):
-            yield parse_line(item, opts)
-        else:
-            yield item
-
-
-def _raw_lines(stream: BinaryIO, fmt: str, opts: ReadOptions) -> Iterator[RawLine]:
-    for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
-        yield RawLine(fmt, number, raw)
 
 
 def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
@@ -531,7 +458,7 @@ def open_binary(path: str | None) -> BinaryIO:
     if path in (None, "-"):
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by read_records
+        return open(path, "rb")  # noqa: SIM115 - closed by open_input
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except IsADirectoryError:
@@ -540,30 +467,37 @@ def open_binary(path: str | None) -> BinaryIO:
         raise InputError(f"cannot open {path}: {exc.strerror}") from None
 
 
-def read_records(
-    path: str | None, opts: ReadOptions | None = None, raw_lines: bool = False, raw_blocks: bool = False
-) -> Iterator[Record | RawLine | RawBlock]:
-    """All records of a file (or stdin for ``-``/None), in order, in the given or detected format.
+Source = str | os.PathLike | BinaryIO | None
+"""What an input is read from: a path, ``-`` or None for stdin, or an open binary stream."""
+LINE_FORMATS = ("text", "jsonl", "auto")  # read line by line ("auto": each line decides)
 
-    ``raw_lines``: a plain-text or JSON-lines input yields :class:`RawLine` items instead, to be
-    parsed later with :func:`parse_line`; ``raw_blocks``: it yields :class:`RawBlock` items, many
-    lines each, split with :func:`block_lines` (other formats still yield Records)."""
-    opts = opts or ReadOptions()
+
+def is_stream(source: Source) -> bool:
+    """Whether ``source`` is an open stream (read as it is, and not closed here), not a name."""
+    return hasattr(source, "read")
+
+
+@contextmanager
+def open_input(source: Source, opts: ReadOptions) -> Iterator[tuple[str, BinaryIO | None]]:
+    """The format ``source`` is to be read in, and its stream (None for Parquet, which is read by
+    its path), closed on exit unless it is stdin or a stream given open. A format of
+    :data:`LINE_FORMATS` is read with :func:`iter_lines`; "auto" is then decided line by line."""
     if opts.format not in FORMATS:
         raise UsageError(f"unknown format {opts.format!r}; choose from {', '.join(FORMATS)}")
     fmt = opts.format
-    if fmt == "auto" and path not in (None, "-"):
-        fmt = detect_format(path)
+    named = not is_stream(source) and source not in (None, "-")
+    if fmt == "auto" and named:
+        fmt = detect_format(str(source))
         if fmt == "text":
             fmt = "auto"  # sniff the content below
         elif fmt == "csv":
             fmt = "auto-csv"  # Decidim ships its label;text files as .csv: sniff the first line
     if fmt == "parquet":
-        if path in (None, "-"):
+        if not named:
             raise UsageError("Parquet cannot be read from stdin; give a file")
-        yield from _read_parquet(path, opts)
+        yield fmt, None
         return
-    stream = open_binary(path)
+    stream = source if is_stream(source) else open_binary(source)
     try:
         if fmt == "auto-csv":
             fmt = "csv"
@@ -574,17 +508,28 @@ def read_records(
             if detect_format(None, stream.readline(65536)) == "decidim":
                 fmt = "decidim"
             stream.seek(0)
-        stream_in = stream  # fmt "auto" (a stream, or a file with no telling name): decided line by line
-        if fmt in ("text", "jsonl", "auto") and raw_blocks:
-            start = stream_in.read(len(_BOM))
-            yield from read_blocks(stream_in, fmt, opts.max_bytes, head=b"" if start == _BOM else start)
-        elif fmt in ("text", "jsonl", "auto"):
-            lines = _raw_lines(stream_in, fmt, opts)
-            yield from lines if raw_lines else (parse_line(line, opts) for line in lines)
-        elif fmt == "decidim":
-            yield from _read_decidim(stream_in, opts)
-        else:
-            yield from _read_csv(stream_in, opts, "," if fmt == "csv" else "\t")
+        yield fmt, stream
     finally:
-        if stream is not sys.stdin.buffer:
+        if stream is not sys.stdin.buffer and stream is not source:
             stream.close()
+
+
+def read_format(fmt: str, stream: BinaryIO | None, source: Source, opts: ReadOptions) -> Iterator[Record]:
+    """The records of an input :func:`open_input` opened, in its format ``fmt``."""
+    if fmt == "parquet":
+        yield from _read_parquet(str(source), opts)
+    elif fmt in LINE_FORMATS:
+        for number, raw in enumerate(iter_lines(stream, opts.max_bytes), start=1):
+            yield parse_line(fmt, number, raw, opts)
+    elif fmt == "decidim":
+        yield from _read_decidim(stream, opts)
+    else:
+        yield from _read_csv(stream, opts, "," if fmt == "csv" else "\t")
+
+
+def read_records(source: Source, opts: ReadOptions | None = None) -> Iterator[Record]:
+    """All records of a file (or stdin for ``-``/None, or an open binary stream), in order, in the
+    given or detected format."""
+    opts = opts or ReadOptions()
+    with open_input(source, opts) as (fmt, stream):
+        yield from read_format(fmt, stream, source, opts)

@@ -9,13 +9,16 @@ everything, the minimum language-id confidence, and the spam/ham thresholds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .langid import get_detector
 from .model import NaiveBayesModel, sigmoid
-from .site import SiteLayer
 from .text import FeatureSettings, Vectoriser, message_hash
+
+if TYPE_CHECKING:
+    from .site import SiteLayer
 
 FALLBACK = "multi"
 SPAM, UNSURE, HAM = "spam", "unsure", "ham"

@@ -82,6 +82,16 @@ def read_token(token_file: Path | None) -> str | None:
     return token or None
 
 
+def check_extra() -> None:
+    """UsageError unless the serve extra is installed. Its modules are looked for, not imported:
+    prometheus_client must not be imported before :func:`serve` sets up its multiprocess mode."""
+    import importlib.util
+
+    for name in ("starlette", "uvicorn", "prometheus_client"):
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(f"spamcli serve needs the serve extra ({name} is missing): pip install 'spamcli[serve]'")
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", ""):
         return host == "localhost"
@@ -120,16 +130,15 @@ class Service:
 
     def load(self, bundle=None) -> None:
         """(Re)load the model directory; ``bundle``: one already loaded (without its site layer)."""
-        from .api import SpamFilter
         from .bundle import load_bundle
-        from .profiles import ProfileScorer
+        from .classifying import load_scorer
 
         identity = _manifest_identity(self.directory)
         bundle = bundle or load_bundle(self.directory, with_site=False)
         follower = self._follow(bundle)
         self.bundle = bundle
-        self.filter = SpamFilter(bundle, "content") if "content" in bundle.contexts else None
-        self.profiles = ProfileScorer(bundle) if bundle.contexts else None
+        self.filter = load_scorer(bundle, "content") if "content" in bundle.contexts else None
+        self.profiles = load_scorer(bundle, "profile") if bundle.contexts else None
         if self._follower is not None:
             self._follower.close()
         self._follower = follower

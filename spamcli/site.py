@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-SITE_DB = "site.sqlite"
+from .bundle import SITE_DB
+
 PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
 HALF_WEIGHT = 10.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features

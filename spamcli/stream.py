@@ -20,7 +20,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 _END = object()
-READER_THREAD = "spamcli-reader"  # the name of the thread that reads the input (see cli._leave)
+READER_THREAD = "spamcli-reader"  # the name of the thread that reads the input (see process.leave)
 
 
 class _Failure:
@@ -136,7 +136,6 @@ def classify_batches(
     max_batch: int = 1024,
     max_wait: float | None = 0.01,
     jobs: int = 1,
-    read_options=None,
 ) -> Iterator[list[dict]]:
     """What both scorers' ``classify_batches`` do (``scorer``: anything with ``score_records``).
 
@@ -144,19 +143,13 @@ def classify_batches(
     time: big batches for bulk input, immediate answers for a slow trickle. ``jobs`` > 1 scores
     batches in that many forked worker processes (0: one per CPU; see :mod:`spamcli.parallel`);
     the output is the same. ``max_wait=None`` when reading never blocks (a regular file): full
-    batches, without a reader thread. ``records`` may hold unparsed
-    :class:`~spamcli.records.RawLine` / :class:`~spamcli.records.RawBlock` items when
-    ``read_options`` is given, parsed in the workers (or here)."""
+    batches, without a reader thread."""
     if jobs != 1:
         jobs = available_jobs(jobs)
         if jobs > 1:
             from .parallel import score_in_workers  # not imported for one process
 
-            yield from score_in_workers(scorer, records, explain, jobs, max_batch, max_wait, read_options)
+            yield from score_in_workers(scorer, records, explain, jobs, max_batch, max_wait)
             return
-    if read_options is not None:  # unparsed lines or blocks, when no worker could be forked after all
-        from .records import parse_items
-
-        records = parse_items(records, read_options)
     for batch in micro_batches(records, max_batch=max_batch, max_wait=max_wait):
         yield scorer.score_records(batch, explain=explain)

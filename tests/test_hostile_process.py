@@ -292,8 +292,8 @@ def test_an_early_stop_kills_a_hung_worker_after_the_grace_period(spam_filter, m
 _WRITER = """
 import sys
 from pathlib import Path
-from spamcli.bundle import load_bundle, save_bundle
-from spamcli.learning import learn_messages, model_lock
+from spamcli.bundle import load_bundle, model_lock, save_bundle
+from spamcli.learning import learn_messages
 
 model, rounds = Path(sys.argv[1]), int(sys.argv[2])
 bundle = load_bundle(model, with_site=False)

@@ -8,9 +8,10 @@ import random
 import pytest
 from helpers import SAMPLES
 
-from spamcli import records as records_module
+from spamcli import transport
 from spamcli.errors import InputError, UsageError
-from spamcli.records import ReadOptions, block_lines, detect_format, iter_lines, parse_label, read_records
+from spamcli.records import ReadOptions, detect_format, iter_lines, parse_label, read_records
+from spamcli.transport import block_lines, read_raw
 
 
 def _read(path, **options) -> list:
@@ -213,7 +214,7 @@ def test_lone_surrogates_from_json_escapes_become_error_records(tmp_path):
 
 
 def _lines_as_blocks(path, opts):
-    blocks = read_records(str(path), opts, raw_blocks=True)
+    blocks = read_raw(str(path), opts, blocks=True)
     return [line for block in blocks for line in block_lines(block, opts.max_bytes)]
 
 
@@ -222,7 +223,7 @@ def test_blocks_split_into_the_same_lines_as_line_reading(tmp_path, monkeypatch,
     """classify's workers split blocks of a file into lines: the same numbered lines as reading it
     line by line, over long lines, CR LF, a BOM, blank lines and a missing last newline."""
     rng = random.Random(seed)
-    monkeypatch.setattr(records_module, "BLOCK_BYTES", rng.choice([1, 2, 5, 16, 64, 4096]))
+    monkeypatch.setattr(transport, "BLOCK_BYTES", rng.choice([1, 2, 5, 16, 64, 4096]))
     max_bytes = rng.choice([1, 3, 8, 20, 100])
     pieces = [b"\xef\xbb\xbf"] if rng.random() < 0.3 else []
     for _ in range(rng.randrange(0, 30)):
@@ -234,7 +235,7 @@ def test_blocks_split_into_the_same_lines_as_line_reading(tmp_path, monkeypatch,
     path = tmp_path / "in.txt"
     path.write_bytes(b"".join(pieces))
     opts = ReadOptions(format=rng.choice(["text", "jsonl", "auto"]), max_bytes=max_bytes)
-    expected = list(read_records(str(path), opts, raw_lines=True))
+    expected = list(read_raw(str(path), opts))
     assert _lines_as_blocks(path, opts) == expected
 
 
@@ -242,7 +243,7 @@ def test_a_10_mb_line_in_blocks_is_one_too_long_line_and_the_next_line_survives(
     path = tmp_path / "in.jsonl"
     path.write_bytes(b'{"text": "a"}\n' + b"x" * 10_000_000 + b'\n{"text": "next"}\n')
     opts = ReadOptions(max_bytes=1_000_000)
-    blocks = list(read_records(str(path), opts, raw_blocks=True))
+    blocks = list(read_raw(str(path), opts, blocks=True))
     assert max(len(b.data) for b in blocks) <= 1_000_001
     lines = [line for block in blocks for line in block_lines(block, opts.max_bytes)]
     assert [(line.number, line.raw) for line in lines] == [(1, b'{"text": "a"}'), (2, None), (3, b'{"text": "next"}')]
@@ -257,8 +258,8 @@ def test_a_file_that_is_only_a_bom_has_no_lines_read_either_way(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_bytes(b"\xef\xbb\xbf")
     opts = ReadOptions(format="text")
-    assert list(read_records(str(path), opts, raw_lines=True)) == []
+    assert list(read_raw(str(path), opts)) == []
     assert _lines_as_blocks(path, opts) == []
     path.write_bytes(b"\xef\xbb\xbf\n")  # a BOM, then one empty line
-    assert [r.raw for r in read_records(str(path), opts, raw_lines=True)] == [b""]
+    assert [r.raw for r in read_raw(str(path), opts)] == [b""]
     assert [r.raw for r in _lines_as_blocks(path, opts)] == [b""]

@@ -259,20 +259,21 @@ def _children(pid: int) -> list[int]:
 
 
 def test_the_api_scores_file_blocks_in_workers_also_when_batches_wait(spam_filter, tmp_path):
-    """classify_batches with read_records(raw_blocks=True) and a micro-batch wait: several blocks
+    """score_in_workers with transport.read_raw(blocks=True) and a micro-batch wait: several blocks
     may share a batch; every one is split and scored, as in one process."""
-    from spamcli import records as records_module
+    from spamcli import transport
+    from spamcli.parallel import score_in_workers
 
     path = tmp_path / "in.jsonl"
     path.write_text(_jsonl_lines(300), encoding="utf-8")
     opts = ReadOptions()
-    records_module.BLOCK_BYTES, saved = 512, records_module.BLOCK_BYTES  # many small blocks
+    transport.BLOCK_BYTES, saved = 512, transport.BLOCK_BYTES  # many small blocks
     try:
-        items = list(read_records(str(path), opts, raw_blocks=True))
+        items = list(transport.read_raw(str(path), opts, blocks=True))
     finally:
-        records_module.BLOCK_BYTES = saved
+        transport.BLOCK_BYTES = saved
     assert len(items) > 10
-    two = [d for b in spam_filter.classify_batches(iter(items), jobs=2, max_wait=0.01, read_options=opts) for d in b]
+    two = [d for b in score_in_workers(spam_filter, iter(items), 0, 2, 1024, 0.01, opts) for d in b]
     one = [d for b in spam_filter.classify_batches(read_records(str(path), opts)) for d in b]
     assert two == one and len(one) == 300
 
