@@ -197,3 +197,36 @@ def test_train_killed_midway_leaves_a_loadable_model(model_copy, delay):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     _assert_usable_model(model_copy)
+
+
+def test_clean_records_with_max_rows_keeps_a_seeded_uniform_sample_and_finds_duplicates_over_all():
+    from spamcli.records import Record
+    from spamcli.training import clean_records
+
+    def word(i: int) -> str:  # letters: the normalised text keys fold digits together
+        return "".join(chr(97 + (i // 26**k) % 26) for k in range(3))
+
+    records = [Record(id=i, text=f"message {word(i)}", label=i % 2) for i in range(5_000)]
+    records += [Record(id=9_000, text=f"message {word(7)}", label=1)]  # a duplicate after the sample filled
+    kept, stats = clean_records(records, max_rows=500, seed=3)
+    again, _ = clean_records(records, max_rows=500, seed=3)
+    assert len(kept) == 500 and [r.id for r in kept] == [r.id for r in again]
+    assert stats["clean"] == 5_000 and stats["duplicates"] == 1
+    ids = sorted(r.id for r in kept)
+    assert ids[0] < 1_000 and ids[-1] > 4_000  # drawn from the whole input, not its head
+    assert 100 < sum(1 for i in ids if i >= 2_500) < 400  # and about evenly from both halves
+
+
+def test_train_with_max_rows_samples_and_says_so(tmp_path):
+    words = [chr(97 + i // 26) + chr(97 + i % 26) for i in range(80)]  # distinct texts (digits fold together)
+    rows = ["text,label"] + [f"free prize {w} claim now,spam" for w in words]
+    rows += [f"see you at the meeting {w} today,ham" for w in words]
+    data = tmp_path / "big.csv"
+    data.write_text("\n".join(rows) + "\n")
+    result = run_cli("train", data, "--out", tmp_path / "m", "--max-rows", "100", "--min-per-class", "5")
+    assert result.code == 0, result.stderr
+    assert "sample of 100 of the 160 clean records" in " ".join(result.stderr.split())
+    summary = load_bundle(tmp_path / "m").contexts["content"].summary
+    assert summary["spam"] + summary["ham"] == 100
+    bad = run_cli("train", data, "--out", tmp_path / "m2", "--max-rows", "-1")
+    assert_one_line_error(bad, 2)
