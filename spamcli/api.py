@@ -10,7 +10,7 @@ from pathlib import Path
 from .bundle import Bundle, load_bundle
 from .errors import UsageError
 from .records import Record
-from .router import FP_BUDGETS, ContextModel, Thresholds, Verdict
+from .router import FP_BUDGETS, ContextModel, Pipeline, Thresholds, Verdict
 
 
 class SpamFilter:
@@ -21,10 +21,19 @@ class SpamFilter:
     'spam'
     """
 
-    def __init__(self, bundle: Bundle, context: str = "content", thresholds: Thresholds | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        context: str = "content",
+        thresholds: Thresholds | None = None,
+        pipeline: Pipeline | None = None,
+    ):
         self.bundle = bundle
         self.context_name = context
         self.model: ContextModel = bundle.context(context)
+        # everything scoring needs (model, vectoriser, language detector): built here, at load,
+        # unless given (a copy at other thresholds shares its original's)
+        self.pipeline = pipeline if pipeline is not None else Pipeline(self.model)
         self.override = thresholds  # None: each model's own thresholds from training
 
     @property
@@ -44,6 +53,7 @@ class SpamFilter:
             self.bundle,
             self.context_name,
             Thresholds(ham=current.ham if ham is None else ham, spam=current.spam if spam is None else spam),
+            self.pipeline,
         )
 
     def with_fp_budget(self, budget: float) -> SpamFilter:
@@ -54,11 +64,11 @@ class SpamFilter:
             raise ValueError("this filter's thresholds are set explicitly (with_thresholds): no budget applies")
         context = self.model.with_fp_budget(budget)
         bundle = replace(self.bundle, contexts={**self.bundle.contexts, self.context_name: context})
-        return SpamFilter(bundle, self.context_name, self.override)
+        return SpamFilter(bundle, self.context_name, self.override, self.pipeline.with_model(context))
 
     def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""
-        return self.model.score(texts, langs, explain=explain, thresholds=self.override)
+        return self.pipeline.score(texts, langs, explain=explain, thresholds=self.override)
 
     def score_records(self, records: list[Record], explain: int = 0) -> list[dict]:
         """Output dicts (the JSON-lines contract) for a batch of records, in order."""

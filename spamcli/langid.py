@@ -19,7 +19,7 @@ model (see :mod:`spamcli.router`), so a wrong guess on "Call me" costs little.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +62,65 @@ def _load_fastlid(path: Path):
         return None
 
 
+class LoadedModels:
+    """Language-id models read from disk, shared read-only by the detectors that use the same one.
+
+    A detector is created per :class:`~spamcli.router.Pipeline` and owns its per-text answer
+    cache; what it shares through :data:`LOADED` is only the model read from a file (fastText's
+    ``lid.176.ftz``, a few MB in memory, ~3 ms to read; langdetect's profiles, ~1 s), which answers
+    the same whoever asks. An entry is keyed by everything that decides what is loaded: the backend,
+    the file's resolved path and identity (device, inode, size, modification time: a replaced file
+    is read again) and the implementation chosen (``SPAMCLI_FASTTEXT_LIB``), so sharing never
+    changes an answer; it saves the memory and the time of a second copy (a server scores messages
+    and profiles with two pipelines, and its forked workers share what was loaded before the fork)."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, load):
+        """The model of ``key``, read by ``load()`` the first time (once, also from several threads)."""
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = load()
+            return self._models[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+LOADED = LoadedModels()
+
+
+def _file_key(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path),)
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _load_fasttext(path: Path) -> tuple:
+    """``(C extension's model, None)``, else ``(None, the fasttext binding's model)`` of ``path``."""
+    fast = _load_fastlid(path)
+    if fast is not None:
+        return fast, None
+    try:
+        import fasttext
+    except ImportError:
+        raise UsageError(
+            "language identification without spamcli's C extension needs the fasttext extra: "
+            "pip install 'spamcli[fasttext]'"
+        ) from None
+
+    # fasttext prints a deprecation warning on load_model for some builds; keep stdout clean.
+    try:
+        return None, fasttext.load_model(str(path))
+    except ValueError as exc:
+        raise ModelError(f"cannot load language-id model {path}: {exc}") from None
+
+
 class LanguageDetector:
     """Base class: ``detect(texts) -> [(code, confidence), ...]`` with ISO 639-1 style codes."""
 
@@ -78,24 +137,10 @@ class FastTextDetector(LanguageDetector):
         path = Path(model_path) if model_path else lid_model_path()
         if not path.is_file():
             raise ModelError(f"language-id model not found: {path}")
-        self._fast = _load_fastlid(path)
-        self._model = None
+        key = ("fasttext", os.environ.get("SPAMCLI_FASTTEXT_LIB") == "1", *_file_key(path))
+        self._fast, self._model = LOADED.get(key, lambda: _load_fasttext(path))
         if self._fast is not None:
             self._codes = {label: label.replace("__label__", "") for label in self._fast.labels}
-        else:
-            try:
-                import fasttext
-            except ImportError:
-                raise UsageError(
-                    "language identification without spamcli's C extension needs the fasttext extra: "
-                    "pip install 'spamcli[fasttext]'"
-                ) from None
-
-            # fasttext prints a deprecation warning on load_model for some builds; keep stdout clean.
-            try:
-                self._model = fasttext.load_model(str(path))
-            except ValueError as exc:
-                raise ModelError(f"cannot load language-id model {path}: {exc}") from None
         self._cache: dict[str, tuple[str, float]] = {}
 
     @property
@@ -149,8 +194,7 @@ class LangdetectDetector(LanguageDetector):
             raise UsageError(missing) from None
 
         DetectorFactory.seed = seed
-        self._factory = DetectorFactory()
-        self._factory.load_profile(_langdetect_profiles())
+        self._factory = LOADED.get(("langdetect", seed), lambda: _langdetect_factory(DetectorFactory))
         self._seed = seed
 
     def detect(self, texts: list[str]) -> list[tuple[str, float]]:
@@ -168,15 +212,17 @@ class LangdetectDetector(LanguageDetector):
         return out
 
 
-def _langdetect_profiles() -> str:
+def _langdetect_factory(factory_class):
     import langdetect
 
-    return str(Path(langdetect.__file__).parent / "profiles")
+    factory = factory_class()
+    factory.load_profile(str(Path(langdetect.__file__).parent / "profiles"))
+    return factory
 
 
-@lru_cache(maxsize=4)
-def get_detector(backend: str = "fasttext") -> LanguageDetector:
-    """A shared detector per backend (loading fastText's model takes ~3 ms, ~20 ms with the binding; once)."""
+def new_detector(backend: str = "fasttext") -> LanguageDetector:
+    """A new detector of ``backend``, with an empty answer cache of its own; the model it reads is
+    shared with the other detectors of the same file (see :class:`LoadedModels`)."""
     if backend == "fasttext":
         return FastTextDetector()
     if backend == "langdetect":

@@ -7,7 +7,9 @@ on endless input, and whatever is in flight is finished as soon as the input goe
 milliseconds, so a trickle of lines (``tail -f``) keeps its latency.
 
 Workers are forked after the model, its lookup tables and the language-id model are loaded, so
-they share that memory copy-on-write and start at once. Where ``fork`` is not available (Windows,
+they share that memory copy-on-write and start at once. Each gets the scorer (and its
+:class:`~spamcli.router.Pipeline`) from the pool's initializer, inherited by the fork, not pickled:
+pools of different scorers may run side by side in one process. Where ``fork`` is not available (Windows,
 macOS default) ``jobs`` falls back to 1.
 
 A worker that dies (SIGKILL, the OOM killer, a crash in C) ends the run with
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
     from .api import SpamFilter
     from .profiles import ProfileScorer
 
-_worker_filter: SpamFilter | ProfileScorer | None = None  # set in the parent just before the workers are forked
+# In a worker process: the scorer its pool was made for, set by _init_worker (never in the parent).
+_worker_scorer: SpamFilter | ProfileScorer | None = None
 
 
 def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -> list[dict]:
@@ -49,7 +52,7 @@ def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -
     records, and without the records' raw input fields), as unparsed :class:`RawLine` items, or as
     one :class:`RawBlock` of a file's lines: these are split and parsed here, so that the reading
     process only reads. A block is scored ``max_batch`` records at a time."""
-    assert _worker_filter is not None
+    assert _worker_scorer is not None
     opts = opts or ReadOptions()
     items = (
         item
@@ -60,7 +63,7 @@ def _score(slim: list, explain: int, opts: ReadOptions | None, max_batch: int) -
     records = list(parse_items(items, opts))
     out: list[dict] = []
     for start in range(0, len(records), max_batch):
-        out += _worker_filter.score_records(records[start : start + max_batch], explain=explain)
+        out += _worker_scorer.score_records(records[start : start + max_batch], explain=explain)
     return out
 
 
@@ -91,8 +94,10 @@ IN_FLIGHT_GRACE = 30.0  # seconds an early stop waits for the batches in flight 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
-def _init_worker() -> None:
-    """In each worker, once: ignore Ctrl-C, take SIGTERM and SIGHUP by default, die with the parent.
+def _init_worker(scorer: SpamFilter | ProfileScorer, parent_pid: int, forked_by_main_thread: bool) -> None:
+    """In each worker, once: keep ``scorer`` for the batches; ignore Ctrl-C, take SIGTERM and SIGHUP
+    by default, die with the parent (``parent_pid``; the signal comes when the forking thread ends,
+    so only when that was the main thread).
 
     Ctrl-C goes to the whole process group: the parent's KeyboardInterrupt stops the workers, and
     no worker prints a traceback of its own. The CLI's own SIGTERM handler (see process.py) is not for
@@ -100,24 +105,24 @@ def _init_worker() -> None:
     forked with these signals blocked, so none arrives before this has run. If the parent is
     killed (SIGKILL, the OOM killer), Linux kills the workers too (``PR_SET_PDEATHSIG``): each
     worker holds the write end of its own task queue, so it would otherwise wait for work forever."""
+    global _worker_scorer
+    _worker_scorer = scorer
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    if _forked_by_main_thread and sys.platform.startswith("linux"):  # the signal comes when that thread ends
+    if forked_by_main_thread and sys.platform.startswith("linux"):  # the signal comes when that thread ends
         try:
             import ctypes
 
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
         except (OSError, AttributeError):  # no prctl in this libc: workers may outlive a killed parent
             pass
-    if os.getppid() != _parent_pid:  # the parent died before the line above took effect
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(1)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
 _PR_SET_PDEATHSIG = 1
-_parent_pid = os.getpid()  # set again in the parent just before the workers are forked
-_forked_by_main_thread = True  # likewise
 
 
 def _worker_pid() -> int:
@@ -184,15 +189,17 @@ def score_in_workers(
     in-order prefix of the output, and the error says how many records they held.
     While the input is quiet, the workers are also checked on each idle tick, so a ``tail -f``
     learns of a death at once, not at its next line."""
-    global _worker_filter, _parent_pid, _forked_by_main_thread
     # load the language-id model and lookup tables before forking
     spam_filter.score_records([Record(id=0, text="warm up")])
     # profiles need every input field; messages only these four (cheaper to send)
     whole = getattr(spam_filter, "needs_fields", False)
-    _worker_filter = spam_filter
-    _parent_pid = os.getpid()
-    _forked_by_main_thread = threading.current_thread() is threading.main_thread()
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker)
+    by_main_thread = threading.current_thread() is threading.main_thread()
+    pool = ProcessPoolExecutor(
+        jobs,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(spam_filter, os.getpid(), by_main_thread),  # inherited by the fork, not pickled
+    )
     pending: deque = deque()
     workers: list = []
     written = 0

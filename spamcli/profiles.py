@@ -47,7 +47,7 @@ from .bundle import Bundle
 from .errors import InputError, UsageError
 from .moderation import truthy
 from .records import Record, unwritable_field
-from .router import HAM, ContextModel, Thresholds
+from .router import HAM, ContextModel, Pipeline, Thresholds
 from .scoring import (  # noqa: F401 - also this module's API, as before
     DEFAULT_SCORING,
     SIGNALS,
@@ -150,6 +150,7 @@ class ProfileScorer:
         thresholds: Thresholds | None = None,
     ):
         self.text_model: ContextModel = bundle.contexts.get("profile") or bundle.context("content")
+        self.pipeline = Pipeline(self.text_model)  # the bio's way to a text score, built at load
         self.config = ScoringConfig.from_dict(self.text_model.scoring, overrides or {})
         self.trust = trust or TrustLists()
         self.override = thresholds
@@ -178,7 +179,7 @@ class ProfileScorer:
         times ``w_text``), with ``lang_confidence``."""
         todo = [r for r in records if not r.error and r.text.strip() and self.trust.reason(r) is None]
         texts, langs = [r.text for r in todo], [r.lang for r in todo]
-        verdicts = self.text_model.score(texts, langs, explain=explain) if todo else []
+        verdicts = self.pipeline.score(texts, langs, explain=explain) if todo else []
         by_rec = {id(r): v for r, v in zip(todo, verdicts)}
         return [self._score_one(rec, by_rec.get(id(rec)), explain) for rec in records]
 

@@ -8,12 +8,13 @@ everything, the minimum language-id confidence, and the spam/ham thresholds.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .langid import get_detector
+from .langid import LanguageDetector, new_detector
 from .model import NaiveBayesModel, sigmoid
 from .text import FeatureSettings, Vectoriser, message_hash
 
@@ -84,7 +85,7 @@ class ContextModel:
     spam_at_fpr: dict[str, dict[str, float]] = field(default_factory=dict)
     # What this site's moderators taught (spamcli learn), added to the base score: see site.py.
     site: SiteLayer | None = field(default=None, repr=False, compare=False)
-    _vectoriser: Vectoriser | None = field(default=None, repr=False, compare=False)
+    _pipeline: Pipeline | None = field(default=None, repr=False, compare=False)  # see pipeline()
     _site_deltas: tuple | None = field(default=None, repr=False, compare=False)  # (layer, its deltas)
 
     def site_deltas(self, layer: SiteLayer | None = None) -> np.ndarray:
@@ -127,13 +128,22 @@ class ContextModel:
             self,
             thresholds=at_budget("", self.thresholds),
             model_thresholds={name: at_budget(name, t) for name, t in self.model_thresholds.items()},
+            _pipeline=None,
         )
+
+    def pipeline(self) -> Pipeline:
+        """This model's own :class:`Pipeline`, made on first use, for :meth:`score`, :meth:`detect`,
+        :meth:`explain` and :attr:`vectoriser` (training, evaluation, export). Scorers that are
+        loaded (:class:`~spamcli.api.SpamFilter`, :class:`~spamcli.profiles.ProfileScorer`) build
+        their own at load instead."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            pipeline = self._pipeline = Pipeline(self)
+        return pipeline
 
     @property
     def vectoriser(self) -> Vectoriser:
-        if self._vectoriser is None:
-            self._vectoriser = Vectoriser(self.settings)
-        return self._vectoriser
+        return self.pipeline().vectoriser
 
     @property
     def languages(self) -> list[str]:
@@ -168,11 +178,68 @@ class ContextModel:
         return FALLBACK
 
     def detect(self, texts: list[str], langs: list[str | None] | None = None) -> list[tuple[str, float]]:
+        """See :meth:`Pipeline.detect`."""
+        return self.pipeline().detect(texts, langs)
+
+    def score(
+        self,
+        texts: list[str],
+        langs: list[str | None] | None = None,
+        explain: int = 0,
+        thresholds: Thresholds | None = None,
+    ) -> list[Verdict]:
+        """See :meth:`Pipeline.score`."""
+        return self.pipeline().score(texts, langs, explain, thresholds)
+
+    def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
+        """See :meth:`Pipeline.explain`."""
+        return self.pipeline().explain(text, model_name, top)
+
+
+class Pipeline:
+    """The whole way from texts to verdicts for one :class:`ContextModel`, built when the model is
+    loaded: the model (its per-language models, thresholds and site layer), the :class:`Vectoriser`
+    of its feature settings (with its caches, and the feature backend, C or Python, chosen when it
+    was made) and its language detector (made on first use: a run whose records all give their
+    language never reads the language-id model).
+
+    Nothing of it is module state: pipelines of different models score side by side in one process
+    and from several threads at once (the caches are bounded dicts, safe to share between threads),
+    and the worker processes of ``--jobs`` get theirs from the pool's initializer."""
+
+    def __init__(
+        self, model: ContextModel, vectoriser: Vectoriser | None = None, detector: LanguageDetector | None = None
+    ):
+        self.model = model
+        self.settings = model.settings
+        self.vectoriser = vectoriser if vectoriser is not None else Vectoriser(model.settings)
+        self._detector = detector
+        self._detector_lock = threading.Lock()
+
+    @property
+    def detector(self) -> LanguageDetector:
+        """The language detector of the model's backend, made on first use."""
+        detector = self._detector
+        if detector is None:
+            with self._detector_lock:
+                if self._detector is None:
+                    self._detector = new_detector(self.model.lang_backend)
+                detector = self._detector
+        return detector
+
+    def with_model(self, model: ContextModel) -> Pipeline:
+        """A pipeline for ``model`` (the same one at other thresholds, say) that shares this one's
+        vectoriser and detector: ``model`` must have the same feature settings and backend."""
+        if model.settings != self.settings or model.lang_backend != self.model.lang_backend:
+            raise ValueError("with_model() needs a model of the same feature settings and language backend")
+        return Pipeline(model, self.vectoriser, self.detector)
+
+    def detect(self, texts: list[str], langs: list[str | None] | None = None) -> list[tuple[str, float]]:
         """Language of each text; a given language (e.g. a ``lang`` field) is taken as certain."""
         if langs is None:
             langs = [None] * len(texts)
         todo = [i for i, lang in enumerate(langs) if not lang]
-        found = get_detector(self.lang_backend).detect([texts[i] for i in todo]) if todo else []
+        found = self.detector.detect([texts[i] for i in todo]) if todo else []
         out: list[tuple[str, float]] = [(lang or "", 1.0) for lang in langs]
         for i, result in zip(todo, found):
             out[i] = result
@@ -188,23 +255,24 @@ class ContextModel:
         """Score a batch of texts; ``explain=N`` adds the N features that moved each score most.
 
         Labels use ``thresholds`` if given, else the routed model's own thresholds."""
+        ctx = self.model
         detected = self.detect(texts, langs)
-        models, sure = self.models, self.min_lang_confidence  # self.route(), inlined
+        models, sure = ctx.models, ctx.min_lang_confidence  # self.route(), inlined
         routes = [lang if conf >= sure and lang in models else FALLBACK for lang, conf in detected]
         scores = np.empty(len(texts))
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]
             rows = self.vectoriser.transform([texts[i] for i in idx])
-            layer = self.site  # one snapshot per batch: a follower may swap it meanwhile
+            layer = ctx.site  # one snapshot per batch: a follower may swap it meanwhile
             if layer is None:
-                scores[idx] = self.models[name].predict_proba(rows)
+                scores[idx] = models[name].predict_proba(rows)
             else:
-                model = self.models[name]
+                model = models[name]
                 logit = model.calib_a * model.decision_function(rows) + model.calib_b
-                logit += layer.shift(rows.indptr, rows.indices, self.site_deltas(layer))
+                logit += layer.shift(rows.indptr, rows.indices, ctx.site_deltas(layer))
                 scores[idx] = sigmoid(logit)
         score_list = scores.tolist()
-        labels = self._labels(score_list, routes, detected, thresholds)
+        labels = ctx._labels(score_list, routes, detected, thresholds)
         verdicts = [
             Verdict(score=score, label=label, lang=lang, lang_confidence=round(conf, 3), model=route)
             for score, label, (lang, conf), route in zip(score_list, labels, detected, routes)
@@ -212,16 +280,16 @@ class ContextModel:
         if explain:
             for verdict, text in zip(verdicts, texts):
                 verdict.reasons = self.explain(text, verdict.model, explain)
-        if self.learned_labels:
+        if ctx.learned_labels:
             for verdict, text in zip(verdicts, texts):
-                verdict.learned = self.learned_labels.get(message_hash(text))
+                verdict.learned = ctx.learned_labels.get(message_hash(text))
                 verdict.label = verdict.learned or verdict.label
         return verdicts
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
         """The ``top`` words or word pairs that moved the score most, with their signed weight
         (the sum of their features' contributions to the calibrated log-odds)."""
-        model = self.models[model_name]
+        model = self.model.models[model_name]
         names = self.vectoriser.explain_tokens(text)
         row = self.vectoriser.row(text)
         cols = np.fromiter(row, dtype=np.int64, count=len(row))

@@ -175,6 +175,10 @@ def _nfkc_char(code: int) -> tuple[str, int, int] | None:
     return out, unicodedata.combining(out[0]), unicodedata.combining(out[-1])
 
 
+# The C extension's seven callbacks, set once here, at import, by the module that owns them: the
+# passes above, html.unescape and unicodedata.normalize. They are process-wide constants, the same
+# for every model (no FeatureSettings reach them): what depends on a model's settings is given to the
+# C functions as arguments by its Vectoriser (see Vectoriser._c_args).
 try:
     from . import _speedups
 except ImportError:  # built without a C compiler: the pure-Python functions do the same work
@@ -184,7 +188,10 @@ else:
         unicodedata.normalize, _nfkc_char, html.unescape, _strip_tags, _email_markers, _url_markers, _phone_markers
     )
 
-_C = None  # the C extension while it is in use (see use_speedups), else None
+# The C extension while it is in use (see use_speedups), else None: the default backend of the
+# module-level normalise() and tokenise(), of the pure functions of spamcli.model, and of each
+# Vectoriser when it is created (a Vectoriser keeps the backend it was created with).
+_C = None
 
 
 def use_speedups(enabled: bool = True) -> bool:
@@ -367,9 +374,10 @@ class Vectoriser:
         # the arguments of the C columns() after the normalised text, when the C extension is in use
         # and supports the settings (int32 columns; character n-grams, if any, of sizes 1 and up)
         char = settings.char_ngrams
+        self._c = _C  # the backend of this vectoriser, for its whole life (see use_speedups)
         self._c_args: tuple | None = None
         if (
-            _C is not None
+            self._c is not None
             and 1 <= settings.n_features <= 2**31
             and settings.max_chars >= 0  # Python's text[:-3] cuts from the end; the C code does not
             and (not char or 1 <= char[0] <= char[1] <= 100_000)
@@ -417,7 +425,7 @@ class Vectoriser:
         args = self._c_args
         if args is None:
             return self._columns_py(text)
-        return _speedups.columns(_speedups.normalise(text[: self.settings.max_chars]), *args)
+        return self._c.columns(self._c.normalise(text[: self.settings.max_chars]), *args)
 
     def _columns_py(self, text: str) -> tuple[list[int], list[float] | None]:
         """:meth:`_columns` in pure Python (with the feature and token caches): the reference."""
@@ -483,7 +491,7 @@ class Vectoriser:
 
     def _transform_c(self, texts: list[str]) -> SparseRows:
         """:meth:`transform` in C: the same rows, with the row cache holding packed rows (bytes)."""
-        indptr, indices, data = _speedups.rows(
+        indptr, indices, data = self._c.rows(
             texts,
             self.settings.max_chars,
             *self._c_args,
@@ -502,7 +510,9 @@ class Vectoriser:
     def explain_tokens(self, text: str) -> dict[int, str]:
         """Column -> the readable token it came from: a word (for its unigram and its character
         n-grams) or a word pair; a column shared by several tokens goes to the first."""
-        tokens = tokenise(normalise(text[: self.settings.max_chars]))
+        text = text[: self.settings.max_chars]
+        c = self._c
+        tokens = _tokenise_py(_normalise_py(text)) if c is None else c.tokenise(c.normalise(text))
         names: dict[int, str] = {}
         for token in tokens:
             for col in self._token_columns(token):

@@ -227,5 +227,5 @@ def test_profiles_score_in_worker_processes_with_the_same_output(tmp_path):
     scorer = ProfileScorer(load_bundle(None))
     records = [Record(id=r["id"], text=r["about"], fields=r) for r in rows]
     in_workers = [item for batch in scorer.classify_batches(records, jobs=2, max_batch=64) for item in batch]
-    assert parallel._worker_filter is scorer  # the batches went to forked workers
+    assert parallel._worker_scorer is None  # the parent's: set in the workers only, by their initializer
     assert in_workers == scorer.score_records(records)

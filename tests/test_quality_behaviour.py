@@ -124,15 +124,15 @@ def test_a_language_without_genuine_training_examples_is_only_unsure_below_the_s
     assert known.label == SPAM
     expected = SPAM if unseen.score >= ctx.unseen_language_threshold else UNSURE
     assert unseen.label == expected
-    ctx_strict = ctx.__class__(**{**ctx.__dict__, "unseen_language_threshold": 1.01, "_vectoriser": None})
+    ctx_strict = ctx.__class__(**{**ctx.__dict__, "unseen_language_threshold": 1.01, "_pipeline": None})
     assert ctx_strict.score([text], ["tr"])[0].label == UNSURE
 
 
 def test_langdetect_backend_is_seeded_and_deterministic():
-    from spamcli.langid import get_detector
+    from spamcli.langid import new_detector
 
     texts = ["Das ist ein Test der Spracherkennung", "Hola amigo, como estas hoy?", "Call me", ""]
-    detector = get_detector("langdetect")
+    detector = new_detector("langdetect")
     first = detector.detect(texts)
     assert first == detector.detect(texts)
     assert first[0][0] == "de" and first[1][0] == "es"
