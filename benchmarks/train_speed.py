@@ -8,7 +8,7 @@ Data: every labeled record of ``../shared/datasets`` (38,069 rows, 12 sets, 40+ 
 JSON lines; the 1M file repeats them with a unique suffix word per row (``ref<k>x<i>``), so no two
 rows are the same text and de-duplication cannot shrink it. The same rows go to every tool:
 - spamcli: ``spamcli train FILE --out DIR`` (the whole default model: languages, 4-fold
-  cross-validation, per-language nblr, calibration, thresholds; at most ``--max-rows`` 250,000
+  cross-validation, per-language nblr, calibration, thresholds; at most ``--max-rows`` 200,000
   rows, a uniform random sample of a bigger input);
 - bogofilter: ``bogofilter -s`` on an mbox of the spam and ``-n`` on one of the ham (word counts
   only: the floor of what a filter can do);

@@ -226,7 +226,7 @@ def train(
     chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 20_000,
     max_rows: Annotated[
         int, typer.Option(help="Train on a uniform random sample of at most this many records (0: all of them).")
-    ] = 250_000,
+    ] = 200_000,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
 ) -> None:
