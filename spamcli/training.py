@@ -54,7 +54,7 @@ class TrainOptions:
     cold_max_fpr: float = 0.02
     jobs: int | None = None  # threads for the fits (None: every CPU this process may use)
     # At most this many clean records are trained on: a uniform random sample of a bigger input,
-    # so that memory stays bounded (1.6 GB at 200,000 rows; about 7 GB per million otherwise). None: all of them.
+    # so that memory stays bounded (hashed rows take about 3.5 KB each; see benchmarks/README.md). None: all of them.
     max_rows: int | None = 200_000
 
 
