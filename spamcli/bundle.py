@@ -10,19 +10,20 @@ Layout (format version 1)::
       learned-5d0e....json               messages learned later with ``spamcli learn`` (optional):
                                          sha256 of the normalised text -> class, context, models
 
-Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
-file's sha256 against the manifest, so a model file can never run code. Nor can one hang or exhaust
-memory before it is checked: every file must be a regular file within a size bound (a FIFO, a
-symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's ``.npy`` header is
-checked against the manifest's ``n_features`` before its data is inflated, and every manifest field
-and array must have its type and a sane, finite range (docs/FORMAT.md); anything else is a
-:class:`ModelError` (exit 4). Atomicity: data files get content-addressed names and are written
-first (a file of that name already there is kept only if it holds exactly the same bytes, so saving
-over a damaged model repairs it); ``manifest.json`` is replaced last with ``os.replace`` (atomic on
-POSIX); files no manifest names any more are deleted by a later save, once :data:`RETIRED_GRACE` seconds
-have passed since the manifest naming them was replaced: a reader that has just read that manifest
-still finds its files (and should it stall for longer, :func:`load_bundle` starts again from the new
-manifest). A crash at any point leaves the previous manifest and its files intact.
+Safety: loading reads JSON and the numbers of ``.npy`` arrays only (a plain numeric dtype, never a
+pickle), after checking each file's sha256 against the manifest, so a model file can never run code.
+Nor can one hang or exhaust memory before it is checked: every file must be a regular file within a
+size bound (a FIFO, a symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's
+``.npy`` header is checked against the manifest's ``n_features`` before its data is inflated, and
+every manifest field and array must have its type and a sane, finite range (docs/FORMAT.md);
+anything else is a :class:`ModelError` (exit 4). Atomicity: data files get content-addressed names
+and are written first (a file of that name already there is kept only if it holds exactly the same
+bytes, so saving over a damaged model repairs it); ``manifest.json`` is replaced last with
+``os.replace`` (atomic on POSIX); files no manifest names any more are deleted by a later save, once
+:data:`RETIRED_GRACE` seconds have passed since the manifest naming them was replaced: a reader that
+has just read that manifest still finds its files (and should it stall for longer,
+:func:`load_bundle` starts again from the new manifest). A crash at any point leaves the previous
+manifest and its files intact.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import math
 import os
 import re
 import stat
+import struct
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -367,13 +369,18 @@ _ARRAYS = {"columns": "iu", "counts": "uif", "doc_counts": "uif"}
 _NBLR_ARRAYS = {"coef_plain": "f", "coef_nb": "f"}
 
 
-def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_features: int) -> None:
-    """Before any array is read: each needed member's .npy header declares a plain numeric dtype
-    and at most ``2 * n_features`` elements, and the member holds exactly that many bytes (so a
-    deflated member claiming billions of floats is refused before it is inflated)."""
+def _npz_arrays(data: bytes, path: Path, names: dict[str, str], n_features: int) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of the .npz ``data``, each read only after its .npy header declares a
+    plain numeric dtype and at most ``2 * n_features`` elements, and the member holds exactly that
+    many bytes (so a deflated member claiming billions of floats is refused before it is inflated).
+
+    A stored (not deflated) member, as :func:`save_bundle` writes, becomes a read-only view of
+    ``data`` where it is aligned for its dtype (no copy: the whole file's sha256 is checked
+    already), else a copy; a deflated one is inflated. Only numbers are read: nothing here unpickles."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = {info.filename: info for info in archive.infolist()}
+            arrays = {}
             for name, kinds in names.items():
                 info = members.get(f"{name}.npy")
                 if info is None:
@@ -383,9 +390,9 @@ def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_feature
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
                     elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
                     else:
                         raise ModelError(f"model file array {name!r} has .npy version {version}: {path}")
                     header = member.tell()
@@ -396,8 +403,28 @@ def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_feature
                     raise ModelError(f"model file array {name!r} is too large ({elements} values): {path}")
                 if header + elements * dtype.itemsize != info.file_size:
                     raise ModelError(f"model file array {name!r} does not hold what its header says: {path}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+                if info.compress_type == zipfile.ZIP_STORED:
+                    buffer, offset = data, _member_start(data, info) + header
+                else:
+                    buffer, offset = archive.read(info), header
+                flat = np.frombuffer(buffer, dtype=dtype, count=elements, offset=offset)
+                if not flat.flags.aligned:  # numpy's own loops would copy it at every use
+                    flat = flat.copy()
+                arrays[name] = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+            return arrays
+    except (ValueError, OSError, EOFError, struct.error, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise ModelError(f"model file unreadable: {path}: {exc}") from None
+
+
+def _member_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    """Where the bytes of the stored zip member ``info`` begin in ``data`` (after its local header)."""
+    fields = struct.unpack_from(zipfile.structFileHeader, data, info.header_offset)
+    if fields[0] != zipfile.stringFileHeader or info.compress_size != info.file_size:
+        raise ValueError(f"bad zip member {info.filename!r}")
+    start = info.header_offset + zipfile.sizeFileHeader + fields[10] + fields[11]  # + name, extra field
+    if start + info.file_size > len(data):
+        raise ValueError(f"zip member {info.filename!r} runs past the end of the file")
+    return start
 
 
 def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> None:
@@ -441,15 +468,11 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> Naiv
     path = directory / str(entry["file"])
     data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD)
     names = {**_ARRAYS, **(_NBLR_ARRAYS if kind == "nblr" else {})}
-    _check_npz_members(data, path, names, n_features)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
-            coefs = (arrays["coef_plain"], arrays["coef_nb"]) if kind == "nblr" else (None, None)
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"model file unreadable: {path}: {exc}") from None
-    counts, docs = counts.astype(np.float64), docs.astype(np.float64)
-    coefs = tuple(None if c is None else c.astype(np.float64) for c in coefs)
+    arrays = _npz_arrays(data, path, names, n_features)
+    columns = arrays["columns"]
+    counts, docs = arrays["counts"].astype(np.float64), arrays["doc_counts"].astype(np.float64)
+    # views of the file's bytes where they are float64 already (read-only: nothing writes to them)
+    coefs = tuple(arrays[c].astype(np.float64, copy=False) if kind == "nblr" else None for c in _NBLR_ARRAYS)
     _check_arrays(path, n_features, columns, counts, docs, coefs)
     return NaiveBayesModel(
         kind=kind,
@@ -457,7 +480,7 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> Naiv
         coef_nb=coefs[1],
         n_features=n_features,
         alpha=alpha,
-        columns=columns.astype(np.int32),
+        columns=columns.astype(np.int32, copy=False),
         counts=counts,
         doc_counts=docs,
         **scalars,
