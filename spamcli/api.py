@@ -54,6 +54,10 @@ class SpamFilter:
         bundle = replace(self.bundle, contexts={**self.bundle.contexts, self.context_name: context})
         return SpamFilter(bundle, self.context_name, self.override)
 
+    def prepare(self) -> None:
+        """Load and build everything scoring needs now (see :meth:`ContextModel.prepare`)."""
+        self.model.prepare()
+
     def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""
         return self.model.score(texts, langs, explain=explain, thresholds=self.override)

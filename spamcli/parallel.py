@@ -185,6 +185,7 @@ def score_in_workers(
     learns of a death at once, not at its next line."""
     global _worker_filter, _parent_pid, _forked_by_main_thread
     # load the language-id model and lookup tables before forking
+    spam_filter.prepare()
     spam_filter.score_records([Record(id=0, text="warm up")])
     # profiles need every input field; messages only these four (cheaper to send)
     whole = getattr(spam_filter, "needs_fields", False)

@@ -226,6 +226,10 @@ class ProfileScorer:
 
     needs_fields = True  # workers get whole records: the signals read the account fields
 
+    def prepare(self) -> None:
+        """As :meth:`spamcli.api.SpamFilter.prepare`."""
+        self.text_model.prepare()
+
     def classify_batches(
         self,
         records: Iterable[Record],

@@ -126,6 +126,13 @@ class ContextModel:
             model_thresholds={name: at_budget(name, t) for name, t in self.model_thresholds.items()},
         )
 
+    def prepare(self) -> None:
+        """Load the language-id model and build every model's lookup tables now, which scoring
+        does when it first needs them: before worker processes are forked, so that they share them."""
+        get_detector(self.lang_backend)
+        for model in self.models.values():
+            model.prepare()
+
     @property
     def vectoriser(self) -> Vectoriser:
         if self._vectoriser is None:
