@@ -298,10 +298,11 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
     from .records import read_records
 
     if not _engine(engine, scheduler):
-        from .stream import available_jobs
+        from .stream import available_jobs, small_input
 
-        raw = available_jobs(jobs) > 1  # workers parse plain and JSON lines: the reader only reads
         for path in inputs:
+            path_jobs = 1 if jobs == 0 and small_input(path) else jobs  # by default, no workers for a few lines
+            raw = available_jobs(path_jobs) > 1  # workers parse plain and JSON lines: the reader only reads
             regular = _regular_file(path)
             wait = None if regular else 0.01  # a pipe or terminal: micro-batches for latency
             yield spam_filter.classify_batches(
@@ -309,7 +310,7 @@ def _classify_sources(spam_filter, inputs, opts, explain, batch_size, jobs, engi
                 explain=explain,
                 max_batch=batch_size,
                 max_wait=wait,
-                jobs=jobs,
+                jobs=path_jobs,
                 read_options=opts if raw else None,
             )
         return
