@@ -33,9 +33,11 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import stat
 import struct
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -443,7 +445,7 @@ def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> 
         raise ModelError(f"model file coefficients are not finite: {path}")
 
 
-def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> NaiveBayesModel:
+def _load_model(directory: Path, entry: dict, settings: FeatureSettings, digests: _Digests) -> NaiveBayesModel:
     if not isinstance(entry, dict):
         raise ValueError(f"model entry is not an object: {entry!r}")
     kind = entry.get("kind", "nb")
@@ -466,7 +468,7 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> Naiv
         "calib_b": _number(calib.get("b", 0.0), "calibration.b"),
     }
     path = directory / str(entry["file"])
-    data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD)
+    data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD, digests)
     names = {**_ARRAYS, **(_NBLR_ARRAYS if kind == "nblr" else {})}
     arrays = _npz_arrays(data, path, names, n_features)
     columns = arrays["columns"]
@@ -487,9 +489,51 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> Naiv
     )
 
 
-def _verified_bytes(directory: Path, entry: dict, limit: int) -> bytes:
+class _Digests:
+    """The sha256 checks of the files one load reads, run in a thread while the loader goes on
+    parsing and checking them (hashlib lets go of the GIL, so on a second CPU the ~15 ms of hashing
+    the shipped model overlap the rest). Nothing loaded is used before :meth:`check` has found every
+    digest right, and a file that is corrupt says so rather than what parsing it found."""
+
+    def __init__(self) -> None:
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._bad: list[Path] = []
+
+    def add(self, data: bytes, digest: str, path: Path) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spamcli-sha256", daemon=True)
+            self._thread.start()
+        self._todo.put((data, digest, path))
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            data, digest, path = item
+            if not _digest_matches(data, digest):
+                self._bad.append(path)
+
+    def check(self) -> None:
+        """Wait for the checks; ModelError for the first file whose sha256 is not the manifest's."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._bad:
+            raise _corrupt(self._bad[0])
+
+
+def _digest_matches(data: bytes, digest: str) -> bool:
+    return hashlib.sha256(data).hexdigest() == digest
+
+
+def _corrupt(path: Path) -> ModelError:
+    return ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+
+
+def _verified_bytes(directory: Path, entry: dict, limit: int, digests: _Digests | None = None) -> bytes:
     """A data file named by the manifest, after checking its name is safe, that it is a regular
-    file of at most ``limit`` bytes, and that its sha256 matches."""
+    file of at most ``limit`` bytes, and that its sha256 matches (``digests``: left to it, to check
+    before the data is used)."""
     name, digest = entry["file"], entry["sha256"]
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
         raise ModelError(f"model manifest names an unsafe file: {name!r}")
@@ -497,8 +541,10 @@ def _verified_bytes(directory: Path, entry: dict, limit: int) -> bytes:
         raise ValueError(f"sha256 is not text: {digest!r}")
     path = directory / name
     data = _read_regular(path, limit, "model file")
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+    if digests is not None:
+        digests.add(data, digest, path)
+    elif not _digest_matches(data, digest):
+        raise _corrupt(path)
     return data
 
 
@@ -538,7 +584,7 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
         raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 
-def _load_context(directory: Path, name: str, ctx: dict) -> ContextModel:
+def _load_context(directory: Path, name: str, ctx: dict, digests: _Digests) -> ContextModel:
     """One context of the manifest, every field checked (ValueError, TypeError or KeyError if not)."""
     settings = FeatureSettings.from_dict(ctx["features"])
     entries = ctx["models"]
@@ -558,7 +604,7 @@ def _load_context(directory: Path, name: str, ctx: dict) -> ContextModel:
     models = {}
     for lang, entry in entries.items():
         try:
-            models[lang] = _load_model(directory, entry, settings)
+            models[lang] = _load_model(directory, entry, settings, digests)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = str(exc) if type(exc) is ValueError else repr(exc)
             raise ValueError(f"model {lang!r}: {detail}") from None
@@ -623,10 +669,14 @@ def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle
 def _load_manifest(directory: Path, manifest: dict, with_site: bool) -> Bundle:
     contexts = {}
     where = ""
+    digests = _Digests()
     try:
-        for ctx_name, ctx in manifest["contexts"].items():
-            where = f" (context {ctx_name!r})"
-            contexts[ctx_name] = _load_context(directory, ctx_name, ctx)
+        try:
+            for ctx_name, ctx in manifest["contexts"].items():
+                where = f" (context {ctx_name!r})"
+                contexts[ctx_name] = _load_context(directory, ctx_name, ctx, digests)
+        finally:
+            digests.check()  # on an error too: a corrupt file is reported as such
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = str(exc) if type(exc) is ValueError else repr(exc)
         raise ModelError(f"model manifest is incomplete or malformed{where}: {detail}: {directory}") from None

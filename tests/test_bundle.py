@@ -155,3 +155,15 @@ def test_deflated_and_fortran_order_npz_members_load_the_same_arrays(trained_mod
     for name in ("columns", "counts", "doc_counts"):
         assert np.array_equal(getattr(loaded, name), getattr(original, name)), name
     assert _scores(model_copy) == _scores(trained_model)
+
+
+@pytest.mark.parametrize("damage", ["zeros", "truncated"])
+def test_a_corrupt_model_file_is_reported_as_such(model_copy, damage):
+    """Its sha256 is checked while it is parsed: the error says it is corrupt, not what parsing found."""
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    files = [e["file"] for ctx in manifest["contexts"].values() for e in ctx["models"].values()]
+    path = model_copy / files[-1]  # the last one read: the check of every other file came first
+    data = path.read_bytes()
+    path.write_bytes(bytes(len(data)) if damage == "zeros" else data[: len(data) // 2])
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        bundle.load_bundle(model_copy)
