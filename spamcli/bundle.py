@@ -42,7 +42,6 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +49,7 @@ import numpy as np
 from . import __version__, tempfiles
 from .errors import ModelError
 from .langid import BACKENDS as LANG_BACKENDS
+from .langid import shipped_file
 from .model import KINDS, NaiveBayesModel
 from .router import FALLBACK, ContextModel, Thresholds
 from .text import FEATURES_VERSION, FeatureSettings
@@ -64,7 +64,7 @@ def default_model_dir() -> Path:
     override = os.environ.get("SPAMCLI_MODEL")
     if override:
         return Path(override)
-    return Path(str(resources.files("spamcli.models").joinpath("default")))
+    return shipped_file("default")
 
 
 @dataclass
@@ -565,13 +565,12 @@ def _load_learned(directory: Path, entry: dict | None) -> dict:
 
 def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
     """Give each context what its site's moderators taught (``site.sqlite``, see site.py)."""
-    import sqlite3
-
     from . import site
 
     path = directory / site.SITE_DB
     if not path.is_file():
         return
+    import sqlite3
     try:
         con = site.connect(directory)
         try:
