@@ -96,16 +96,32 @@ def _npz_bytes(model: NaiveBayesModel) -> bytes:
     if model.kind == "nblr":
         arrays["coef_plain"] = np.asarray(model.coef_plain, dtype=np.float64)
         arrays["coef_nb"] = np.asarray(model.coef_nb, dtype=np.float64)
-    # Uncompressed: loading is a copy, not a decompression (the multilingual model loads in ~10 ms
-    # instead of ~80 ms), at about 1.7x the size on disk (benchmarks/README.md, "Speed").
-    np.savez(buf, **arrays)
+    # Uncompressed: loading reads the arrays in place, with no decompression (the multilingual model
+    # loaded in ~10 ms instead of ~80 ms), at about 1.7x the size on disk (benchmarks/README.md,
+    # "Speed"). What numpy.savez writes (with its fixed timestamp: the same model is the same bytes,
+    # so the same content-addressed name), but each array's data aligned to 64 bytes in the file,
+    # so that none needs a copy to be aligned in memory.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, array, allow_pickle=False)  # its header pads to 64 bytes
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            pad = -(buf.tell() + zipfile.sizeFileHeader + len(info.filename) + 6) % _ALIGN
+            info.extra = struct.pack("<HHH", _ALIGNMENT_FIELD, 2 + pad, _ALIGN) + bytes(pad)
+            archive.writestr(info, member.getvalue())
     return buf.getvalue()
+
+
+_ALIGN = 64
+_ALIGNMENT_FIELD = 0xD935  # the zip extra field of Android's zipalign: the alignment, then padding
 
 
 def _compact_counts(counts: np.ndarray) -> np.ndarray:
     """NB counts as uint32 when they are whole numbers that fit (they are, unless a caller added
-    fractional values): half the bytes of float64, and exactly the same values once loaded."""
-    counts = np.asarray(counts, dtype=np.float64)
+    fractional values): half the bytes of float64, and exactly the same values once loaded.
+    Row-major, as they are loaded (see _load_model), so that saving a loaded model again writes
+    the same bytes."""
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
     if counts.size and counts.min() >= 0 and counts.max() < 2**32 and np.array_equal(counts, np.floor(counts)):
         return counts.astype(np.uint32)
     return counts

@@ -167,3 +167,16 @@ def test_a_corrupt_model_file_is_reported_as_such(model_copy, damage):
     path.write_bytes(bytes(len(data)) if damage == "zeros" else data[: len(data) // 2])
     with pytest.raises(ModelError, match="sha256 mismatch"):
         bundle.load_bundle(model_copy)
+
+
+def test_saved_model_files_are_reproducible_and_read_in_place(trained_model, tmp_path):
+    """save_bundle aligns each array's data in its file, so loading copies none, and writes the same
+    model as the same bytes (so under the same content-addressed names), loaded and saved again too."""
+    bundle.save_bundle(bundle.load_bundle(trained_model), tmp_path / "a")
+    bundle.save_bundle(bundle.load_bundle(tmp_path / "a"), tmp_path / "b")
+    names = sorted(path.name for path in (tmp_path / "a").glob("*.npz"))
+    assert names and names == sorted(path.name for path in (tmp_path / "b").glob("*.npz"))
+    assert names == sorted(path.name for path in trained_model.glob("*.npz"))  # as training wrote them
+    for model in bundle.load_bundle(tmp_path / "a").contexts["content"].models.values():
+        assert not model.columns.flags.owndata and model.columns.flags.aligned  # a view of the file
+    assert _scores(tmp_path / "a") == _scores(trained_model)
