@@ -488,7 +488,10 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings, digests
     names = {**_ARRAYS, **(_NBLR_ARRAYS if kind == "nblr" else {})}
     arrays = _npz_arrays(data, path, names, n_features)
     columns = arrays["columns"]
-    counts, docs = arrays["counts"].astype(np.float64), arrays["doc_counts"].astype(np.float64)
+    # copies, which learning adds to; row-major, as scoring reads a row at a time (training may give
+    # column-major counts: summing a row of 516k columns then took 10 ms instead of 0.5 ms)
+    counts = np.array(arrays["counts"], dtype=np.float64, order="C")
+    docs = arrays["doc_counts"].astype(np.float64)
     # views of the file's bytes where they are float64 already (read-only: nothing writes to them)
     coefs = tuple(arrays[c].astype(np.float64, copy=False) if kind == "nblr" else None for c in _NBLR_ARRAYS)
     _check_arrays(path, n_features, columns, counts, docs, coefs)
