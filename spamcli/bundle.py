@@ -455,7 +455,9 @@ def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> 
     if k and (columns[0] < 0 or columns[-1] >= n_features or np.any(np.diff(columns) <= 0)):
         raise ModelError(f"model file columns are not sorted, distinct and below n_features: {path}")
     for values in (counts, docs):
-        if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
+        if values.dtype.kind == "u":  # (uint32, as save_bundle writes whole counts: nothing to check)
+            continue
+        if not (values.dtype.kind == "i" or np.all(np.isfinite(values))) or not np.all(values >= 0):
             raise ModelError(f"model file counts are negative or not finite: {path}")
     if any(c is not None and not np.all(np.isfinite(c)) for c in coefs):
         raise ModelError(f"model file coefficients are not finite: {path}")
@@ -494,7 +496,7 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings, digests
     docs = arrays["doc_counts"].astype(np.float64)
     # views of the file's bytes where they are float64 already (read-only: nothing writes to them)
     coefs = tuple(arrays[c].astype(np.float64, copy=False) if kind == "nblr" else None for c in _NBLR_ARRAYS)
-    _check_arrays(path, n_features, columns, counts, docs, coefs)
+    _check_arrays(path, n_features, columns, arrays["counts"], arrays["doc_counts"], coefs)  # as stored
     return NaiveBayesModel(
         kind=kind,
         coef_plain=coefs[0],
