@@ -66,6 +66,10 @@ class SpamFilter:
         bundle = replace(self.bundle, contexts={**self.bundle.contexts, self.context_name: context})
         return SpamFilter(bundle, self.context_name, self.override, self.pipeline.with_model(context))
 
+    def prepare(self) -> None:
+        """Load and build everything scoring needs now (see :meth:`Pipeline.prepare`)."""
+        self.pipeline.prepare()
+
     def score(self, texts: list[str], langs: list[str | None] | None = None, explain: int = 0) -> list[Verdict]:
         """Score texts; ``langs`` may give known languages (None entries are detected)."""
         return self.pipeline.score(texts, langs, explain=explain, thresholds=self.override)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
@@ -162,6 +161,8 @@ class CsvSink:
         self.stream = stream
         self.raw = raw
         self.keys: dict[str, None] = {}
+        import tempfile  # here: JSON lines to stdout need none
+
         self.spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed in finish/close
 
     def write(self, items: list[dict]) -> None:

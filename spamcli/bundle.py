@@ -10,19 +10,20 @@ Layout (format version 1)::
       learned-5d0e....json               messages learned later with ``spamcli learn`` (optional):
                                          sha256 of the normalised text -> class, context, models
 
-Safety: loading reads JSON and ``numpy.load(..., allow_pickle=False)`` only, after checking each
-file's sha256 against the manifest, so a model file can never run code. Nor can one hang or exhaust
-memory before it is checked: every file must be a regular file within a size bound (a FIFO, a
-symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's ``.npy`` header is
-checked against the manifest's ``n_features`` before its data is inflated, and every manifest field
-and array must have its type and a sane, finite range (docs/FORMAT.md); anything else is a
-:class:`ModelError` (exit 4). Atomicity: data files get content-addressed names and are written
-first (a file of that name already there is kept only if it holds exactly the same bytes, so saving
-over a damaged model repairs it); ``manifest.json`` is replaced last with ``os.replace`` (atomic on
-POSIX); files no manifest names any more are deleted by a later save, once :data:`RETIRED_GRACE` seconds
-have passed since the manifest naming them was replaced: a reader that has just read that manifest
-still finds its files (and should it stall for longer, :func:`load_bundle` starts again from the new
-manifest). A crash at any point leaves the previous manifest and its files intact.
+Safety: loading reads JSON and the numbers of ``.npy`` arrays only (a plain numeric dtype, never a
+pickle), after checking each file's sha256 against the manifest, so a model file can never run code.
+Nor can one hang or exhaust memory before it is checked: every file must be a regular file within a
+size bound (a FIFO, a symlink to ``/dev/zero`` or a 1 GB manifest is refused unread), each array's
+``.npy`` header is checked against the manifest's ``n_features`` before its data is inflated, and
+every manifest field and array must have its type and a sane, finite range (docs/FORMAT.md);
+anything else is a :class:`ModelError` (exit 4). Atomicity: data files get content-addressed names
+and are written first (a file of that name already there is kept only if it holds exactly the same
+bytes, so saving over a damaged model repairs it); ``manifest.json`` is replaced last with
+``os.replace`` (atomic on POSIX); files no manifest names any more are deleted by a later save, once
+:data:`RETIRED_GRACE` seconds have passed since the manifest naming them was replaced: a reader that
+has just read that manifest still finds its files (and should it stall for longer,
+:func:`load_bundle` starts again from the new manifest). A crash at any point leaves the previous
+manifest and its files intact.
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import stat
+import struct
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,7 @@ import numpy as np
 from . import __version__, tempfiles
 from .errors import ModelError, SpamcliError
 from .langid import BACKENDS as LANG_BACKENDS
+from .langid import shipped_file
 from .model import KINDS, NaiveBayesModel
 from .router import FALLBACK, ContextModel, Thresholds
 from .text import FEATURES_VERSION, FeatureSettings
@@ -63,7 +67,7 @@ def default_model_dir() -> Path:
     override = os.environ.get("SPAMCLI_MODEL")
     if override:
         return Path(override)
-    return Path(str(resources.files("spamcli.models").joinpath("default")))
+    return shipped_file("default")
 
 
 @dataclass
@@ -95,16 +99,32 @@ def _npz_bytes(model: NaiveBayesModel) -> bytes:
     if model.kind == "nblr":
         arrays["coef_plain"] = np.asarray(model.coef_plain, dtype=np.float64)
         arrays["coef_nb"] = np.asarray(model.coef_nb, dtype=np.float64)
-    # Uncompressed: loading is a copy, not a decompression (the multilingual model loads in ~10 ms
-    # instead of ~80 ms), at about 1.7x the size on disk (benchmarks/README.md, "Speed").
-    np.savez(buf, **arrays)
+    # Uncompressed: loading reads the arrays in place, with no decompression (the multilingual model
+    # loaded in ~10 ms instead of ~80 ms), at about 1.7x the size on disk (benchmarks/README.md,
+    # "Speed"). What numpy.savez writes (with its fixed timestamp: the same model is the same bytes,
+    # so the same content-addressed name), but each array's data aligned to 64 bytes in the file,
+    # so that none needs a copy to be aligned in memory.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, array, allow_pickle=False)  # its header pads to 64 bytes
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            pad = -(buf.tell() + zipfile.sizeFileHeader + len(info.filename) + 6) % _ALIGN
+            info.extra = struct.pack("<HHH", _ALIGNMENT_FIELD, 2 + pad, _ALIGN) + bytes(pad)
+            archive.writestr(info, member.getvalue())
     return buf.getvalue()
+
+
+_ALIGN = 64
+_ALIGNMENT_FIELD = 0xD935  # the zip extra field of Android's zipalign: the alignment, then padding
 
 
 def _compact_counts(counts: np.ndarray) -> np.ndarray:
     """NB counts as uint32 when they are whole numbers that fit (they are, unless a caller added
-    fractional values): half the bytes of float64, and exactly the same values once loaded."""
-    counts = np.asarray(counts, dtype=np.float64)
+    fractional values): half the bytes of float64, and exactly the same values once loaded.
+    Row-major, as they are loaded (see _load_model), so that saving a loaded model again writes
+    the same bytes."""
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
     if counts.size and counts.min() >= 0 and counts.max() < 2**32 and np.array_equal(counts, np.floor(counts)):
         return counts.astype(np.uint32)
     return counts
@@ -408,13 +428,18 @@ _ARRAYS = {"columns": "iu", "counts": "uif", "doc_counts": "uif"}
 _NBLR_ARRAYS = {"coef_plain": "f", "coef_nb": "f"}
 
 
-def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_features: int) -> None:
-    """Before any array is read: each needed member's .npy header declares a plain numeric dtype
-    and at most ``2 * n_features`` elements, and the member holds exactly that many bytes (so a
-    deflated member claiming billions of floats is refused before it is inflated)."""
+def _npz_arrays(data: bytes, path: Path, names: dict[str, str], n_features: int) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of the .npz ``data``, each read only after its .npy header declares a
+    plain numeric dtype and at most ``2 * n_features`` elements, and the member holds exactly that
+    many bytes (so a deflated member claiming billions of floats is refused before it is inflated).
+
+    A stored (not deflated) member, as :func:`save_bundle` writes, becomes a read-only view of
+    ``data`` where it is aligned for its dtype (no copy: the whole file's sha256 is checked
+    already), else a copy; a deflated one is inflated. Only numbers are read: nothing here unpickles."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = {info.filename: info for info in archive.infolist()}
+            arrays = {}
             for name, kinds in names.items():
                 info = members.get(f"{name}.npy")
                 if info is None:
@@ -424,9 +449,9 @@ def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_feature
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
                     elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
                     else:
                         raise ModelError(f"model file array {name!r} has .npy version {version}: {path}")
                     header = member.tell()
@@ -437,8 +462,28 @@ def _check_npz_members(data: bytes, path: Path, names: dict[str, str], n_feature
                     raise ModelError(f"model file array {name!r} is too large ({elements} values): {path}")
                 if header + elements * dtype.itemsize != info.file_size:
                     raise ModelError(f"model file array {name!r} does not hold what its header says: {path}")
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+                if info.compress_type == zipfile.ZIP_STORED:
+                    buffer, offset = data, _member_start(data, info) + header
+                else:
+                    buffer, offset = archive.read(info), header
+                flat = np.frombuffer(buffer, dtype=dtype, count=elements, offset=offset)
+                if not flat.flags.aligned:  # numpy's own loops would copy it at every use
+                    flat = flat.copy()
+                arrays[name] = flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+            return arrays
+    except (ValueError, OSError, EOFError, struct.error, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise ModelError(f"model file unreadable: {path}: {exc}") from None
+
+
+def _member_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    """Where the bytes of the stored zip member ``info`` begin in ``data`` (after its local header)."""
+    fields = struct.unpack_from(zipfile.structFileHeader, data, info.header_offset)
+    if fields[0] != zipfile.stringFileHeader or info.compress_size != info.file_size:
+        raise ValueError(f"bad zip member {info.filename!r}")
+    start = info.header_offset + zipfile.sizeFileHeader + fields[10] + fields[11]  # + name, extra field
+    if start + info.file_size > len(data):
+        raise ValueError(f"zip member {info.filename!r} runs past the end of the file")
+    return start
 
 
 def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> None:
@@ -451,13 +496,15 @@ def _check_arrays(path: Path, n_features: int, columns, counts, docs, coefs) -> 
     if k and (columns[0] < 0 or columns[-1] >= n_features or np.any(np.diff(columns) <= 0)):
         raise ModelError(f"model file columns are not sorted, distinct and below n_features: {path}")
     for values in (counts, docs):
-        if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
+        if values.dtype.kind == "u":  # (uint32, as save_bundle writes whole counts: nothing to check)
+            continue
+        if not (values.dtype.kind == "i" or np.all(np.isfinite(values))) or not np.all(values >= 0):
             raise ModelError(f"model file counts are negative or not finite: {path}")
     if any(c is not None and not np.all(np.isfinite(c)) for c in coefs):
         raise ModelError(f"model file coefficients are not finite: {path}")
 
 
-def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> NaiveBayesModel:
+def _load_model(directory: Path, entry: dict, settings: FeatureSettings, digests: _Digests) -> NaiveBayesModel:
     if not isinstance(entry, dict):
         raise ValueError(f"model entry is not an object: {entry!r}")
     kind = entry.get("kind", "nb")
@@ -480,34 +527,75 @@ def _load_model(directory: Path, entry: dict, settings: FeatureSettings) -> Naiv
         "calib_b": _number(calib.get("b", 0.0), "calibration.b"),
     }
     path = directory / str(entry["file"])
-    data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD)
+    data = _verified_bytes(directory, entry, MODEL_FILE_BYTES_PER_FEATURE * n_features + MODEL_FILE_OVERHEAD, digests)
     names = {**_ARRAYS, **(_NBLR_ARRAYS if kind == "nblr" else {})}
-    _check_npz_members(data, path, names, n_features)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            columns, counts, docs = arrays["columns"], arrays["counts"], arrays["doc_counts"]
-            coefs = (arrays["coef_plain"], arrays["coef_nb"]) if kind == "nblr" else (None, None)
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"model file unreadable: {path}: {exc}") from None
-    counts, docs = counts.astype(np.float64), docs.astype(np.float64)
-    coefs = tuple(None if c is None else c.astype(np.float64) for c in coefs)
-    _check_arrays(path, n_features, columns, counts, docs, coefs)
+    arrays = _npz_arrays(data, path, names, n_features)
+    columns = arrays["columns"]
+    # copies, which learning adds to; row-major, as scoring reads a row at a time (training may give
+    # column-major counts: summing a row of 516k columns then took 10 ms instead of 0.5 ms)
+    counts = np.array(arrays["counts"], dtype=np.float64, order="C")
+    docs = arrays["doc_counts"].astype(np.float64)
+    # views of the file's bytes where they are float64 already (read-only: nothing writes to them)
+    coefs = tuple(arrays[c].astype(np.float64, copy=False) if kind == "nblr" else None for c in _NBLR_ARRAYS)
+    _check_arrays(path, n_features, columns, arrays["counts"], arrays["doc_counts"], coefs)  # as stored
     return NaiveBayesModel(
         kind=kind,
         coef_plain=coefs[0],
         coef_nb=coefs[1],
         n_features=n_features,
         alpha=alpha,
-        columns=columns.astype(np.int32),
+        columns=columns.astype(np.int32, copy=False),
         counts=counts,
         doc_counts=docs,
         **scalars,
     )
 
 
-def _verified_bytes(directory: Path, entry: dict, limit: int) -> bytes:
+class _Digests:
+    """The sha256 checks of the files one load reads, run in a thread while the loader goes on
+    parsing and checking them (hashlib lets go of the GIL, so on a second CPU the ~15 ms of hashing
+    the shipped model overlap the rest). Nothing loaded is used before :meth:`check` has found every
+    digest right, and a file that is corrupt says so rather than what parsing it found."""
+
+    def __init__(self) -> None:
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._bad: list[Path] = []
+
+    def add(self, data: bytes, digest: str, path: Path) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spamcli-sha256", daemon=True)
+            self._thread.start()
+        self._todo.put((data, digest, path))
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            data, digest, path = item
+            if not _digest_matches(data, digest):
+                self._bad.append(path)
+
+    def check(self) -> None:
+        """Wait for the checks; ModelError for the first file whose sha256 is not the manifest's."""
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._bad:
+            raise _corrupt(self._bad[0])
+
+
+def _digest_matches(data: bytes, digest: str) -> bool:
+    return hashlib.sha256(data).hexdigest() == digest
+
+
+def _corrupt(path: Path) -> ModelError:
+    return ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+
+
+def _verified_bytes(directory: Path, entry: dict, limit: int, digests: _Digests | None = None) -> bytes:
     """A data file named by the manifest, after checking its name is safe, that it is a regular
-    file of at most ``limit`` bytes, and that its sha256 matches."""
+    file of at most ``limit`` bytes, and that its sha256 matches (``digests``: left to it, to check
+    before the data is used)."""
     name, digest = entry["file"], entry["sha256"]
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
         raise ModelError(f"model manifest names an unsafe file: {name!r}")
@@ -515,8 +603,10 @@ def _verified_bytes(directory: Path, entry: dict, limit: int) -> bytes:
         raise ValueError(f"sha256 is not text: {digest!r}")
     path = directory / name
     data = _read_regular(path, limit, "model file")
-    if hashlib.sha256(data).hexdigest() != digest:
-        raise ModelError(f"model file is corrupt (sha256 mismatch): {path}")
+    if digests is not None:
+        digests.add(data, digest, path)
+    elif not _digest_matches(data, digest):
+        raise _corrupt(path)
     return data
 
 
@@ -556,7 +646,7 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
         raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 
-def _load_context(directory: Path, name: str, ctx: dict) -> ContextModel:
+def _load_context(directory: Path, name: str, ctx: dict, digests: _Digests) -> ContextModel:
     """One context of the manifest, every field checked (ValueError, TypeError or KeyError if not)."""
     settings = FeatureSettings.from_dict(ctx["features"])
     entries = ctx["models"]
@@ -576,7 +666,7 @@ def _load_context(directory: Path, name: str, ctx: dict) -> ContextModel:
     models = {}
     for lang, entry in entries.items():
         try:
-            models[lang] = _load_model(directory, entry, settings)
+            models[lang] = _load_model(directory, entry, settings, digests)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             detail = str(exc) if type(exc) is ValueError else repr(exc)
             raise ValueError(f"model {lang!r}: {detail}") from None
@@ -641,10 +731,14 @@ def load_bundle(directory: Path | None = None, with_site: bool = True) -> Bundle
 def _load_manifest(directory: Path, manifest: dict, with_site: bool) -> Bundle:
     contexts = {}
     where = ""
+    digests = _Digests()
     try:
-        for ctx_name, ctx in manifest["contexts"].items():
-            where = f" (context {ctx_name!r})"
-            contexts[ctx_name] = _load_context(directory, ctx_name, ctx)
+        try:
+            for ctx_name, ctx in manifest["contexts"].items():
+                where = f" (context {ctx_name!r})"
+                contexts[ctx_name] = _load_context(directory, ctx_name, ctx, digests)
+        finally:
+            digests.check()  # on an error too: a corrupt file is reported as such
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         detail = str(exc) if type(exc) is ValueError else repr(exc)
         raise ModelError(f"model manifest is incomplete or malformed{where}: {detail}: {directory}") from None

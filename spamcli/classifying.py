@@ -95,9 +95,10 @@ def classify_source(
 ) -> Iterator[list[dict]]:
     """Output dicts of one input, in input order, a batch at a time, read the way that suits it
     (see module docstring). ``jobs``: worker processes (0: one per CPU; 1: none)."""
-    from .stream import available_jobs
+    from .stream import available_jobs, small_input
 
-    workers = available_jobs(jobs)
+    short = jobs == 0 and not is_stream(source) and small_input("-" if source in (None, "-") else os.fspath(source))
+    workers = available_jobs(1 if short else jobs)  # by default, no workers for a few lines
     regular = is_regular_file(source)
     wait = None if regular else MESSAGE_WAIT
     if workers > 1:  # workers parse plain and JSON lines: the reader only reads

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError, UsageError
@@ -39,7 +38,15 @@ def lid_model_path() -> Path:
     override = os.environ.get("SPAMCLI_LID_MODEL")
     if override:
         return Path(override)
-    return Path(str(resources.files("spamcli.models").joinpath("lid.176.ftz")))
+    return shipped_file("lid.176.ftz")
+
+
+def shipped_file(name: str) -> Path:
+    """A file of the package ``spamcli.models`` (``models/`` in the source tree): looked up on its
+    ``__path__``, which costs nothing, where ``importlib.resources`` took 2 ms to import."""
+    from . import models
+
+    return Path(next(iter(models.__path__))) / name
 
 
 def _clean(text: str) -> str:

@@ -65,6 +65,19 @@ def _inverse_norms(squared: np.ndarray, floor: float) -> np.ndarray:
     return out
 
 
+# A batch of at most this many features (a few messages) is scored before the model's lookup tables
+# over every feature are built (see NaiveBayesModel._batch_tables): a one-message run needs none.
+SMALL_BATCH = 8192
+
+
+def _table(values: np.ndarray, default: float = 0.0) -> np.ndarray:
+    """``values`` and then ``default``, float64: a lookup table whose slot -1 is every unseen column."""
+    table = np.empty(len(values) + 1, dtype=np.float64)
+    table[:-1] = values
+    table[-1] = default
+    return table
+
+
 NORM_FLOOR_FEATURES = 100.0  # a message is normalised as if it had at least this many features
 REGRESSION_PASSES = 30  # passes of the regression's solver over the data, at most (see _logistic_regression)
 LIBLINEAR_TOLERANCE = 1e-4  # its stopping tolerance (scikit-learn's default)
@@ -216,11 +229,14 @@ class NaiveBayesModel:
 
     # ---- weights --------------------------------------------------------------------------
     def _log_denominators(self) -> tuple[float, float]:
-        ham_total, spam_total = self.counts.sum(axis=1)
-        return (
-            float(np.log(ham_total + self.alpha * self.n_features)),
-            float(np.log(spam_total + self.alpha * self.n_features)),
-        )
+        found = self._dense.get("denominators")
+        if found is None:
+            ham_total, spam_total = self.counts.sum(axis=1)
+            found = self._dense["denominators"] = (
+                float(np.log(ham_total + self.alpha * self.n_features)),
+                float(np.log(spam_total + self.alpha * self.n_features)),
+            )
+        return found
 
     @property
     def default_weight(self) -> float:
@@ -228,10 +244,12 @@ class NaiveBayesModel:
         log_ham, log_spam = self._log_denominators()
         return log_ham - log_spam
 
-    def sparse_weights(self) -> np.ndarray:
-        """The NB log-count ratios ``r`` of the seen columns (aligned with ``columns``)."""
+    def sparse_weights(self, at: np.ndarray | None = None) -> np.ndarray:
+        """The NB log-count ratios ``r`` of the seen columns (aligned with ``columns``); ``at``: of
+        those at these positions only (the same values)."""
         log_ham, log_spam = self._log_denominators()
-        return (np.log(self.counts[1] + self.alpha) - log_spam) - (np.log(self.counts[0] + self.alpha) - log_ham)
+        counts = self.counts if at is None else self.counts[:, at]
+        return (np.log(counts[1] + self.alpha) - log_spam) - (np.log(counts[0] + self.alpha) - log_ham)
 
     def _lookup(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``(slot, table)`` with ``table[slot[j]]`` the value of vector ``name`` at column ``j``:
@@ -250,11 +268,23 @@ class NaiveBayesModel:
                 values, default = self.sparse_weights(), self.default_weight
             else:
                 values, default = (self.coef_plain if name == "u" else self.coef_nb), 0.0
-            table = np.empty(len(self.columns) + 1, dtype=np.float64)
-            table[:-1] = values
-            table[-1] = default
-            found = self._dense[name] = (slot, table)
+            found = self._dense[name] = (slot, _table(values, default))
         return found
+
+    def _batch_tables(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+        """``(indices, slot, (r, u, v))`` as :meth:`_lookup` has them, for only the distinct
+        ``columns`` of one batch, renumbered 0, 1, ... (``indices``: ``columns`` so renumbered):
+        the same values, without building the tables over every feature (~20 ms for the shipped
+        model, more than a short message takes to score)."""
+        wanted, indices = np.unique(columns, return_inverse=True)
+        pos = np.searchsorted(self.columns, wanted)
+        seen = pos < len(self.columns)
+        seen[seen] = self.columns[pos[seen]] == wanted[seen]
+        at = pos[seen]
+        slot = np.full(len(wanted), -1, dtype=np.int32)
+        slot[seen] = np.arange(len(at), dtype=np.int32)
+        r = _table(self.sparse_weights(at), self.default_weight)
+        return indices.astype(np.int32).ravel(), slot, (r, _table(self.coef_plain[at]), _table(self.coef_nb[at]))
 
     def _values(self, name: str, columns: np.ndarray) -> np.ndarray:
         """Vector ``name`` (see :meth:`_lookup`) at ``columns``, float64."""
@@ -272,6 +302,12 @@ class NaiveBayesModel:
 
     def invalidate(self) -> None:
         self._dense.clear()
+
+    def prepare(self) -> None:
+        """Build the lookup tables now (the first batch of more than :data:`SMALL_BATCH` features
+        would): see :meth:`spamcli.router.ContextModel.prepare`."""
+        for name in ("r", "u", "v") if self.kind == "nblr" else ("r",):
+            self._lookup(name)
 
     # ---- scoring --------------------------------------------------------------------------
     def _gather(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,16 +331,18 @@ class NaiveBayesModel:
         if self.kind == "nb":
             return row_sums(rows, self._terms(rows)[0])
         if _text._C is not None and rows.n_features == self.n_features:  # the C extension, same numbers
-            slot, r_table = self._lookup("r")
+            if "slot" not in self._dense and len(rows.indices) <= SMALL_BATCH:
+                indices, slot, tables = self._batch_tables(rows.indices)
+            else:
+                indices, (slot, _) = rows.indices, self._lookup("r")
+                tables = tuple(self._lookup(name)[1] for name in ("r", "u", "v"))
             out = np.empty(rows.n_rows, dtype=np.float64)
             _text._C.nblr_scores(
                 np.ascontiguousarray(rows.indptr, dtype=np.int64),
-                np.ascontiguousarray(rows.indices, dtype=np.int32),
+                np.ascontiguousarray(indices, dtype=np.int32),
                 np.ascontiguousarray(rows.data, dtype=np.float32),
                 slot,
-                r_table,
-                self._lookup("u")[1],
-                self._lookup("v")[1],
+                *tables,
                 out,
                 self.floor_plain,
                 self.floor_nb,

@@ -190,6 +190,7 @@ def score_in_workers(
     While the input is quiet, the workers are also checked on each idle tick, so a ``tail -f``
     learns of a death at once, not at its next line."""
     # load the language-id model and lookup tables before forking
+    spam_filter.prepare()
     spam_filter.score_records([Record(id=0, text="warm up")])
     # profiles need every input field; messages only these four (cheaper to send)
     whole = getattr(spam_filter, "needs_fields", False)

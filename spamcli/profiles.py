@@ -228,6 +228,10 @@ class ProfileScorer:
 
     needs_fields = True  # workers get whole records: the signals read the account fields
 
+    def prepare(self) -> None:
+        """As :meth:`spamcli.api.SpamFilter.prepare`."""
+        self.pipeline.prepare()
+
     def classify_batches(
         self,
         records: Iterable[Record],

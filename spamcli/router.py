@@ -131,6 +131,10 @@ class ContextModel:
             _pipeline=None,
         )
 
+    def prepare(self) -> None:
+        """Build what scoring needs now (see :meth:`Pipeline.prepare`), for this model's own pipeline."""
+        self.pipeline().prepare()
+
     def pipeline(self) -> Pipeline:
         """This model's own :class:`Pipeline`, made on first use, for :meth:`score`, :meth:`detect`,
         :meth:`explain` and :attr:`vectoriser` (training, evaluation, export). Scorers that are
@@ -215,6 +219,13 @@ class Pipeline:
         self.vectoriser = vectoriser if vectoriser is not None else Vectoriser(model.settings)
         self._detector = detector
         self._detector_lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Load the language-id model and build every model's lookup tables now, which scoring
+        does when it first needs them: before worker processes are forked, so that they share them."""
+        _ = self.detector
+        for model in self.model.models.values():
+            model.prepare()
 
     @property
     def detector(self) -> LanguageDetector:

@@ -34,12 +34,15 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import sqlite3
 
 from .bundle import SITE_DB
 
@@ -88,6 +91,8 @@ def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
     path = Path(directory) / SITE_DB
     if not create and not path.is_file():
         return None
+    import sqlite3  # here: a model without a site database never needs it
+
     con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     # Two first learns at once: switching a new database to WAL (and creating its tables) can be
     # refused with "database is locked" without SQLite's busy wait; retry, as the wait would.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 try:
@@ -33,6 +32,8 @@ def mode(base: int = 0o666) -> int:
 
 def create(target: Path) -> tuple[int, str]:
     """A new temporary file for ``target``, locked: its open descriptor and its path."""
+    import tempfile  # here: loading a model does not write
+
     target = Path(target)
     while True:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

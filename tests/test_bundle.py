@@ -45,17 +45,23 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def test_load_bundle_reads_arrays_with_allow_pickle_false(trained_model, monkeypatch):
+def test_load_bundle_reads_arrays_without_unpickling(trained_model, monkeypatch):
+    """Arrays come from their checked .npy headers and bytes: nothing that could unpickle runs."""
     calls = []
     real_load = np.load
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling while loading a model")
 
     def spy(*args, **kwargs):
         calls.append(kwargs.get("allow_pickle"))
         return real_load(*args, **kwargs)
 
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(bundle.np, "load", spy)
-    bundle.load_bundle(trained_model)
-    assert calls and all(flag is False for flag in calls)
+    assert bundle.load_bundle(trained_model).contexts["content"].models
+    assert all(flag is False for flag in calls)
 
 
 def test_model_file_replaced_by_a_pickle_is_refused_without_running_it(model_copy, tmp_path):
@@ -130,3 +136,47 @@ def test_crash_while_saving_leaves_the_previous_model_loadable(model_copy, monke
 def test_default_model_dir_honours_spamcli_model_env(monkeypatch, tmp_path):
     monkeypatch.setenv("SPAMCLI_MODEL", str(tmp_path))
     assert bundle.default_model_dir() == tmp_path
+
+
+def test_deflated_and_fortran_order_npz_members_load_the_same_arrays(trained_model, model_copy):
+    """save_bundle stores members uncompressed (read in place); a deflated .npz, or one with a
+    column-major array, as other writers may make, loads the same numbers."""
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    entry = next(iter(manifest["contexts"]["content"]["models"].values()))
+    with np.load(model_copy / entry["file"], allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["counts"] = np.asfortranarray(arrays["counts"])
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _replace_model_file(model_copy, buf.getvalue())
+    lang = next(iter(manifest["contexts"]["content"]["models"]))
+    loaded = bundle.load_bundle(model_copy).contexts["content"].models[lang]
+    original = bundle.load_bundle(trained_model).contexts["content"].models[lang]
+    for name in ("columns", "counts", "doc_counts"):
+        assert np.array_equal(getattr(loaded, name), getattr(original, name)), name
+    assert _scores(model_copy) == _scores(trained_model)
+
+
+@pytest.mark.parametrize("damage", ["zeros", "truncated"])
+def test_a_corrupt_model_file_is_reported_as_such(model_copy, damage):
+    """Its sha256 is checked while it is parsed: the error says it is corrupt, not what parsing found."""
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    files = [e["file"] for ctx in manifest["contexts"].values() for e in ctx["models"].values()]
+    path = model_copy / files[-1]  # the last one read: the check of every other file came first
+    data = path.read_bytes()
+    path.write_bytes(bytes(len(data)) if damage == "zeros" else data[: len(data) // 2])
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        bundle.load_bundle(model_copy)
+
+
+def test_saved_model_files_are_reproducible_and_read_in_place(trained_model, tmp_path):
+    """save_bundle aligns each array's data in its file, so loading copies none, and writes the same
+    model as the same bytes (so under the same content-addressed names), loaded and saved again too."""
+    bundle.save_bundle(bundle.load_bundle(trained_model), tmp_path / "a")
+    bundle.save_bundle(bundle.load_bundle(tmp_path / "a"), tmp_path / "b")
+    names = sorted(path.name for path in (tmp_path / "a").glob("*.npz"))
+    assert names and names == sorted(path.name for path in (tmp_path / "b").glob("*.npz"))
+    assert names == sorted(path.name for path in trained_model.glob("*.npz"))  # as training wrote them
+    for model in bundle.load_bundle(tmp_path / "a").contexts["content"].models.values():
+        assert not model.columns.flags.owndata and model.columns.flags.aligned  # a view of the file
+    assert _scores(tmp_path / "a") == _scores(trained_model)

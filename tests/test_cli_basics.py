@@ -64,8 +64,10 @@ def test_spamcli_model_env_selects_the_model(trained_model):
     assert json.loads(result.stdout)["id"] == 1
 
 
-def test_a_one_process_message_run_imports_neither_the_profile_scorer_nor_the_worker_pool():
-    """Start-up: `echo hi | spamcli classify --jobs 1` needs neither (each costs milliseconds)."""
+@pytest.mark.parametrize("args", [["--jobs", "1"], []], ids=["jobs-1", "default"])
+def test_a_one_process_message_run_imports_neither_the_profile_scorer_nor_the_worker_pool(args):
+    """Start-up: `echo hi | spamcli classify --jobs 1` needs neither (each costs milliseconds), nor
+    does the default `echo hi | spamcli classify`: workers are not started for one line."""
     import subprocess
     import sys
 
@@ -73,7 +75,7 @@ def test_a_one_process_message_run_imports_neither_the_profile_scorer_nor_the_wo
 
     code = (
         "import sys\n"
-        "sys.argv = ['spamcli', 'classify', '--jobs', '1']\n"
+        f"sys.argv = ['spamcli', 'classify', *{args!r}]\n"
         "from spamcli.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith(('spamcli', 'concurrent')))), file=sys.stderr)\n"

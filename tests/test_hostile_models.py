@@ -381,6 +381,11 @@ def _counts_negative(a):
     a["counts"][1, 0] = -1.0
 
 
+def _counts_negative_integers(a):
+    a["counts"] = a["counts"].astype(np.int64)
+    a["counts"][0, 0] = -3
+
+
 def _coef_inf(a):  # (the test model's are kind nb: this one becomes nblr)
     a["coef_plain"] = np.zeros(len(a["columns"]))
     a["coef_nb"] = np.zeros(len(a["columns"]))
@@ -403,6 +408,7 @@ TAMPERED_ARRAYS = {
         _columns_unsorted,
         _counts_nan,
         _counts_negative,
+        _counts_negative_integers,
         _coef_inf,
         _doc_counts_nan,
         _columns_float,

@@ -326,3 +326,34 @@ def test_an_early_stop_with_a_dead_worker_gives_up_after_the_grace_period(spam_f
     start = time.monotonic()
     batches.close()
     assert time.monotonic() - start < 30  # before: forever
+
+
+def test_small_input_is_only_input_known_to_be_whole_and_small(tmp_path, monkeypatch):
+    """By default (--jobs 0) workers are started unless the input is known to be a few lines."""
+    import io
+    import os
+    import sys
+
+    from spamcli.stream import SMALL_INPUT, small_input
+
+    small, big = tmp_path / "small.txt", tmp_path / "big.txt"
+    small.write_text("hi\n")
+    big.write_bytes(b"x\n" * SMALL_INPUT)
+    assert small_input(str(small)) and not small_input(str(big)) and not small_input(str(tmp_path / "none"))
+    read, write = os.pipe()
+    try:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.FileIO(read, closefd=False)))
+        os.write(write, b"hi\n")
+        assert not small_input("-")  # its writer may add more
+        os.close(write)
+        write = -1
+        assert small_input("-")  # closed, 3 bytes in it
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+    with open(big, "rb") as handle:
+        monkeypatch.setattr(sys, "stdin", handle)
+        assert not small_input("-")
+        handle.seek(len(b"x\n") * (SMALL_INPUT // 2))
+        assert small_input("-")  # what is left to read of it
