@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 
-from helpers import SAMPLES, assert_one_line_error, cli_env, run_cli
+from helpers import SAMPLES, assert_one_line_error, cli_env, run_cli, run_cli_process
 
 METRICS = {"precision", "recall", "f1", "fpr", "auc", "confusion"}
 
 
-def _evaluate_json(*args) -> dict:
-    result = run_cli("evaluate", *args, "--json")
+def _evaluate_json(*args, run=run_cli) -> dict:
+    result = run("evaluate", *args, "--json")
     assert result.code == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def test_evaluate_json_reports_overall_and_per_language_metrics(trained_model):
-    report = _evaluate_json(SAMPLES / "messages.csv", "--model", trained_model)
+    report = _evaluate_json(SAMPLES / "messages.csv", "--model", trained_model, run=run_cli_process)  # end to end
     assert report["overall"]["n"] == 64
     assert {"en", "es", "de"} <= set(report["by_language"])
     for group in [report["overall"], *report["by_language"].values()]:

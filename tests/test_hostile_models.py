@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, SAMPLES, Result, assert_one_line_error, cli_env, run_cli
+from helpers import REPO, SAMPLES, Result, assert_one_line_error, cli_env, run_cli, run_cli_process
 
 from spamcli import SpamFilter, bundle
 from spamcli.errors import ModelError, UsageError
@@ -41,16 +41,7 @@ def _limit_memory() -> None:
 
 def _run_bounded(*args: str | os.PathLike, stdin: str = "") -> Result:
     """``python -m spamcli ARGS`` with a timeout and an address-space limit (a regression fails)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spamcli", *map(str, args)],
-        input=stdin.encode("utf-8"),
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=TIMEOUT,
-        preexec_fn=_limit_memory,
-    )
-    return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+    return run_cli_process(*args, stdin=stdin, timeout=TIMEOUT, preexec_fn=_limit_memory)
 
 
 def _run_python(code: str) -> str:
