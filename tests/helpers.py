@@ -244,6 +244,31 @@ def in_process(stdin: bytes, env: dict, timeout: float):
         left[0].join(0.1)
 
 
+# Python code to put before a victim's own code in ``python -c``: it takes its first argument
+# (sys.argv[1], removed) as the point where the process kills itself with SIGKILL, as kill -9 or a
+# power cut at that moment would: "MODULE.FUNCTION" when that function is called, or
+# "MODULE.FUNCTION:SUFFIX" when it is called with a second argument ending in SUFFIX
+# ("os.replace:manifest.json": the temporary file is written, about to take its place).
+KILL_AT = """
+import importlib, os, signal, sys
+
+def _kill_at(point):
+    where, _, suffix = point.partition(":")
+    module_name, _, name = where.rpartition(".")
+    module = importlib.import_module(module_name)
+    real = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        if not suffix or str(args[1]).endswith(suffix):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+_kill_at(sys.argv.pop(1))
+"""
+
+
 def assert_one_line_error(result: Result, code: int) -> None:
     """The error contract: the exit code, one line on stderr, no traceback, nothing on stdout."""
     assert result.code == code, (result.code, result.stderr)

@@ -138,18 +138,31 @@ def test_binding_a_public_address_without_a_token_is_refused(model):
     assert result.code == 2 and "token" in result.stderr
 
 
+def _within(seconds: float, what: str, check) -> None:
+    """Call ``check`` until it is true; a call that starts later than ``seconds`` from now fails."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+
+
 def test_a_lesson_reaches_every_worker_within_a_second_and_forget_restores_the_score(server):
     text = "Get your cheap watches at www.watch-deal.example today"
     before = server.call("POST", "/v1/classify", {"text": text})[1]
+
+    def answers() -> list[dict]:  # 12 new connections: every worker answers some
+        return [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]
+
     status, report = server.call("POST", "/v1/learn", {"text": text, "label": "ham"})
     assert status == 200 and report["learned"] == 1
-    time.sleep(1.0)
-    after = [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]  # new connections
-    assert all(a["label"] == "ham" and a.get("learned") == "ham" and a["score"] < before["score"] for a in after)
+    _within(
+        1.0,
+        "every answer has the lesson",
+        lambda: all(
+            a["label"] == "ham" and a.get("learned") == "ham" and a["score"] < before["score"] for a in answers()
+        ),
+    )
     assert server.call("POST", "/v1/forget", {"text": text})[1]["forgotten"] == 1
-    time.sleep(1.0)
-    again = [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]
-    assert all(a == before for a in again)
+    _within(1.0, "every answer is the one before the lesson", lambda: all(a == before for a in answers()))
 
 
 def test_concurrent_learns_from_all_workers_lose_nothing(server, model):
@@ -228,9 +241,11 @@ def test_a_swapped_model_directory_is_reloaded_and_reload_works(server, model, t
     old = tmp_path / "model.old"
     os.rename(model, old)
     os.rename(new, model)  # the weekly swap
-    time.sleep(1.0)
-    seen = {server.call("GET", "/healthz")[1]["model"]["created"] for _ in range(8)}
-    assert created not in seen or len(seen) == 1 and created != next(iter(seen)), seen
+    _within(60, "every worker serves the new model", lambda: all(c != created for c in _created_values(server, 8)))
+
+
+def _created_values(server: Server, calls: int) -> list[str]:
+    return [server.call("GET", "/healthz")[1]["model"]["created"] for _ in range(calls)]
 
 
 def test_a_killed_worker_is_replaced_and_sigterm_stops_cleanly(server):
