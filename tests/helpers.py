@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -244,29 +245,35 @@ def in_process(stdin: bytes, env: dict, timeout: float):
         left[0].join(0.1)
 
 
-# Python code to put before a victim's own code in ``python -c``: it takes its first argument
-# (sys.argv[1], removed) as the point where the process kills itself with SIGKILL, as kill -9 or a
-# power cut at that moment would: "MODULE.FUNCTION" when that function is called, or
-# "MODULE.FUNCTION:SUFFIX" when it is called with a second argument ending in SUFFIX
-# ("os.replace:manifest.json": the temporary file is written, about to take its place).
-KILL_AT = """
-import importlib, os, signal, sys
+def killed_at(point: str, victim, timeout: float = 120) -> int:
+    """Run ``victim()`` in a forked process that kills itself with SIGKILL at ``point``, as kill -9
+    or a power cut at that moment would; its exit code (``-SIGKILL`` once ``point`` was reached).
+    ``point`` is "MODULE.FUNCTION" (when that function is called) or "MODULE.FUNCTION:SUFFIX" (when
+    it is called with a second argument ending in SUFFIX: "os.replace:manifest.json" is the moment
+    the new manifest's temporary file is written and about to take its place)."""
 
-def _kill_at(point):
-    where, _, suffix = point.partition(":")
-    module_name, _, name = where.rpartition(".")
-    module = importlib.import_module(module_name)
-    real = getattr(module, name)
+    def run() -> None:
+        where, _, suffix = point.partition(":")
+        module_name, _, name = where.rpartition(".")
+        module = importlib.import_module(module_name)
+        real = getattr(module, name)
 
-    def wrapper(*args, **kwargs):
-        if not suffix or str(args[1]).endswith(suffix):
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*args, **kwargs)
+        def kill_or_call(*args, **kwargs):
+            if not suffix or str(args[1]).endswith(suffix):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
 
-    setattr(module, name, wrapper)
+        setattr(module, name, kill_or_call)
+        victim()
 
-_kill_at(sys.argv.pop(1))
-"""
+    process = multiprocessing.get_context("fork").Process(target=run, name="victim")
+    process.start()
+    process.join(timeout)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        raise AssertionError(f"the victim did not reach {point} within {timeout} s")
+    return process.exitcode
 
 
 def assert_one_line_error(result: Result, code: int) -> None:

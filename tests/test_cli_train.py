@@ -6,13 +6,11 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import KILL_AT, REPO, SAMPLES, assert_one_line_error, cli_env, run_cli
+from helpers import SAMPLES, assert_one_line_error, killed_at, run_cli
 
 from spamcli import SpamFilter
 from spamcli.bundle import load_bundle
@@ -193,16 +191,11 @@ def test_train_into_existing_model_dir_replaces_it_and_keeps_it_loadable(model_c
 )
 def test_train_killed_midway_leaves_a_loadable_model(model_copy, point, manifest):
     """Whenever the kill lands, the directory holds the old model or the new one, both loadable:
-    the train process kills itself (SIGKILL) at each step of writing the new model."""
+    the train process (forked from this one) kills itself with SIGKILL at each step of writing."""
+    from spamcli.cli import main
+
     before = (model_copy / "manifest.json").read_bytes()
     args = ["train", SAMPLES / "messages.csv", SAMPLES / "messages.jsonl", "--out", model_copy, "--min-per-class", "5"]
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_AT + "from spamcli.cli import main\nmain()", point, *map(str, args)],
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=120,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert killed_at(point, lambda: main([str(a) for a in args])) == -signal.SIGKILL
     assert ((model_copy / "manifest.json").read_bytes() == before) == (manifest == "old")
     _assert_usable_model(model_copy)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import KILL_AT, REPO, SAMPLES, cli_env, run_cli
+from helpers import REPO, SAMPLES, cli_env, killed_at, run_cli
 
 from spamcli.parallel import _score as _REAL_SCORE  # the original, for the stand-ins that die or hang
 
@@ -419,16 +419,13 @@ def test_the_temporary_file_of_a_classify_output_killed_with_sigkill_goes_with_t
     assert len(out.read_text().splitlines()) == 1
 
 
-_KILLED_SAVE = """
-from pathlib import Path
-from spamcli import bundle
+def _save_a_changed_model(model: Path) -> None:
+    from spamcli import bundle
 
-model = Path(sys.argv[1])
-changed = bundle.load_bundle(model, with_site=False)
-for nb in changed.contexts["content"].models.values():
-    nb.doc_counts = nb.doc_counts + 1
-bundle.save_bundle(changed, model)
-"""
+    changed = bundle.load_bundle(model, with_site=False)
+    for nb in changed.contexts["content"].models.values():
+        nb.doc_counts = nb.doc_counts + 1
+    bundle.save_bundle(changed, model)
 
 
 @pytest.mark.parametrize(("victim", "cleaner"), [("manifest.json", "load"), (".npz", "save")])
@@ -436,14 +433,8 @@ def test_the_temporary_files_of_a_save_killed_with_sigkill_go_with_the_next_load
     from spamcli.bundle import load_bundle, save_bundle
 
     manifest = (model_copy / "manifest.json").read_bytes()
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_AT + _KILLED_SAVE, f"os.replace:{victim}", str(model_copy)],
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=TIMEOUT,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # with the temporary file written, just before it takes its place
+    assert killed_at(f"os.replace:{victim}", lambda: _save_a_changed_model(model_copy), TIMEOUT) == -signal.SIGKILL
     (left,) = _temp_files(model_copy)
     assert left.startswith(".manifest.json." if victim == "manifest.json" else ".content-")
     assert (model_copy / "manifest.json").read_bytes() == manifest  # the old model, whole
