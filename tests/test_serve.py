@@ -88,13 +88,25 @@ def server(model):
     srv.stop()
 
 
-def test_healthz_needs_no_token_and_describes_the_model(server, model):
+@pytest.fixture(scope="module")
+def read_only(trained_model, tmp_path_factory):
+    """A server and its model for the tests that change neither (no lesson, reload, kill or count
+    they check): they share it."""
+    model = Path(shutil.copytree(trained_model, tmp_path_factory.mktemp("served") / "model"))
+    srv = Server(model)
+    yield srv, model
+    srv.stop()
+
+
+def test_healthz_needs_no_token_and_describes_the_model(read_only):
+    server, model = read_only
     status, body = server.call("GET", "/healthz", auth=False)
     assert status == 200 and body["status"] == "ok"
     assert body["model"]["path"] == str(model) and "content" in body["model"]["contexts"]
 
 
-def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(server, model):
+def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(read_only):
+    server, model = read_only
     records = [
         {"id": 7, "text": "WIN a FREE iPhone now!!! Claim at http://win.example"},
         {"id": "b", "text": "Are we still on for lunch tomorrow?"},
@@ -111,7 +123,8 @@ def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(server
     assert status == 200 and "signals" in profile
 
 
-def test_auth_bearer_or_x_auth_token_compared_and_refused_when_wrong(server):
+def test_auth_bearer_or_x_auth_token_compared_and_refused_when_wrong(read_only):
+    server, _ = read_only
     record = {"text": "hello"}
     assert server.call("POST", "/v1/classify", record, auth=False)[0] == 401
     assert server.call("POST", "/v1/classify", record, {"Authorization": "Bearer wrong"}, auth=False)[0] == 401
@@ -180,7 +193,8 @@ def test_concurrent_learns_from_all_workers_lose_nothing(server, model):
     assert info["contexts"]["content"]["learned"]["spam"] == 60
 
 
-def test_limits_and_errors_are_json_with_4xx_codes(server):
+def test_limits_and_errors_are_json_with_4xx_codes(read_only):
+    server, _ = read_only
     assert server.call("POST", "/v1/classify", b"x" * ((1 << 20) + 1))[0] == 413
     status, body = server.call("POST", "/v1/classify", {"items": [{"text": "hi"}] * 101})
     assert status == 413 and "100" in body["error"]
@@ -205,7 +219,8 @@ def test_metrics_count_checks_learns_and_latency(server):
     assert 'spamcli_request_seconds_count{endpoint="classify"}' in text and "spamcli_model_info{" in text
 
 
-def test_decidim_replay_exactly_as_the_ruby_client_sends_it(server):
+def test_decidim_replay_exactly_as_the_ruby_client_sends_it(read_only):
+    server, _ = read_only
     body = json.dumps({"text": "WIN a FREE iPhone now!!! Claim at http://win.example", "type": "Comment"})
     request = (
         "POST /spam/detection HTTP/1.1\r\n"
