@@ -40,13 +40,15 @@ def test_in_process_run_gives_what_a_process_gives(trained_model, args, stdin):
     assert run_cli(*args, stdin=stdin) == run_cli_process(*args, stdin=stdin)
 
 
-def test_in_process_run_puts_the_process_state_back(trained_model, tmp_path):
+def test_in_process_run_puts_the_process_state_back(trained_model, model_copy, tmp_path):
     before = _process_state()
     out = tmp_path / "out.csv"
     result = run_cli(
         "classify", "--model", trained_model, "--jobs", "2", "-o", out, stdin="hi\n", env=cli_env(SPAMCLI_X="1")
     )
     assert result.code == 0, result.stderr
+    learned = run_cli("learn", "--model", model_copy, "--spam", "-", stdin="cheap watches\n")
+    assert learned.code == 0, learned.stderr
     assert _process_state() == before  # the CLI set OPENBLAS_NUM_THREADS and its signal handlers
 
 
@@ -54,7 +56,8 @@ def _process_state() -> tuple:
     umask = os.umask(0o022)
     os.umask(umask)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGALRM)}
-    return dict(os.environ), os.getcwd(), umask, handlers, sys.stdout, sys.stderr, threading.active_count()
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    return dict(os.environ), os.getcwd(), umask, handlers, sys.stdout, sys.stderr, threading.active_count(), fds
 
 
 def test_an_in_process_run_that_calls_os_exit_fails_the_test_instead_of_ending_it(monkeypatch):
