@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -297,12 +298,14 @@ def shared_datasets() -> Path | None:
     return None
 
 
-def shared_dataset_texts(root: Path) -> list[str]:
-    """Every text of the shared datasets present under ``root`` (registry order by name)."""
+@functools.lru_cache(maxsize=2)
+def shared_dataset_texts(root: Path) -> tuple[str, ...]:
+    """Every text of the shared datasets present under ``root`` (registry order by name); read
+    once per session (a few seconds), for the tests that run over all of them."""
     from spamcli import datasets
 
     texts: list[str] = []
     for name, info in sorted(datasets.REGISTRY.items()):
         if all((root / info.folder / f).is_file() for f in info.files):
             texts += [r.text for r in datasets.load(name, root)]
-    return texts
+    return tuple(texts)
