@@ -37,7 +37,7 @@ class Result:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for a spamcli subprocess: no debug tracebacks, no colour, wide terminal."""
+    """The environment for a spamcli run: no debug tracebacks, no colour, wide terminal."""
     env = {k: v for k, v in os.environ.items() if k not in ("SPAMCLI_DEBUG", "SPAMCLI_MODEL")}
     env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"})
     env.update(extra)
