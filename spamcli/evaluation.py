@@ -133,7 +133,7 @@ def summarise(
     decisions = log.decisions
     by_lang: dict[str, Report] = {}
     langs = np.array(log.langs, dtype=object)
-    for lang in sorted(set(langs), key=lambda code: -int((langs == code).sum())):
+    for lang in sorted(set(langs), key=lambda code: (-int((langs == code).sum()), str(code))):  # ties: by code
         mask = langs == lang
         by_lang[str(lang)] = report(y[mask], scores[mask], [d for d, m in zip(decisions, mask) if m])
     few = max(OTHER_MIN_COUNT, OTHER_MIN_SHARE * len(y))

@@ -101,7 +101,7 @@ def _normalise_py(text: str) -> str:
     """:func:`normalise` in pure Python: the reference of the C extension."""
     # Each step is skipped when a cheap test shows it cannot change the text (ASCII text is already
     # NFKC and has no invisible or emoji characters, no tag without "<", ...): the output is the
-    # same as running every step, which tests/test_fast_paths.py checks against the plain sequence.
+    # same as running every step, which tests/test_fast_paths.py checks on outputs known by hand.
     ascii_only = text.isascii()
     if not ascii_only:
         text = unicodedata.normalize("NFKC", text)

@@ -1,7 +1,8 @@
 """Shared fixtures: one small model trained through the real CLI, copies of it, the shared datasets.
 
 The model is trained once per session from ``datasets/samples/messages.csv`` with ``spamcli train``
-and reused by every test that only reads it. Tests that change a model copy it first (``model_copy``).
+(a real process: one of the end-to-end runs) and reused by every test that only reads it. Tests
+that change a model copy it first (``model_copy``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES, Result, run_cli, shared_datasets
+from helpers import SAMPLES, Result, run_cli_process, shared_datasets
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> tuple[Path, Result]:
     """``spamcli train`` on the English/Spanish/German sample CSV: the model directory and the run."""
     out = tmp_path_factory.mktemp("model") / "model"
-    result = run_cli("train", SAMPLES / "messages.csv", "--out", out, "--min-per-class", "5")
+    result = run_cli_process("train", SAMPLES / "messages.csv", "--out", out, "--min-per-class", "5")
     assert result.code == 0, result.stderr
     return out, result
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import DEFAULT_MODEL, REPO, cli_env, run_cli
+from helpers import DEFAULT_MODEL, REPO, cli_env, run_cli, run_cli_process
 
 from spamcli import __version__
 
@@ -50,7 +50,7 @@ def test_unknown_option_is_a_usage_error_on_one_line():
 
 @pytest.mark.skipif(not (DEFAULT_MODEL / "manifest.json").is_file(), reason="models/default not built yet")
 def test_default_model_is_used_when_no_model_is_given():
-    result = run_cli("classify", stdin="WIN a FREE iPhone, claim at http://x.example\n")
+    result = run_cli_process("classify", stdin="WIN a FREE iPhone, claim at http://x.example\n")
     assert result.code == 0, result.stderr
     (item,) = result.json_lines()
     assert item["id"] == 1

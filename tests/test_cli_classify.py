@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from helpers import REPO, SAMPLES, assert_one_line_error, cli_env, run_cli
+from helpers import REPO, SAMPLES, assert_one_line_error, cli_env, run_cli, run_cli_process
 
 MESSAGES = [
     "WIN a FREE iPhone now!!! claim your prize at http://prize.example",
@@ -20,8 +20,8 @@ MESSAGES = [
 ]
 
 
-def _classify(model, *args, stdin: bytes | str = b"") -> list[dict]:
-    result = run_cli("classify", "--model", model, *args, stdin=stdin)
+def _classify(model, *args, stdin: bytes | str = b"", run=run_cli) -> list[dict]:
+    result = run("classify", "--model", model, *args, stdin=stdin)
     assert result.code == 0, result.stderr
     assert result.stderr == ""
     return result.json_lines()
@@ -36,7 +36,7 @@ def _assert_verdict(item: dict) -> None:
 
 
 def test_classify_writes_one_json_line_per_record_in_order_with_contract_fields(trained_model):
-    out = _classify(trained_model, stdin="\n".join(MESSAGES) + "\n")
+    out = _classify(trained_model, stdin="\n".join(MESSAGES) + "\n", run=run_cli_process)  # end to end
     assert [item["id"] for item in out] == [1, 2, 3, 4, 5]
     for item in out:
         _assert_verdict(item)

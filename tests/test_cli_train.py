@@ -6,13 +6,11 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SAMPLES, assert_one_line_error, cli_env, run_cli
+from helpers import SAMPLES, assert_one_line_error, killed_at, run_cli
 
 from spamcli import SpamFilter
 from spamcli.bundle import load_bundle
@@ -182,20 +180,24 @@ def test_train_into_existing_model_dir_replaces_it_and_keeps_it_loadable(model_c
     assert {p.name for p in model_copy.glob("*.npz")} == referenced, "files of the replaced model are cleaned up"
 
 
-@pytest.mark.parametrize("delay", [0.5, 1.5])
-def test_train_killed_midway_leaves_a_loadable_model(model_copy, delay):
-    """Whenever the kill lands, the directory holds the old model or the new one, both loadable."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spamcli", "train", SAMPLES / "messages.csv", SAMPLES / "messages.jsonl"]
-        + ["--out", model_copy, "--min-per-class", "5"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=cli_env(),
-        cwd=REPO,
-    )
-    time.sleep(delay)  # not a timing assertion: any moment of the run must be safe
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+@pytest.mark.parametrize(
+    ("point", "manifest"),
+    [
+        pytest.param("spamcli.tempfiles.create", "old", id="trained-nothing-written"),
+        pytest.param("os.replace:.npz", "old", id="a-new-model-file-written-not-renamed"),
+        pytest.param("os.replace:manifest.json", "old", id="model-files-in-place-manifest-written-not-renamed"),
+        pytest.param("spamcli.bundle._remove_retired", "new", id="new-manifest-in-place-old-files-not-removed"),
+    ],
+)
+def test_train_killed_midway_leaves_a_loadable_model(model_copy, point, manifest):
+    """Whenever the kill lands, the directory holds the old model or the new one, both loadable:
+    the train process (forked from this one) kills itself with SIGKILL at each step of writing."""
+    from spamcli.cli import main
+
+    before = (model_copy / "manifest.json").read_bytes()
+    args = ["train", SAMPLES / "messages.csv", SAMPLES / "messages.jsonl", "--out", model_copy, "--min-per-class", "5"]
+    assert killed_at(point, lambda: main([str(a) for a in args])) == -signal.SIGKILL
+    assert ((model_copy / "manifest.json").read_bytes() == before) == (manifest == "old")
     _assert_usable_model(model_copy)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import SAMPLES, assert_one_line_error, run_cli
+from helpers import DEFAULT_MODEL, SAMPLES, assert_one_line_error, run_cli
 
 from spamcli import SpamFilter
 from spamcli.router import FP_BUDGETS, SPAM, fpr_key
@@ -51,37 +51,49 @@ def test_a_budget_replaces_each_models_spam_threshold_and_labels_follow(trained_
             assert lenient.label == SPAM
 
 
-def _texts_between_the_cuts(budget: float) -> list[str]:
-    """Sample texts (both classes, and pairs of them) that the shipped model scores between their
-    routed model's default spam cut and its cut at ``budget``: labelled spam only with the budget.
-    (The small test model scores the samples 0 or 1: nothing falls between its cuts.)"""
-    base = SpamFilter.load()
-    loose = base.with_fp_budget(budget)
-    texts = [line.rsplit(",", 1)[0].strip('"') for line in (SAMPLES / "messages.csv").read_text().splitlines()[1:]]
-    texts += [f"{a} {b}" for a, b in zip(texts, texts[1:])]  # mixed pairs score in between
-    return [
-        text
-        for text, strict, lenient in zip(texts, base.score(texts), loose.score(texts))
-        if strict.label != SPAM and lenient.label == SPAM  # also the unseen-language rule
-    ]
+# Sample texts (and pairs of them) that the shipped model (models/default, created
+# 2026-12-02T10:58:30) scores between the default spam cut of their routed model and its cut at a
+# 5% false-positive budget: labelled spam only with --max-fpr 0.05. Found once by scoring every text
+# of datasets/samples/messages.csv and every pair of neighbours; scores as classify printed them,
+# all routed to "multi" (cuts 0.9265 and 0.5 in the manifest). The small test model scores the
+# samples 0 or 1: nothing falls between its cuts.
+BETWEEN_THE_CUTS = {
+    "URGENT: your account is suspended. Verify at http://secure-login.example now": 0.8748,
+    "Earn $5000 a week working from home, no experience, sign up free": 0.8018,
+    "Hot singles in your area are waiting for you, click here": 0.6569,
+    "I agree with the previous comment about the park renovation.": 0.6072,
+    "Let me know when you are free to talk about the project.": 0.8888,
+    "Casino bonus 200% on your first deposit, play now and win big "
+    "Hey, are we still meeting for lunch tomorrow?": 0.8278,
+    "Schnelle Kredite ohne Schufa, Geld noch heute auf Ihrem Konto "
+    "Exklusives Angebot: 90% Rabatt auf Luxusuhren, jetzt kaufen": 0.8896,
+}
+
+
+def _manifest_cuts(item: dict) -> tuple[float, float]:
+    """The default spam cut and the 5% one of the model that scored ``item``, from the manifest."""
+    ctx = json.loads((DEFAULT_MODEL / "manifest.json").read_text())["contexts"]["content"]
+    entry = ctx["models"][item["model"]]
+    return entry["thresholds"]["spam"], entry.get("spam_at_fpr", ctx["spam_at_fpr"])["0.05"]
 
 
 def test_classify_max_fpr_flags_what_the_default_does_not():
-    texts = _texts_between_the_cuts(0.05)
-    assert texts, "no sample text scores between the default and the 5% cut"
-    stdin = "\n".join(texts) + "\n"
+    stdin = "\n".join(BETWEEN_THE_CUTS) + "\n"
     default = run_cli("classify", "--jobs", "1", stdin=stdin)
     loose = run_cli("classify", "--jobs", "1", "--max-fpr", "0.05", stdin=stdin)
     assert default.code == loose.code == 0, loose.stderr
+    assert [i["score"] for i in default.json_lines()] == list(BETWEEN_THE_CUTS.values())
+    for item in default.json_lines():
+        default_cut, loose_cut = _manifest_cuts(item)
+        assert loose_cut <= item["score"] < default_cut, (item, "the shipped model changed: find such texts again")
     assert all(item["label"] != SPAM for item in default.json_lines())
     assert all(item["label"] == SPAM for item in loose.json_lines())
     assert [i["score"] for i in default.json_lines()] == [i["score"] for i in loose.json_lines()]
 
 
 def test_evaluate_max_fpr_counts_those_as_caught(tmp_path):
-    texts = _texts_between_the_cuts(0.05)
     path = tmp_path / "spam.csv"
-    path.write_text("text,label\n" + "".join(f'"{t}",spam\n' for t in texts), encoding="utf-8")
+    path.write_text("text,label\n" + "".join(f'"{t}",spam\n' for t in BETWEEN_THE_CUTS), encoding="utf-8")
     runs = [run_cli("evaluate", path, *extra, "--json") for extra in ([], ["--max-fpr", "0.05"])]
     assert all(r.code == 0 for r in runs), runs[0].stderr
     default, loose = (json.loads(r.stdout)["overall"] for r in runs)

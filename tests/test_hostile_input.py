@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import run_cli
+from helpers import cli_env, run_cli, run_cli_process
 
 
 def _jsonl(result) -> list[dict]:
@@ -86,8 +86,8 @@ def test_an_echoed_field_that_is_not_unicode_is_that_records_error_only(tmp_path
         '{"id": "c", "about": "Hello", "\\udfff": 1}',
         json.dumps({"id": "d", "about": "Gardening and open data", "name": "Dee"}),
     ]
-    env = {**__import__("helpers").cli_env(), "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""}
-    result = run_cli("classify", "-", "--context", "profile", stdin="\n".join(lines) + "\n", env=env)
+    env = {**cli_env(), "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""}  # a process's locale: not in-process
+    result = run_cli_process("classify", "-", "--context", "profile", stdin="\n".join(lines) + "\n", env=env)
     assert result.code == 0, result.stderr
     items = _jsonl(result)
     assert [i["id"] for i in items] == ["a", "b", "c", "d"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, SAMPLES, Result, assert_one_line_error, cli_env, run_cli
+from helpers import REPO, SAMPLES, Result, assert_one_line_error, cli_env, run_cli, run_cli_process
 
 from spamcli import SpamFilter, bundle
 from spamcli.errors import ModelError, UsageError
@@ -41,16 +41,7 @@ def _limit_memory() -> None:
 
 def _run_bounded(*args: str | os.PathLike, stdin: str = "") -> Result:
     """``python -m spamcli ARGS`` with a timeout and an address-space limit (a regression fails)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spamcli", *map(str, args)],
-        input=stdin.encode("utf-8"),
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=TIMEOUT,
-        preexec_fn=_limit_memory,
-    )
-    return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+    return run_cli_process(*args, stdin=stdin, timeout=TIMEOUT, preexec_fn=_limit_memory)
 
 
 def _run_python(code: str) -> str:
@@ -181,9 +172,10 @@ def _replace_model_file(model: Path, data: bytes, **fields) -> None:
     (model / "manifest.json").write_text(json.dumps(manifest))
 
 
-def _assert_model_error(model: Path) -> None:
-    """``classify --model`` refuses the model with exit 4 and one line (bounded: no hang, no 4 GB)."""
-    result = _run_bounded("classify", "--model", model, stdin="hello world\n")
+def _assert_model_error(model: Path, run=_run_bounded) -> None:
+    """``classify --model`` refuses the model with exit 4 and one line (bounded: no hang, no 4 GB;
+    ``run=run_cli`` in this process where loading the model here has just been refused)."""
+    result = run("classify", "--model", model, stdin="hello world\n")
     assert_one_line_error(result, 4)
 
 
@@ -333,7 +325,7 @@ def test_tampered_manifest_field_is_a_model_error(model_copy, edit):
     _edit_manifest(model_copy, edit)
     with pytest.raises(ModelError):
         bundle.load_bundle(model_copy)
-    _assert_model_error(model_copy)
+    _assert_model_error(model_copy, run=run_cli)
 
 
 @pytest.mark.parametrize(
@@ -349,7 +341,7 @@ def test_manifest_that_is_not_sane_json_is_a_model_error(model_copy, text):
     (model_copy / "manifest.json").write_bytes(text.encode("latin-1"))
     with pytest.raises(ModelError):
         bundle.load_bundle(model_copy)
-    _assert_model_error(model_copy)
+    _assert_model_error(model_copy, run=run_cli)
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -425,7 +417,7 @@ def test_tampered_model_arrays_are_a_model_error(model_copy, edit):
     _replace_model_file(model_copy, buf.getvalue(), **({"kind": "nblr"} if "coef_nb" in arrays else {}))
     with pytest.raises(ModelError):
         bundle.load_bundle(model_copy)
-    _assert_model_error(model_copy)
+    _assert_model_error(model_copy, run=run_cli)
 
 
 def test_nblr_model_with_finite_coefficients_still_loads(model_copy):

@@ -12,6 +12,8 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 
 MESSAGES = "WIN a FREE iPhone now at http://win.example\nsee you at lunch tomorrow\n"
+# export writes the session's small model: the output path is under test, and the shipped model
+# takes seconds to export
 
 
 def test_output_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
@@ -25,7 +27,7 @@ def test_output_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path)
     assert len(target.read_text().splitlines()) == 2 and "score" in target.read_text()
 
 
-def test_output_to_a_character_device_writes_it_and_never_replaces_it(tmp_path):
+def test_output_to_a_character_device_writes_it_and_never_replaces_it(tmp_path, trained_model):
     # A node of its own (the null device's numbers) in tmp_path, never /dev/null itself: were the
     # bug back, the test would replace only this node, not the machine's /dev/null.
     node = tmp_path / "null"
@@ -34,7 +36,7 @@ def test_output_to_a_character_device_writes_it_and_never_replaces_it(tmp_path):
     except (PermissionError, OSError):
         pytest.skip("creating a device node needs root")
     before = os.lstat(node)
-    for args in (["classify", "--output", node], ["export", "--out", node]):
+    for args in (["classify", "--output", node], ["export", "--model", trained_model, "--out", node]):
         result = run_cli(*args, stdin=MESSAGES)
         assert result.code == 0, result.stderr
         after = os.lstat(node)
@@ -43,7 +45,7 @@ def test_output_to_a_character_device_writes_it_and_never_replaces_it(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["classify", "export"])
-def test_output_to_a_fifo_is_written_directly_and_stays_a_fifo(tmp_path, command):
+def test_output_to_a_fifo_is_written_directly_and_stays_a_fifo(tmp_path, trained_model, command):
     fifo = tmp_path / ("out.jsonl" if command == "classify" else "model.json")
     os.mkfifo(fifo)
     received = []
@@ -54,7 +56,9 @@ def test_output_to_a_fifo_is_written_directly_and_stays_a_fifo(tmp_path, command
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    args = ["classify", "--output", fifo] if command == "classify" else ["export", "--out", fifo]
+    args = (
+        ["classify", "--output", fifo] if command == "classify" else ["export", "--model", trained_model, "--out", fifo]
+    )
     result = run_cli(*args, stdin=MESSAGES)
     reader.join(timeout=60)
     assert result.code == 0, result.stderr
@@ -63,18 +67,22 @@ def test_output_to_a_fifo_is_written_directly_and_stays_a_fifo(tmp_path, command
     assert (len(data.splitlines()) == 2) if command == "classify" else json.loads(data)["format"] == "spamcli-export"
 
 
-def test_export_through_a_symlink_writes_its_target(tmp_path):
+def test_export_through_a_symlink_writes_its_target(tmp_path, trained_model):
     target = tmp_path / "real.json"
     target.write_text("{}")
     link = tmp_path / "link.json"
     link.symlink_to(target)
-    assert run_cli("export", "--out", link).code == 0
+    assert run_cli("export", "--model", trained_model, "--out", link).code == 0
     assert link.is_symlink() and json.loads(target.read_text())["format"] == "spamcli-export"
 
 
 @pytest.mark.parametrize("command", ["classify", "export"])
-def test_output_to_a_directory_is_a_usage_error(tmp_path, command):
-    args = ["classify", "--output", tmp_path] if command == "classify" else ["export", "--out", tmp_path]
+def test_output_to_a_directory_is_a_usage_error(tmp_path, trained_model, command):
+    args = (
+        ["classify", "--output", tmp_path]
+        if command == "classify"
+        else ["export", "--model", trained_model, "--out", tmp_path]
+    )
     assert_one_line_error(run_cli(*args, stdin=MESSAGES), 2)
     assert tmp_path.is_dir()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import queue
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SAMPLES, cli_env, run_cli
+from helpers import REPO, SAMPLES, cli_env, killed_at, run_cli
 
 from spamcli.parallel import _score as _REAL_SCORE  # the original, for the stand-ins that die or hang
 
@@ -418,25 +419,13 @@ def test_the_temporary_file_of_a_classify_output_killed_with_sigkill_goes_with_t
     assert len(out.read_text().splitlines()) == 1
 
 
-_KILLED_SAVE = """
-import os, signal, sys
-from pathlib import Path
-from spamcli import bundle
+def _save_a_changed_model(model: Path) -> None:
+    from spamcli import bundle
 
-model, victim = Path(sys.argv[1]), sys.argv[2]
-changed = bundle.load_bundle(model, with_site=False)
-for nb in changed.contexts["content"].models.values():
-    nb.doc_counts = nb.doc_counts + 1
-real_replace = os.replace
-
-def replace(src, dst):
-    if str(dst).endswith(victim):  # with the temporary file written, just before it takes its place
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real_replace(src, dst)
-
-bundle.os.replace = replace
-bundle.save_bundle(changed, model)
-"""
+    changed = bundle.load_bundle(model, with_site=False)
+    for nb in changed.contexts["content"].models.values():
+        nb.doc_counts = nb.doc_counts + 1
+    bundle.save_bundle(changed, model)
 
 
 @pytest.mark.parametrize(("victim", "cleaner"), [("manifest.json", "load"), (".npz", "save")])
@@ -444,14 +433,8 @@ def test_the_temporary_files_of_a_save_killed_with_sigkill_go_with_the_next_load
     from spamcli.bundle import load_bundle, save_bundle
 
     manifest = (model_copy / "manifest.json").read_bytes()
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLED_SAVE, str(model_copy), victim],
-        capture_output=True,
-        env=cli_env(),
-        cwd=REPO,
-        timeout=TIMEOUT,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # with the temporary file written, just before it takes its place
+    assert killed_at(f"os.replace:{victim}", lambda: _save_a_changed_model(model_copy), TIMEOUT) == -signal.SIGKILL
     (left,) = _temp_files(model_copy)
     assert left.startswith(".manifest.json." if victim == "manifest.json" else ".content-")
     assert (model_copy / "manifest.json").read_bytes() == manifest  # the old model, whole
@@ -485,11 +468,23 @@ def test_a_live_writers_temporary_file_is_never_taken_for_stale(tmp_path):
 
 
 # ---- 3. learn reads its input before it locks anything -----------------------------------------
+_READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
+
+
+def _blocked_reading_stdin(pid: int) -> bool:
+    """Whether the main thread of process ``pid`` is in the system call read(0, ...)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as handle:
+            number, fd = (handle.read().split() + ["", ""])[:2]
+    except OSError:
+        return False
+    return number == _READ_SYSCALL and fd == "0x0"
+
+
+@pytest.mark.skipif(_READ_SYSCALL is None, reason="read(2)'s system call number is known for x86-64 and arm64")
 def test_a_learn_waiting_on_its_input_blocks_no_other_learn_or_train(model_copy):
     """``sleep 1000 | spamcli learn --spam -`` holds no lock while it waits: it reads its whole
     input first, then writes (the site database's transactions, the model lock of legacy models)."""
-
-
     slow = subprocess.Popen(
         [sys.executable, "-m", "spamcli", "learn", "--model", str(model_copy), "--spam", "-", "--json"],
         stdin=subprocess.PIPE,
@@ -501,6 +496,7 @@ def test_a_learn_waiting_on_its_input_blocks_no_other_learn_or_train(model_copy)
     try:
         slow.stdin.write(b"cheap watches from the slow producer\n")
         slow.stdin.flush()  # and its stdin stays open: it waits for more
+        _wait_for(lambda: _blocked_reading_stdin(slow.pid), "the slow learn to wait on its input")
         other = run_cli("learn", "--model", model_copy, "--ham", "-", stdin="notes from the meeting\n", timeout=TIMEOUT)
         assert other.code == 0, other.stderr
         trained = run_cli(

@@ -136,9 +136,24 @@ def test_dask_engine_on_a_local_cluster_trains_and_classifies_exactly_as_the_loc
     assert len(dask.json_lines()) == 64
 
 
+def _waits_on_an_event(thread) -> bool:
+    """Whether ``thread`` is blocked in a ``threading`` wait (an Event's or a Condition's)."""
+    import sys
+    import threading
+
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def test_micro_batches_reader_pauses_while_the_queue_is_full():
     import threading
     import time
+
+    from spamcli.stream import READER_THREAD
 
     pulled = 0
     done = threading.Event()
@@ -152,7 +167,12 @@ def test_micro_batches_reader_pauses_while_the_queue_is_full():
 
     batches = micro_batches(items(), max_batch=10, max_wait=0.001)
     assert next(batches) == list(range(10))
-    time.sleep(0.3)  # the consumer is busy: the reader must stop near 4 * max_batch waiting items
+    # the consumer is busy: the reader must stop near 4 * max_batch waiting items, and wait there
+    (reader,) = [t for t in threading.enumerate() if t.name == READER_THREAD]
+    deadline = time.monotonic() + 60
+    while not _waits_on_an_event(reader):
+        assert time.monotonic() < deadline and not done.is_set(), f"the reader went on: {pulled} items pulled"
+        time.sleep(0.001)
     assert not done.is_set() and pulled <= 10 + 4 * 10 + 2
     rest = [x for batch in batches for x in batch]
     assert rest == list(range(10, 10_000))  # and nothing is lost once the consumer goes on
@@ -212,7 +232,7 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
     import signal
     import subprocess
     import sys
-    import time
+    import threading
 
     from helpers import REPO, cli_env
 
@@ -220,7 +240,7 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
     big.write_text(_jsonl_lines(3000) * 100, encoding="utf-8")  # 300,000 lines: many seconds of work
     proc = subprocess.Popen(
         [sys.executable, "-m", "spamcli", "classify", "--model", str(trained_model), "--jobs", "2", str(big)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
         cwd=REPO,
@@ -229,10 +249,16 @@ def test_ctrl_c_stops_the_workers_without_a_traceback(trained_model, tmp_path):
         # blocked, and Python then never sees it
         preexec_fn=_deliver_sigint,
     )
-    deadline = time.monotonic() + 60
-    while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # until both workers are forked: start-up is over
-    time.sleep(0.5)  # workers busy scoring
+    scored = threading.Event()
+
+    def drain() -> None:  # stdout is read all along, so that its writer never waits on the pipe
+        for _ in proc.stdout:
+            scored.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    # the first output line: both workers are forked and busy with the rest of the batches
+    assert scored.wait(60), "no output from classify"
+    assert len(_children(proc.pid)) == 2
     assert proc.poll() is None, "finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     err = proc.stderr.read().decode()

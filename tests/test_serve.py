@@ -88,13 +88,25 @@ def server(model):
     srv.stop()
 
 
-def test_healthz_needs_no_token_and_describes_the_model(server, model):
+@pytest.fixture(scope="module")
+def read_only(trained_model, tmp_path_factory):
+    """A server and its model for the tests that change neither (no lesson, reload, kill or count
+    they check): they share it."""
+    model = Path(shutil.copytree(trained_model, tmp_path_factory.mktemp("served") / "model"))
+    srv = Server(model)
+    yield srv, model
+    srv.stop()
+
+
+def test_healthz_needs_no_token_and_describes_the_model(read_only):
+    server, model = read_only
     status, body = server.call("GET", "/healthz", auth=False)
     assert status == 200 and body["status"] == "ok"
     assert body["model"]["path"] == str(model) and "content" in body["model"]["contexts"]
 
 
-def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(server, model):
+def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(read_only):
+    server, model = read_only
     records = [
         {"id": 7, "text": "WIN a FREE iPhone now!!! Claim at http://win.example"},
         {"id": "b", "text": "Are we still on for lunch tomorrow?"},
@@ -111,7 +123,8 @@ def test_classify_gives_the_clis_json_line_for_one_record_and_for_a_batch(server
     assert status == 200 and "signals" in profile
 
 
-def test_auth_bearer_or_x_auth_token_compared_and_refused_when_wrong(server):
+def test_auth_bearer_or_x_auth_token_compared_and_refused_when_wrong(read_only):
+    server, _ = read_only
     record = {"text": "hello"}
     assert server.call("POST", "/v1/classify", record, auth=False)[0] == 401
     assert server.call("POST", "/v1/classify", record, {"Authorization": "Bearer wrong"}, auth=False)[0] == 401
@@ -138,18 +151,31 @@ def test_binding_a_public_address_without_a_token_is_refused(model):
     assert result.code == 2 and "token" in result.stderr
 
 
+def _within(seconds: float, what: str, check) -> None:
+    """Call ``check`` until it is true; a call that starts later than ``seconds`` from now fails."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+
+
 def test_a_lesson_reaches_every_worker_within_a_second_and_forget_restores_the_score(server):
     text = "Get your cheap watches at www.watch-deal.example today"
     before = server.call("POST", "/v1/classify", {"text": text})[1]
+
+    def answers() -> list[dict]:  # 12 new connections: every worker answers some
+        return [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]
+
     status, report = server.call("POST", "/v1/learn", {"text": text, "label": "ham"})
     assert status == 200 and report["learned"] == 1
-    time.sleep(1.0)
-    after = [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]  # new connections
-    assert all(a["label"] == "ham" and a.get("learned") == "ham" and a["score"] < before["score"] for a in after)
+    _within(
+        1.0,
+        "every answer has the lesson",
+        lambda: all(
+            a["label"] == "ham" and a.get("learned") == "ham" and a["score"] < before["score"] for a in answers()
+        ),
+    )
     assert server.call("POST", "/v1/forget", {"text": text})[1]["forgotten"] == 1
-    time.sleep(1.0)
-    again = [server.call("POST", "/v1/classify", {"text": text})[1] for _ in range(12)]
-    assert all(a == before for a in again)
+    _within(1.0, "every answer is the one before the lesson", lambda: all(a == before for a in answers()))
 
 
 def test_concurrent_learns_from_all_workers_lose_nothing(server, model):
@@ -167,7 +193,8 @@ def test_concurrent_learns_from_all_workers_lose_nothing(server, model):
     assert info["contexts"]["content"]["learned"]["spam"] == 60
 
 
-def test_limits_and_errors_are_json_with_4xx_codes(server):
+def test_limits_and_errors_are_json_with_4xx_codes(read_only):
+    server, _ = read_only
     assert server.call("POST", "/v1/classify", b"x" * ((1 << 20) + 1))[0] == 413
     status, body = server.call("POST", "/v1/classify", {"items": [{"text": "hi"}] * 101})
     assert status == 413 and "100" in body["error"]
@@ -192,7 +219,8 @@ def test_metrics_count_checks_learns_and_latency(server):
     assert 'spamcli_request_seconds_count{endpoint="classify"}' in text and "spamcli_model_info{" in text
 
 
-def test_decidim_replay_exactly_as_the_ruby_client_sends_it(server):
+def test_decidim_replay_exactly_as_the_ruby_client_sends_it(read_only):
+    server, _ = read_only
     body = json.dumps({"text": "WIN a FREE iPhone now!!! Claim at http://win.example", "type": "Comment"})
     request = (
         "POST /spam/detection HTTP/1.1\r\n"
@@ -228,9 +256,11 @@ def test_a_swapped_model_directory_is_reloaded_and_reload_works(server, model, t
     old = tmp_path / "model.old"
     os.rename(model, old)
     os.rename(new, model)  # the weekly swap
-    time.sleep(1.0)
-    seen = {server.call("GET", "/healthz")[1]["model"]["created"] for _ in range(8)}
-    assert created not in seen or len(seen) == 1 and created != next(iter(seen)), seen
+    _within(60, "every worker serves the new model", lambda: all(c != created for c in _created_values(server, 8)))
+
+
+def _created_values(server: Server, calls: int) -> list[str]:
+    return [server.call("GET", "/healthz")[1]["model"]["created"] for _ in range(calls)]
 
 
 def test_a_killed_worker_is_replaced_and_sigterm_stops_cleanly(server):

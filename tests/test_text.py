@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
 
 from spamcli.text import FeatureSettings, Vectoriser, features, hash_feature, normalise, tokenise
@@ -65,10 +63,24 @@ def test_char_ngram_features_skip_markers():
     assert not any("⟨" in f for f in feats if f.startswith("c:"))
 
 
-@pytest.mark.parametrize("n_features", [2**10, 2**18, 2**20])
-def test_hash_feature_is_crc32_of_utf8_modulo_n_features(n_features):
-    for feature in ("w:free", "b:free money", "w:免费", "w:⟨url⟩"):
-        assert hash_feature(feature, n_features) == zlib.crc32(feature.encode("utf-8")) % n_features
+# CRC-32 of each feature's UTF-8 bytes as GNU gzip computes it (the CRC in its trailer:
+# printf '%s' "$feature" | gzip -c | tail -c8 | head -c4 | od -An -tu4), and the columns modulo
+# 2^10, 2^18 and 2^20 by shell arithmetic. gzip gives 0xCBF43926 for "123456789", the catalogued
+# check value of CRC-32 (IEEE 802.3).
+HASHED_FEATURES = {
+    "123456789": (0xCBF43926, 294, 14630, 276774),
+    "w:free": (538845737, 553, 139817, 926249),
+    "b:free money": (1073845334, 86, 103510, 103510),
+    "w:免费": (2063435589, 837, 100165, 886597),
+    "w:⟨url⟩": (265525349, 101, 235621, 235621),
+}
+
+
+@pytest.mark.parametrize("feature", list(HASHED_FEATURES))
+def test_hash_feature_is_crc32_of_utf8_modulo_n_features(feature):
+    crc, *columns = HASHED_FEATURES[feature]
+    assert hash_feature(feature, 2**32) == crc
+    assert [hash_feature(feature, n) for n in (2**10, 2**18, 2**20)] == columns
 
 
 def test_vectoriser_rows_hash_exactly_the_feature_strings():
