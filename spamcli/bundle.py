@@ -163,6 +163,7 @@ def _ensure_file(path: Path, data: bytes) -> None:
     if not _holds(path, data):
         _write_file_atomic(path, data)
 
+
 _OUR_FILES = re.compile(r"manifest\.json|.+\.npz|learned-.+\.json")  # whose temporary files are ours
 
 
@@ -308,9 +309,7 @@ def model_lock(directory: Path) -> Iterator[None]:
         yield
 
 
-def merge_context(
-    directory: Path, ctx: ContextModel, warn: Callable[[str], None] | None = None
-) -> Path:
+def merge_context(directory: Path, ctx: ContextModel, warn: Callable[[str], None] | None = None) -> Path:
     """Write ``ctx`` into the model at ``directory`` (created if need be) as its context
     ``ctx.context``, keeping the model's other contexts and the messages learned into them, under
     :func:`model_lock` (a concurrent ``spamcli learn`` waits instead of being overwritten). An

@@ -382,7 +382,7 @@ def export(
 
 @app.command(
     epilog="Examples:  SPAMCLI_TOKEN=s3cret spamcli serve --model /srv/spamcli/model --workers 2\n\n"
-    "curl -s localhost:8080/v1/classify -d '{\"text\": \"WIN a FREE iPhone\"}'"
+    'curl -s localhost:8080/v1/classify -d \'{"text": "WIN a FREE iPhone"}\''
 )
 def serve(
     model: ModelOpt = None,

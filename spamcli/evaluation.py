@@ -225,7 +225,6 @@ def cross_validate(
     return summarise(log, thresholds, target_precision, stats.get("unreadable", 0))
 
 
-
 def table_groups(result: Evaluation) -> list[tuple[str, Report]]:
     """Rows for a human-readable table: all, each language with enough messages, then ``other``."""
     rows = [("all", result.overall)]

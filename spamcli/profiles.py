@@ -192,9 +192,7 @@ class ProfileScorer:
             "bias": self.config.bias,
             "text_weight": round(w_text * text_logit, 3),
             "signal_weights": {s: w.get(s, 0.0) for s in signals if s != "short_bio"},
-            "reasons": [
-                {"token": tok, "weight": round(w_text * weight, 3)} for tok, weight in (verdict.reasons or [])
-            ]
+            "reasons": [{"token": tok, "weight": round(w_text * weight, 3)} for tok, weight in (verdict.reasons or [])]
             if verdict is not None
             else [],
         }

@@ -47,6 +47,7 @@ DEFAULT_SCORING: dict = {
     "thresholds": None,  # None: the text model's thresholds
 }
 
+
 # ---- configuration ---------------------------------------------------------------------------
 @dataclass
 class ScoringConfig:

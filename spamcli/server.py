@@ -387,7 +387,6 @@ class _RawRequest:
                 return
 
 
-
 # ---- the app ---------------------------------------------------------------------------------
 def build_app(service: Service, token: str | None):
     """The Starlette app answering for ``service``; ``token``: the secret callers must present."""

@@ -112,7 +112,6 @@ def micro_batches(
         room.set()
 
 
-
 MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
 
 

@@ -218,9 +218,7 @@ def _zip(members: list[tuple[str, bytes, int, int, int]]) -> bytes:
         offset = out.tell()
         fields = (20, 0, method, 0, 0x21, crc, len(payload), size, len(name), 0)
         out.write(b"PK\x03\x04" + struct.pack("<HHHHHIIIHH", *fields) + name.encode() + payload)
-        central.write(
-            b"PK\x01\x02" + struct.pack("<HHHHHHIIIHHHHHII", 20, *fields, 0, 0, 0, 0, offset) + name.encode()
-        )
+        central.write(b"PK\x01\x02" + struct.pack("<HHHHHHIIIHHHHHII", 20, *fields, 0, 0, 0, 0, offset) + name.encode())
     directory = central.getvalue()
     end = struct.pack("<HHHHIIH", 0, 0, len(members), len(members), len(directory), out.tell(), 0)
     return out.getvalue() + directory + b"PK\x05\x06" + end

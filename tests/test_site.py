@@ -55,9 +55,7 @@ def test_taught_spam_raises_similar_messages(site_model):
 
 
 def test_site_shift_has_known_values():
-    layer = site.SiteLayer(
-        columns=np.array([1, 2]), spam=np.array([1.0, 0.0]), ham=np.array([0.0, 2.0]), n_messages=10
-    )
+    layer = site.SiteLayer(columns=np.array([1, 2]), spam=np.array([1.0, 0.0]), ham=np.array([0.0, 2.0]), n_messages=10)
     deltas = layer.deltas((np.array([0.01, 0.01]), np.array([0.01, 0.01])))
     assert deltas == pytest.approx([np.log(2.0), -np.log(3.0)], abs=1e-12)
     # one row holding columns 1, 2 and 3 (3 never taught): weight 10/20, normalised as 100 features
