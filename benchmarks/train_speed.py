@@ -153,7 +153,7 @@ def bench_levers(records: list) -> list[dict]:
     from spamcli.training import TrainOptions, train_context
 
     cases = [
-        ("as shipped: C solver, 30 passes, a thread per CPU", {}),
+        ("as shipped: C solver, 20 passes, a thread per CPU", {}),
         ("one thread", {"jobs": 1}),
         ("150 regression passes", {"passes": 150}),
         ("scikit-learn's liblinear on built views (no C solver)", {"no_c_fit": True}),

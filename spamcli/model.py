@@ -79,7 +79,7 @@ def _table(values: np.ndarray, default: float = 0.0) -> np.ndarray:
 
 
 NORM_FLOOR_FEATURES = 100.0  # a message is normalised as if it had at least this many features
-REGRESSION_PASSES = 30  # passes of the regression's solver over the data, at most (see _logistic_regression)
+REGRESSION_PASSES = 20  # passes of the regression's solver over the data, at most (see _logistic_regression)
 LIBLINEAR_TOLERANCE = 1e-4  # its stopping tolerance (scikit-learn's default)
 
 
@@ -438,9 +438,9 @@ def _logistic_regression(views, y: np.ndarray, C: float, sample_weight: np.ndarr
     ``views``: classes balanced (or ``sample_weight``, already balanced), intercept as a feature of
     value 1, at most :data:`REGRESSION_PASSES` passes of liblinear's dual coordinate descent.
 
-    The dual solver is the fastest here (features >> messages); 30 passes measured the same
-    held-out AUC as 150 (within 0.001 on every test set of benchmarks/quality.py) and as lbfgs run
-    to convergence. This is scikit-learn's liblinear, used without the C extension (whose
+    The dual solver is the fastest here (features >> messages); 20 passes measured the same
+    held-out AUC as 150 (within 0.002 on every test set of benchmarks/quality.py, 0.0001 on most)
+    and as lbfgs run to convergence. This is scikit-learn's liblinear, used without the C extension (whose
     :meth:`NaiveBayesModel._fit_regression_c` runs the same algorithm); liblinear's generator is
     shared by the process, so fits on several threads at once may each differ from a fit alone."""
     from sklearn.linear_model import LogisticRegression
