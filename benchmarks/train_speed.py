@@ -36,25 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from speed import TMP, log, mbox, run, spamcli_cmd  # noqa: E402
+from speed import TMP, labeled_records, log, mbox, run, spamcli_cmd  # noqa: E402
 
-from spamcli.datasets import REGISTRY, datasets_root, load  # noqa: E402
+from spamcli.datasets import REGISTRY, datasets_root  # noqa: E402
 
 SIZES = {"38k": None, "1m": 1_000_000}
 FASTTEXT = (
     "import fasttext, sys; "
     "fasttext.train_supervised(sys.argv[1], wordNgrams=2, minn=2, maxn=5, epoch=25, thread=2, verbose=0)"
 )
-
-
-def all_records() -> list:
-    records = []
-    for name in REGISTRY:
-        try:
-            records += [r for r in load(name) if r.label is not None and not r.error]
-        except (FileNotFoundError, KeyError) as exc:
-            log(f"skipping {name}: {exc}")
-    return records
 
 
 def write_inputs(records: list, size: str) -> dict[str, Path]:
@@ -209,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print("shared datasets not found (set SPAMCLI_DATASETS)", file=sys.stderr)
         return 2
     TMP.mkdir(parents=True, exist_ok=True)
-    records = all_records()
+    records = labeled_records(list(REGISTRY))  # every labeled record, research-only sets too
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     results: dict = {
         "machine": f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}, "

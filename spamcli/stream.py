@@ -115,6 +115,11 @@ def micro_batches(
 MAX_DEFAULT_JOBS = 4  # beyond this the parent (reading, writing) is the bottleneck, and each worker holds its caches
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def available_jobs(jobs: int) -> int:
     """``jobs`` itself; for 0, one per usable CPU up to :data:`MAX_DEFAULT_JOBS`; 1 where processes
     cannot be forked."""
@@ -126,8 +131,7 @@ def available_jobs(jobs: int) -> int:
         return 1
     if jobs > 0:
         return jobs
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_JOBS))
+    return max(1, min(usable_cpus(), MAX_DEFAULT_JOBS))
 
 
 # Input known to be no larger than this, all of it there already, is scored without worker processes

@@ -24,6 +24,7 @@ from .metrics import roc_auc, spam_threshold_for_fpr
 from .model import NaiveBayesModel, fit_platt, quiet_convergence
 from .records import Record
 from .router import FALLBACK, FP_BUDGETS, ContextModel, Thresholds, fpr_key
+from .stream import usable_cpus
 from .text import FeatureSettings, SparseRows, Vectoriser, normalise
 
 
@@ -269,16 +270,6 @@ def _decisions(model: NaiveBayesModel, X, rows: np.ndarray, chunk: int = 20_000)
     return out
 
 
-def _fit_jobs() -> int:
-    """Threads for training fits: the CPUs this process may use."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def cold_start_cut(
     y: np.ndarray,
     scores: np.ndarray,
@@ -507,7 +498,7 @@ def train_context(
         if len(set(sources.tolist())) < 2:
             sources = None
 
-    with _FitPool(opts.jobs or _fit_jobs()) as pool:
+    with _FitPool(opts.jobs or usable_cpus()) as pool:
         models, rows, routed, route_of, fallback, z_out = _fit_models(
             pool, X, y, fold_of, langs, domains, sources, opts, say
         )
