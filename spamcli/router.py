@@ -299,13 +299,17 @@ class Pipeline:
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
         """The ``top`` words or word pairs that moved the score most, with their signed weight
-        (the sum of their features' contributions to the calibrated log-odds)."""
+        (the sum of their features' contributions to the calibrated log-odds, the site layer's
+        included when moderators taught this model)."""
         model = self.model.models[model_name]
         names = self.vectoriser.explain_tokens(text)
         row = self.vectoriser.row(text)
         cols = np.fromiter(row, dtype=np.int64, count=len(row))
         vals = np.fromiter(row.values(), dtype=np.float64, count=len(row))
         contrib = model.contributions(cols, vals)
+        layer = self.model.site
+        if layer is not None:  # what this site's moderators taught moved the score too
+            contrib = contrib + layer.contributions(cols, self.model.site_deltas(layer))
         by_name: dict[str, float] = {}
         for col, value in zip(cols.tolist(), contrib.tolist()):
             name = names[col]

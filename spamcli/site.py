@@ -14,14 +14,23 @@ training spam/ham holding it (the fallback's counts)::
 
     delta_j = log(1 + s_j / (PRIOR * q_s[j])) - log(1 + h_j / (PRIOR * q_h[j]))
 
+with each rate ``q`` at least :data:`RATE_FLOOR`.
+
 - A feature no moderator has seen adds nothing (``delta = 0``), whatever the balance of what was
   taught: moderators teach only mistakes (flagged genuine messages, missed spam), a very lopsided
   sample, and a class prior taken from it would shift every score.
 - A feature is evidence in proportion to how surprising it is *against the base data*: a word in
   every second base message ("the", "you") moves little, a name or a shop's URL never seen in
   training moves a lot. That is what makes a correction reach *similar* messages, not just the one.
-- ``weight(n) = n / (n + HALF_WEIGHT)`` grows with the number ``n`` of taught messages, so the first
-  correction or two cannot swing the whole site.
+- ...but no feature is taken as rarer than :data:`RATE_FLOOR` (one base message in 200). Without the
+  floor, a feature the base data never held (the base model had almost no Russian, say) counted as
+  held by one message in 30,000, so a single taught Russian spam moved *every* Russian message by
+  several log-odds, genuine ones included, and the ranking of a new community collapsed after its
+  first few lessons (measured in ``benchmarks/adapt.py``: Telegram 0.91 -> 0.59 AUC after 50
+  reviewed messages without the floor, 0.82 with it).
+- ``weight(n) = n / (n + HALF_WEIGHT)`` grows with the number ``n`` of taught messages: the first
+  correction has half the layer's strength (enough to move a near-duplicate of it across a label,
+  not enough for one lesson to swing the whole site), the tenth 90%.
 
 Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting one
 message is one small transaction (durable when it returns, safe with concurrent writers), and
@@ -47,7 +56,8 @@ if TYPE_CHECKING:
 from .bundle import SITE_DB
 
 PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
-HALF_WEIGHT = 10.0  # taught messages at which the layer has half its full weight
+RATE_FLOOR = 0.005  # no feature's base rate is taken as lower than this
+HALF_WEIGHT = 1.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
 LABELS = {"ham": 0, "spam": 1}
 JOURNAL_KEEP = 100_000  # journal entries kept for followers; one that falls further behind reloads
@@ -137,8 +147,18 @@ class SiteLayer:
 
     def deltas(self, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``delta_j`` per taught column, from the base rates ``(q_h, q_s)`` at those columns."""
-        q_ham, q_spam = base_rates
+        q_ham, q_spam = (np.maximum(q, RATE_FLOOR) for q in base_rates)
         return np.log1p(self.spam / (PRIOR * q_spam)) - np.log1p(self.ham / (PRIOR * q_ham))
+
+    def contributions(self, columns: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+        """The log-odds each of one message's distinct ``columns`` gets from the layer (they add up
+        to its :meth:`shift`), for ``--explain``."""
+        columns = np.asarray(columns, dtype=np.int64)
+        if not len(columns):
+            return np.zeros(0)
+        pos = np.minimum(np.searchsorted(self.columns, columns), len(self.columns) - 1)
+        per_column = np.where(self.columns[pos] == columns, deltas[pos], 0.0)
+        return self.weight * per_column / np.sqrt(max(len(columns), FLOOR))
 
     def shift(self, indptr: np.ndarray, indices: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the layer."""

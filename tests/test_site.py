@@ -37,6 +37,16 @@ def test_a_taught_genuine_message_lowers_similar_messages_and_barely_moves_other
     assert abs(after[2] - before[2]) < 0.005  # unrelated spam keeps its score
 
 
+def test_one_correction_changes_the_verdict_on_a_near_duplicate(site_model):
+    def labels():
+        return [v.label for v in SpamFilter.load(site_model).score([FLAGGED_GENUINE, NEAR_DUPLICATE], ["en"] * 2)]
+
+    assert labels() == ["spam", "spam"]  # the shipped model flags both
+    learn_messages(site_model, [FLAGGED_GENUINE], "ham")
+    assert labels()[0] == "ham"  # the very message: the moderator's decision
+    assert labels()[1] != "spam"  # its near-duplicate is no longer flagged, after one lesson
+
+
 def test_more_corrections_move_similar_messages_further(site_model):
     before = _scores(site_model, [NEAR_DUPLICATE])[0]
     learn_messages(site_model, [FLAGGED_GENUINE], "ham")
@@ -58,9 +68,18 @@ def test_site_shift_has_known_values():
     layer = site.SiteLayer(columns=np.array([1, 2]), spam=np.array([1.0, 0.0]), ham=np.array([0.0, 2.0]), n_messages=10)
     deltas = layer.deltas((np.array([0.01, 0.01]), np.array([0.01, 0.01])))
     assert deltas == pytest.approx([np.log(2.0), -np.log(3.0)], abs=1e-12)
-    # one row holding columns 1, 2 and 3 (3 never taught): weight 10/20, normalised as 100 features
+    # one row holding columns 1, 2 and 3 (3 never taught): weight 10/11, normalised as 100 features
     shift = layer.shift(np.array([0, 3]), np.array([1, 2, 3]), deltas)
-    assert shift == pytest.approx([-0.0202733], abs=1e-7)
+    assert shift == pytest.approx([-0.0368605], abs=1e-7)
+    # the same row's columns, one by one (--explain), add up to its shift
+    assert layer.contributions(np.array([1, 2, 3]), deltas) == pytest.approx([0.0630134, -0.0998738, 0.0], abs=1e-7)
+
+
+def test_a_feature_the_base_never_saw_weighs_as_if_one_base_message_in_200_held_it():
+    layer = site.SiteLayer(columns=np.array([7]), spam=np.array([1.0]), ham=np.array([0.0]), n_messages=1)
+    # base rates of 1 in 20,000 are taken as 1 in 200: log(1 + 1 / (100 * 0.005)) = log(3), not log(201)
+    assert layer.deltas((np.array([5e-5]), np.array([5e-5]))) == pytest.approx([np.log(3.0)], abs=1e-12)
+    assert layer.weight == 0.5  # the first lesson has half the layer's strength
 
 
 def test_cold_start_cut_is_set_by_the_median_community():
@@ -73,3 +92,16 @@ def test_cold_start_cut_is_set_by_the_median_community():
     assert cold_start_cut(y, scores, sources, 0.1) == pytest.approx(0.8, abs=1e-4)  # median = b's rate: 1 of 10
     assert cold_start_cut(y, scores, sources, 0.2) == 0.5
     assert cold_start_cut(y, scores, sources, 0.0) == pytest.approx(0.9, abs=1e-4)
+
+
+def test_explain_names_the_words_a_moderator_taught(site_model):
+    def reasons():
+        (verdict,) = SpamFilter.load(site_model).score([NEAR_DUPLICATE], ["en"], explain=50)
+        return dict(verdict.reasons)
+
+    before = reasons()
+    learn_messages(site_model, [FLAGGED_GENUINE], "ham")
+    after = reasons()
+    # the words of the taught genuine message now pull its near-duplicate towards ham
+    assert after["kasper"] < before.get("kasper", 0.0) - 0.05
+    assert after["dublin"] < before.get("dublin", 0.0) - 0.05
