@@ -83,9 +83,12 @@ class Bundle:
 
     def context(self, name: str) -> ContextModel:
         if name not in self.contexts:
-            have = ", ".join(sorted(self.contexts)) or "none"
-            raise ModelError(f"model has no {name!r} context (it has: {have})")
+            raise _no_context(name, self.contexts)
         return self.contexts[name]
+
+
+def _no_context(name: str, have) -> ModelError:
+    return ModelError(f"model has no {name!r} context (it has: {', '.join(sorted(have)) or 'none'})")
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -701,6 +704,36 @@ def _check_scoring(scoring: dict) -> None:
         DomainMatcher(ScoringConfig.from_dict(scoring).trusted_domains)
     except UsageError as exc:
         raise ValueError(f"scoring: {exc}") from None
+
+
+@dataclass
+class TeachingView:
+    """What teaching (``spamcli learn``) needs of a model directory, read from its manifest alone:
+    each context's feature settings and what an older spamcli learned into the base counts. The
+    model's arrays are not read, so a ``learn`` costs a manifest read, not a model load."""
+
+    settings: dict[str, FeatureSettings]
+    learned: dict
+
+    def context_settings(self, name: str) -> FeatureSettings:
+        if name not in self.settings:
+            raise _no_context(name, self.settings)
+        return self.settings[name]
+
+
+def read_teaching_view(directory: Path) -> TeachingView:
+    """The :class:`TeachingView` of the model at ``directory`` (ModelError, exit code 4, if its
+    manifest is not a readable spamcli manifest)."""
+    manifest = read_manifest(directory)
+    try:
+        contexts = manifest["contexts"]
+        settings = {name: FeatureSettings.from_dict(ctx["features"]) for name, ctx in contexts.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = str(exc) if type(exc) is ValueError else repr(exc)
+        raise ModelError(f"model manifest is incomplete or malformed: {detail}: {directory}") from None
+    if not settings:
+        raise ModelError(f"model has no contexts: {directory}")
+    return TeachingView(settings=settings, learned=_load_learned(Path(directory), manifest.get("learned")))
 
 
 LOAD_ATTEMPTS = 5  # manifests read in turn while a writer keeps replacing them (see load_bundle)

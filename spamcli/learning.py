@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from . import site, tempfiles
-from .bundle import MANIFEST, default_model_dir, load_bundle, model_lock, save_bundle
+from .bundle import MANIFEST, default_model_dir, load_bundle, model_lock, read_teaching_view, save_bundle
 from .errors import InputError, ModelError, UsageError
 from .records import ReadOptions, Source
 from .router import ContextModel
-from .text import message_hash
+from .text import Vectoriser, message_hash
 
 ACTIONS = ("spam", "ham", "forget")
 _LABELS = {"ham": 0, "spam": 1}
@@ -104,8 +104,16 @@ class Teacher:
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
-        self.bundle = load_bundle(self.directory, with_site=False)
+        self.model = read_teaching_view(self.directory)
+        self._vectorisers: dict[str, Vectoriser] = {}
         self._con = None
+
+    def _vectoriser(self, context: str) -> Vectoriser:
+        settings = self.model.context_settings(context)
+        vectoriser = self._vectorisers.get(context)
+        if vectoriser is None or vectoriser.settings != settings:
+            vectoriser = self._vectorisers[context] = Vectoriser(settings)
+        return vectoriser
 
     def _connection(self, create: bool):
         if self._con is None:
@@ -116,18 +124,17 @@ class Teacher:
         """Learn (``spam``/``ham``) or ``forget`` each text; what changed, counted."""
         if action not in ACTIONS:
             raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
-        ctx = self.bundle.context(context)
-        vectoriser = ctx.vectoriser
+        vectoriser = self._vectoriser(context)
         # Read everything first: no lock and no transaction waits on a slow producer.
         todo = [(f"{context}:{message_hash(text)}", text) for text in texts]
         todo = [(key, text, np.fromiter(vectoriser.row(text), dtype=np.int64)) for key, text in todo]
         report = LearnReport()
         label = None if action == "forget" else action
-        learned = self.bundle.learned
+        learned = self.model.learned
         legacy = [(key, text) for key, text, _ in todo if key in learned]
         if legacy:
             _forget_legacy(self.directory, context, legacy)
-            self.bundle = load_bundle(self.directory, with_site=False)
+            self.model = read_teaching_view(self.directory)
         con = self._connection(create=label is not None)
         legacy_keys = {key for key, _ in legacy}
         for key, _text, columns in todo:
