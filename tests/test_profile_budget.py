@@ -112,3 +112,13 @@ def test_profile_training_stores_a_profile_cut_per_budget(profile_model):
     cuts = [scoring["spam_at_fpr"][fpr_key(b)] for b in FP_BUDGETS]
     assert cuts == sorted(cuts, reverse=True)  # a larger budget never asks for a higher score
     assert all(0.5 <= c <= 0.99 for c in cuts)
+
+
+def test_the_shipped_profile_scoring_has_every_budget_and_its_default_among_its_range():
+    from helpers import DEFAULT_MODEL
+
+    scoring = json.loads((DEFAULT_MODEL / "manifest.json").read_text())["contexts"]["profile"]["scoring"]
+    cuts = [scoring["spam_at_fpr"][fpr_key(b)] for b in FP_BUDGETS]
+    assert cuts == sorted(cuts, reverse=True)
+    assert cuts[-1] <= scoring["thresholds"]["spam"] <= cuts[0]
+    assert scoring["thresholds"]["ham"] <= scoring["thresholds"]["spam"]
