@@ -220,14 +220,16 @@ class ProfileScorer:
         if count_words(rec.text) < self.config.short_bio_words and not set(LINK_SIGNALS) & set(signals):
             score = min(score, max(0.0, thresholds.ham - _EPS))
             signals.append("short_bio")
+        learned = verdict.learned if verdict else None  # the bio's own label, as moderators taught it
         item = {
             "id": rec.id,
             "score": round(score, 4),
-            "label": thresholds.label(score),
+            "label": learned or thresholds.label(score),
             "signals": signals,
             "text_score": None if verdict is None else round(verdict.score, 4),
             "lang": lang,
             "model": f"{self.text_context}/{model}" if model else None,
+            **({"learned": learned} if learned else {}),
         }
         if explain:
             item.update(self._explanation(verdict, signals))
