@@ -122,3 +122,14 @@ def test_the_shipped_profile_scoring_has_every_budget_and_its_default_among_its_
     assert cuts == sorted(cuts, reverse=True)
     assert cuts[-1] <= scoring["thresholds"]["spam"] <= cuts[0]
     assert scoring["thresholds"]["ham"] <= scoring["thresholds"]["spam"]
+
+
+def test_info_lists_the_profile_scorings_budgets_for_the_profile_context(fixed_model, tmp_path):
+    info = json.loads(run_cli("info", "--model", fixed_model, "--json").stdout)["contexts"]
+    assert info["profile"]["fp_budgets"] == ["0.005", "0.01", "0.02", "0.03", "0.05"]
+    unbudgeted = Path(shutil.copytree(fixed_model, tmp_path / "model"))
+    manifest = json.loads((unbudgeted / "manifest.json").read_text())
+    manifest["contexts"]["profile"]["scoring"] = {"source": "default"}  # text budgets, but no profile cuts
+    (unbudgeted / "manifest.json").write_text(json.dumps(manifest))
+    info = json.loads(run_cli("info", "--model", unbudgeted, "--json").stdout)["contexts"]
+    assert (info["profile"]["fp_budgets"], info["content"]["fp_budgets"][0]) == ([], "0.005")
