@@ -35,11 +35,12 @@ def test_write_into_replaces_the_profile_context_and_leaves_the_content_files_as
     assert {p.name for p in model.glob("profile-*.npz")} == named != old_profile  # the replaced files are gone
 
 
-def test_the_cuts_come_from_the_genuine_scores_and_the_ham_cut_from_the_spam_scores():
+def test_the_budgets_cuts_come_from_the_proxy_ham_the_default_is_the_floor_and_the_ham_cut_from_the_spam():
     import numpy as np
 
-    genuine = np.arange(1000) / 1000  # 0.000 to 0.999: 1% of them at 0.99 or above
-    chosen = choose_thresholds(genuine, oof_spam=np.array([0.2] + [0.9] * 9))
+    proxy_ham = np.arange(1000) / 1000  # out-of-fold scores 0.000 to 0.999: 1% of them at 0.99 or above
+    chosen = choose_thresholds(proxy_ham, oof_spam=np.array([0.2] + [0.4] * 9))
     assert (chosen["spam_at_fpr"]["0.01"], chosen["spam_at_fpr"]["0.05"]) == (0.989, 0.949)
     assert chosen["spam_at_fpr"]["0.005"] == 0.99  # cuts stay within [0.5, 0.99]
-    assert chosen["thresholds"] == {"ham": 0.9, "spam": 0.984}  # 1.5% of the genuine; 10% of the spam below ham
+    assert chosen["thresholds"] == {"ham": 0.4, "spam": 0.5}  # a fixed default; 10% of the spam below ham
+    assert choose_thresholds(proxy_ham, oof_spam=np.array([0.9] * 10))["thresholds"]["ham"] == 0.5  # <= spam
