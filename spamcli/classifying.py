@@ -55,11 +55,9 @@ def load_scorer(
     if context == "profile":
         if engine != "local":  # the Dask engine scores messages only
             raise UsageError("--engine dask scores messages; not with --context profile")
-        if max_fpr is not None:
-            raise UsageError("--max-fpr picks message thresholds; profiles take --spam-threshold")
         from .profiles import load_profile_scorer
 
-        return load_profile_scorer(model, ham, spam, trusted_domains, trusted_ids, scoring)
+        return load_profile_scorer(model, ham, spam, trusted_domains, trusted_ids, scoring, max_fpr)
     if trusted_domains or trusted_ids or scoring:
         raise UsageError("--trusted-domains, --trusted-ids and --scoring need --context profile")
     from .api import load_filter

@@ -93,6 +93,20 @@ FpBudgetOpt = Annotated[
 ]
 
 
+# A moderation export's columns (train, learn): see spamcli.moderation.
+HiddenColOpt = Annotated[
+    str | None, typer.Option(help="Moderation export: a true value here (e.g. hidden_at set) means spam.")
+]
+BlockedColOpt = Annotated[str | None, typer.Option(help="Moderation export: a true value here means spam.")]
+LabelRuleOpt = Annotated[
+    str | None, typer.Option(help="Moderation export: spam when this rule holds, e.g. \"hidden_at != ''\".")
+]
+ReviewedColOpt = Annotated[
+    str | None, typer.Option(help="Moderation export: reviewed-and-kept (ham) when true (default: auto).")
+]
+HamRuleOpt = Annotated[str | None, typer.Option(help="Moderation export: ham when this rule holds.")]
+
+
 # ---- classify -----------------------------------------------------------------------------
 @app.command(
     epilog="Examples:  echo 'WIN a FREE iPhone at http://x.example' | spamcli classify\n\n"
@@ -206,17 +220,11 @@ def train(
     ] = None,
     dedupe: Annotated[bool, typer.Option(help="Drop duplicate texts.")] = True,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    hidden_col: Annotated[
-        str | None, typer.Option(help="Moderation export: a true value here (e.g. hidden_at set) means spam.")
-    ] = None,
-    blocked_col: Annotated[str | None, typer.Option(help="Moderation export: a true value here means spam.")] = None,
-    label_rule: Annotated[
-        str | None, typer.Option(help="Moderation export: spam when this rule holds, e.g. \"hidden_at != ''\".")
-    ] = None,
-    reviewed_col: Annotated[
-        str | None, typer.Option(help="Moderation export: reviewed-and-kept (ham) when true (default: auto).")
-    ] = None,
-    ham_rule: Annotated[str | None, typer.Option(help="Moderation export: ham when this rule holds.")] = None,
+    hidden_col: HiddenColOpt = None,
+    blocked_col: BlockedColOpt = None,
+    label_rule: LabelRuleOpt = None,
+    reviewed_col: ReviewedColOpt = None,
+    ham_rule: HamRuleOpt = None,
     kind: Annotated[
         str, typer.Option(help="nblr (NB-weighted logistic regression) or nb (Naive Bayes only).")
     ] = "nblr",
@@ -323,28 +331,50 @@ def learn(
     fmt: FormatOpt = "auto",
     text_col: TextColOpt = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print what was done as JSON on stdout.")] = False,
+    hidden_col: HiddenColOpt = None,
+    blocked_col: BlockedColOpt = None,
+    label_rule: LabelRuleOpt = None,
+    reviewed_col: ReviewedColOpt = None,
+    ham_rule: HamRuleOpt = None,
 ) -> None:
     """Learn or forget messages without retraining (sa-learn style).
 
     Each message is remembered by the sha256 of its normalised text: learning it twice does
     nothing, learning it as the other class moves it, --forget removes it exactly. What is taught
     goes to the site layer (MODEL_DIR/site.sqlite) and moves the scores of similar messages at once.
-    A --model DIR that does not exist yet starts as a copy of the shipped model.
+    A --model DIR that does not exist yet starts as a copy of the shipped model. Instead of
+    --spam/--ham, a moderation export's decisions (--hidden-col, --blocked-col, --label-rule: spam;
+    reviewed and kept: ham; others skipped); with --context profile, rows are accounts and their bios
+    are taught.
     """
-    from .learning import ensure_site_model, learn_from_inputs
+    from .learning import ensure_site_model, learn_from_export, learn_from_inputs
 
     if model is None:
         raise UsageError("learn needs --model DIR (the shipped model is read-only)")
     actions = [name for name, on in (("spam", as_spam), ("ham", as_ham), ("forget", forget)) if on]
-    if len(actions) != 1:
-        raise UsageError("give exactly one of --spam, --ham or --forget")
+    rules = {"hidden_col": hidden_col, "blocked_col": blocked_col, "label_rule": label_rule}
+    rules.update(reviewed_col=reviewed_col, ham_rule=ham_rule)
+    exported = any(rules.values())
+    if len(actions) + exported != 1:
+        raise UsageError("give exactly one of --spam, --ham or --forget, or a moderation export's --blocked-col etc.")
+    labeler = None
+    if exported:
+        from .moderation import ModerationLabeler
+
+        labeler = ModerationLabeler(**rules)
     opts = _read_options(fmt, text_col, None, "", need_label=False)
     if ensure_site_model(model):
         render.created_site_model(render.stderr(), model)
-    report, unreadable = learn_from_inputs(model, inputs or ["-"], actions[0], opts, context)
+    moderation = {}
+    if labeler is not None:
+        report, unreadable = learn_from_export(model, inputs or ["-"], labeler, opts, context)
+        moderation = {"moderation": {**labeler.counts, "skipped": labeler.skipped}}
+        render.moderation_counts(render.stderr(), moderation["moderation"])
+    else:
+        report, unreadable = learn_from_inputs(model, inputs or ["-"], actions[0], opts, context)
     render.learn_report(render.stderr(), report, unreadable)
     if json_summary:
-        print(json.dumps({**report.to_dict(), "unreadable": unreadable}))
+        print(json.dumps({**report.to_dict(), "unreadable": unreadable, **moderation}))
 
 
 # ---- info ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Measuring a model on labeled data: overall and per language, with threshold advice.
 
-:func:`evaluate_model` scores labeled records with a :class:`~spamcli.api.SpamFilter`;
+:func:`evaluate_model` scores labeled records with a :class:`~spamcli.api.SpamFilter` (profiles
+with a :class:`~spamcli.profiles.ProfileScorer`, account signals included);
 :func:`cross_validate` instead trains a configuration K times on the file itself and scores each
 held-out fold (grouped so duplicates stay on one side). Both return an :class:`Evaluation`.
 """
@@ -161,6 +162,28 @@ def summarise(
     )
 
 
+@dataclass
+class ProfileVerdict:
+    """What the score log reads of a scored profile (as of a message's Verdict)."""
+
+    score: float
+    label: str
+    lang: str
+    model: str
+
+
+def _verdicts(scorer, batch: list[Record]) -> list:
+    """The verdict of each record of ``batch`` (None: it could not be scored), by a SpamFilter or,
+    with the whole record for its account fields, a ProfileScorer."""
+    if not hasattr(scorer, "score_records"):
+        return scorer.score([r.text for r in batch], [r.lang for r in batch])
+    items = scorer.score_records(batch)
+    return [
+        None if "error" in x else ProfileVerdict(x["score"], x["label"], x.get("lang") or "", x.get("model") or "")
+        for x in items
+    ]
+
+
 def evaluate_model(
     spam_filter,
     records: Iterable[Record],
@@ -168,15 +191,18 @@ def evaluate_model(
     errors: int = 0,
     batch_size: int = 2048,
 ) -> Evaluation:
-    """Score labeled records with a loaded SpamFilter and measure it."""
+    """Score labeled records with a loaded SpamFilter (or ProfileScorer) and measure it."""
     log = ScoreLog(errors)
     skipped = 0
     batch: list[Record] = []
 
     def flush() -> None:
-        verdicts = spam_filter.score([r.text for r in batch], [r.lang for r in batch])
-        for rec, v in zip(batch, verdicts):
-            log.add(rec.id, rec.text, int(rec.label), v)
+        nonlocal skipped
+        for rec, v in zip(batch, _verdicts(spam_filter, batch)):
+            if v is None:
+                skipped += 1
+            else:
+                log.add(rec.id, rec.text, int(rec.label), v)
         batch.clear()
 
     for rec in records:
@@ -259,7 +285,7 @@ def evaluate_inputs(
         raise UsageError("--cv needs at least 2 folds (0 evaluates --model instead)")
     if cv and (max_fpr is not None or spam is not None or ham is not None):
         raise UsageError("--max-fpr and --spam/--ham-threshold apply to --model, not to --cv")
-    opts = replace(opts or ReadOptions(), need_label=True)
+    opts = replace(opts or ReadOptions(), need_label=True, allow_empty_text=context == "profile" and not cv)
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
     if cv:
         from .training import TrainOptions
@@ -272,7 +298,8 @@ def evaluate_inputs(
             errors=errors,
             progress=progress,
         )
-    from .api import load_filter
+    from .classifying import load_scorer
 
-    spam_filter = load_filter(model, context, ham, spam, max_fpr)
-    return evaluate_model(spam_filter, records, target_precision=target_precision, errors=errors)
+    # profiles are scored as classify scores them: the bio's text score and the account signals
+    scorer = load_scorer(model, context, ham, spam, max_fpr)
+    return evaluate_model(scorer, records, target_precision=target_precision, errors=errors)

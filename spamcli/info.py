@@ -20,7 +20,10 @@ def describe(directory: Path | None = None) -> dict:
         contexts[name] = {
             "languages": ctx.languages,
             "thresholds": {"ham": ctx.thresholds.ham, "spam": ctx.thresholds.spam},
-            "fp_budgets": sorted(ctx.spam_at_fpr.get("", {}), key=float),  # classify --max-fpr
+            # classify --max-fpr: a profile is labeled at its scoring's cuts, not at the text model's
+            "fp_budgets": sorted(
+                ctx.scoring.get("spam_at_fpr", {}) if name == "profile" else ctx.spam_at_fpr.get("", {}), key=float
+            ),
             "models": {
                 lang: {
                     "kind": model.kind,

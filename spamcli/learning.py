@@ -196,6 +196,45 @@ def learn_from_inputs(
     return report, len(skipped)
 
 
+def learn_from_export(
+    directory: Path, inputs: Iterable[Source], labeler, opts: ReadOptions | None = None, context: str = "content"
+) -> tuple[LearnReport, int]:
+    """``spamcli learn`` on a moderation export (a
+    :class:`~spamcli.moderation.ModerationLabeler` decides each row): what moderators hid or blocked
+    is learned as spam, what they reviewed and kept as ham, rows without a decision are skipped
+    (``labeler.skipped``). For ``context="profile"`` a row is an account and its bio is what is
+    taught, so blocking an account moves the scores of accounts with similar bios. Returns the
+    report and how many records could not be read; InputError (exit code 3) if no row had a decision."""
+    import itertools
+
+    from .records import read_records
+
+    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    texts: dict[str, list[str]] = {"spam": [], "ham": []}
+    unreadable = 0
+    for rec in labeler.apply(records):  # read in full before anything is taught, as Teacher.teach does
+        if rec.error:
+            unreadable += 1
+        else:
+            texts["spam" if rec.label else "ham"].append(rec.text)
+    if not texts["spam"] and not texts["ham"]:
+        raise InputError(
+            f"no moderation decision in the input ({labeler.skipped} rows not reviewed, {unreadable} unreadable)"
+        )
+    teacher = Teacher(directory)
+    report = LearnReport()
+    try:
+        for action in ("spam", "ham"):
+            if texts[action]:
+                done = teacher.teach(texts[action], action, context)
+                for name in ("learned", "moved", "unchanged"):
+                    setattr(report, name, getattr(report, name) + getattr(done, name))
+                report.total_learned = done.total_learned
+    finally:
+        teacher.close()
+    return report, unreadable
+
+
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:
     """Take messages learned by an older spamcli out of the base counts (they go to the site
     layer instead, if they are being relearned)."""

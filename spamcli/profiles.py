@@ -134,6 +134,13 @@ def profile_signals(
     return [s for s in SIGNALS if s in fired]
 
 
+def combine(config: ScoringConfig, text_score: float | None, signals: list[str]) -> float:
+    """The profile score from the text score (None: empty bio) and the fired signals."""
+    w = config.weights
+    text_logit = config.empty_bio_logit if text_score is None else _logit(text_score)
+    return _sigmoid(config.bias + w.get("text", 1.0) * text_logit + sum(w.get(s, 0.0) for s in signals))
+
+
 def has_account_fields(records: Iterable[Record]) -> bool:
     return any(any(str(k).lower() in ACCOUNT_FIELDS for k in r.fields) for r in records)
 
@@ -160,15 +167,17 @@ class ProfileScorer:
     def text_context(self) -> str:
         return self.text_model.context
 
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds a profile is labeled at (those of the fallback text model's name)."""
+        return self.thresholds_for("multi")
+
     def thresholds_for(self, model_name: str) -> Thresholds:
         return self.override or self.config.thresholds or self.text_model.thresholds_for(model_name)
 
     def combine(self, text_score: float | None, signals: list[str]) -> float:
         """The profile score from the text score (None: empty bio) and the fired signals."""
-        w = self.config.weights
-        text_logit = self.config.empty_bio_logit if text_score is None else _logit(text_score)
-        z = self.config.bias + w.get("text", 1.0) * text_logit + sum(w.get(s, 0.0) for s in signals)
-        return _sigmoid(z)
+        return combine(self.config, text_score, signals)
 
     def score_records(self, records: list[Record], explain: int = 0) -> list[dict]:
         """Output dicts for a batch of profile records, in order (input fields passed through).
@@ -211,14 +220,16 @@ class ProfileScorer:
         if count_words(rec.text) < self.config.short_bio_words and not set(LINK_SIGNALS) & set(signals):
             score = min(score, max(0.0, thresholds.ham - _EPS))
             signals.append("short_bio")
+        learned = verdict.learned if verdict else None  # the bio's own label, as moderators taught it
         item = {
             "id": rec.id,
             "score": round(score, 4),
-            "label": thresholds.label(score),
+            "label": learned or thresholds.label(score),
             "signals": signals,
             "text_score": None if verdict is None else round(verdict.score, 4),
             "lang": lang,
             "model": f"{self.text_context}/{model}" if model else None,
+            **({"learned": learned} if learned else {}),
         }
         if explain:
             item.update(self._explanation(verdict, signals))
@@ -251,12 +262,22 @@ def load_profile_scorer(
     trusted_domains: Path | None = None,
     trusted_ids: Path | None = None,
     scoring: Path | None = None,
+    max_fpr: float | None = None,
 ) -> ProfileScorer:
     """A :class:`ProfileScorer` for ``model`` (a directory, a loaded bundle, or None for the shipped
     model): ``trusted_domains``/``trusted_ids``, files of e-mail domains and account ids reported as
     ham; ``scoring``, a JSON/TOML file overriding signal weights; ``ham``/``spam``, thresholds
-    overriding the scoring's where given."""
+    overriding the scoring's where given; or ``max_fpr``, the false-positive budget (one of
+    :data:`~spamcli.router.FP_BUDGETS`) whose profile spam threshold the scoring stores
+    (``spam_at_fpr``, chosen on held-out profile scores when the model was built or trained)."""
     from .bundle import load_bundle
+    from .router import FP_BUDGETS
+
+    if max_fpr is not None:
+        if ham is not None or spam is not None:
+            raise UsageError("--max-fpr picks the profile thresholds; give it or --spam/--ham-threshold, not both")
+        if max_fpr not in FP_BUDGETS:
+            raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
 
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
     trust = TrustLists(
@@ -264,6 +285,8 @@ def load_profile_scorer(
         ids=set(read_list_file(trusted_ids)) if trusted_ids else set(),
     )
     scorer = ProfileScorer(bundle, read_scoring_file(scoring) if scoring else None, trust)
+    if max_fpr is not None:
+        scorer.override = scorer.config.at_fp_budget(max_fpr, scorer.thresholds_for("multi").ham)
     if ham is not None or spam is not None:
         base = scorer.thresholds_for("multi")
         scorer.override = Thresholds(ham=base.ham if ham is None else ham, spam=base.spam if spam is None else spam)
@@ -283,10 +306,11 @@ def fit_scoring(
     text_scores: list[float | None], signals: list[list[str]], y: np.ndarray, config: ScoringConfig
 ) -> ScoringConfig:
     """Logistic regression of the labels on ``logit(text score)`` and the signals (balanced
-    classes); thresholds chosen on its scores like the text model's. Returns a learned config."""
+    classes); thresholds, and the spam threshold per false-positive budget, chosen on its scores
+    like the text model's. Returns a learned config."""
     from sklearn.linear_model import LogisticRegression
 
-    from .training import TrainOptions, _choose_thresholds
+    from .training import TrainOptions, _choose_thresholds, _spam_at_fpr
 
     names = ["text", *SIGNALS]
     X = np.array(
@@ -306,25 +330,32 @@ def fit_scoring(
     learned.source = "learned"
     scores = np.array([_sigmoid(learned.bias + float(np.dot(coef, row))) for row in X])  # the fitted ones
     learned.thresholds = _choose_thresholds(y, scores, TrainOptions())
+    learned.spam_at_fpr = _spam_at_fpr(y, scores)
     return learned
 
 
 def train_profile(records: Iterable[Record], opts, progress=None):
     """Train the profile context: the bio text model (as :func:`~spamcli.training.train_context`)
-    and, when the labeled records carry account fields, signal weights by logistic regression over
-    out-of-fold text scores (3 folds). Returns ``(context_model, train_report)``."""
+    and, from out-of-fold text scores (3 folds), the profile scoring: when the labeled records carry
+    account fields, signal weights by logistic regression (:func:`fit_scoring`); otherwise the
+    default weights, with the profile score's spam threshold per false-positive budget chosen on
+    those out-of-fold profile scores (``spam_at_fpr``, for ``--max-fpr``). Returns
+    ``(context_model, train_report)``."""
     from dataclasses import replace
 
-    from .training import train_context
+    from .training import _spam_at_fpr, train_context
 
     records = list(records)
     ctx, report = train_context(records, opts, progress)
     usable = [r for r in records if not r.error and r.label is not None]
     y = np.array([r.label for r in usable], dtype=np.int64)
-    if not has_account_fields(usable) or min(int(y.sum()), int(len(y) - y.sum())) < 10:
+    if min(int(y.sum()), int(len(y) - y.sum())) < 10:
         return ctx, report
+    learn = has_account_fields(usable)
     if progress:
-        progress("learning signal weights (3 folds)")
+        progress(
+            "learning signal weights (3 folds)" if learn else "profile thresholds per false-positive budget (3 folds)"
+        )
     fold = np.arange(len(usable)) % 3
     text_scores: list[float | None] = [None] * len(usable)
     langs: list[tuple[str, float]] = [("", 0.0)] * len(usable)
@@ -341,6 +372,10 @@ def train_profile(records: Iterable[Record], opts, progress=None):
             langs[i] = (verdict.lang, verdict.lang_confidence)
     config = ScoringConfig.from_dict({})
     signals = [profile_signals(r, lang, conf, config) for r, (lang, conf) in zip(usable, langs)]
+    if not learn:
+        scores = [combine(config, t if r.text.strip() else None, s) for r, t, s in zip(usable, text_scores, signals)]
+        ctx.scoring = {"source": "default", "spam_at_fpr": _spam_at_fpr(y, np.array(scores))}
+        return ctx, report
     ctx.scoring = fit_scoring(text_scores, signals, y, config).to_dict()
     report.warnings.append(f"profile signal weights learned from {len(usable)} labeled profiles")
     return ctx, report

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import InputError, UsageError
 from .patterns import PatternError, compile_pattern
-from .router import Thresholds
+from .router import Thresholds, fpr_key
 
 SIGNALS = (
     "url_in_bio",
@@ -45,6 +45,10 @@ DEFAULT_SCORING: dict = {
     "site_languages": [],
     "trusted_domains": [],
     "thresholds": None,  # None: the text model's thresholds
+    # The profile score's spam threshold per false-positive budget ({"0.01": cut, ...}: see
+    # router.FP_BUDGETS), chosen on held-out profile scores when the model was built or trained;
+    # ``--max-fpr`` picks one. Empty: the model has none.
+    "spam_at_fpr": {},
 }
 
 
@@ -61,6 +65,7 @@ class ScoringConfig:
     trusted_domains: list[str] = field(default_factory=list)
     thresholds: Thresholds | None = None
     source: str = "default"
+    spam_at_fpr: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, *layers: dict) -> ScoringConfig:
@@ -90,6 +95,7 @@ class ScoringConfig:
                 trusted_domains=[str(x) for x in merged["trusted_domains"]],
                 thresholds=Thresholds(ham=float(t["ham"]), spam=float(t["spam"])) if t else None,
                 source=str(merged["source"]),
+                spam_at_fpr=_budget_table(merged["spam_at_fpr"]),
             )
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise UsageError(f"bad scoring configuration: {exc}") from None
@@ -112,7 +118,31 @@ class ScoringConfig:
             "site_languages": list(self.site_languages),
             "trusted_domains": list(self.trusted_domains),
             "thresholds": {"ham": self.thresholds.ham, "spam": self.thresholds.spam} if self.thresholds else None,
+            "spam_at_fpr": dict(self.spam_at_fpr),
         }
+
+    def at_fp_budget(self, budget: float, ham: float) -> Thresholds:
+        """The thresholds for a false-positive budget (one of :data:`~spamcli.router.FP_BUDGETS`):
+        its stored spam cut, and ``ham`` lowered to that cut if above it."""
+        key = fpr_key(budget)
+        if key not in self.spam_at_fpr:
+            stored = sorted(self.spam_at_fpr, key=float)
+            have = f"it has {', '.join(stored)}" if stored else "it has none: rebuild or retrain it with this spamcli"
+            raise UsageError(f"the profile scoring has no spam threshold for a false-positive budget of {key} ({have})")
+        spam = self.spam_at_fpr[key]
+        return Thresholds(ham=min(ham, spam), spam=spam)
+
+
+def _budget_table(table) -> dict[str, float]:
+    """``spam_at_fpr`` checked: budget keys that are rates ("0.01"), cuts in [0, 1]."""
+    if not isinstance(table, dict):
+        raise ValueError(f"spam_at_fpr must be an object, not {table!r}")
+    out = {}
+    for budget, cut in table.items():
+        if not 0.0 < float(budget) < 1.0 or not 0.0 <= float(cut) <= 1.0:
+            raise ValueError(f"spam_at_fpr: {budget!r}: {cut!r} is not a rate and a threshold in [0, 1]")
+        out[fpr_key(float(budget))] = float(cut)
+    return out
 
 
 def read_scoring_file(path: str | Path) -> dict:

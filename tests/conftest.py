@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES, Result, run_cli_process, shared_datasets
+from helpers import SAMPLES, Result, run_cli, run_cli_process, shared_datasets
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,28 @@ def trained_run(tmp_path_factory) -> tuple[Path, Result]:
 @pytest.fixture(scope="session")
 def trained_model(trained_run) -> Path:
     return trained_run[0]
+
+
+@pytest.fixture(scope="session")
+def profile_model(trained_model: Path, tmp_path_factory) -> Path:
+    """The session's content model plus a small profile context (sample spam vs the CC0 bios)."""
+    out = Path(shutil.copytree(trained_model, tmp_path_factory.mktemp("profile") / "model"))
+    result = run_cli(
+        "train",
+        SAMPLES / "decidim.txt",
+        "--spam",
+        SAMPLES / "spam.txt",
+        "--ham",
+        SAMPLES / "genuine_bios.txt",
+        "--context",
+        "profile",
+        "--out",
+        out,
+        "--min-per-class",
+        "5",
+    )
+    assert result.code == 0, result.stderr
+    return out
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +188,72 @@ def test_train_and_learn_import_and_save_without_fcntl(tmp_path, trained_model):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+BLOCKED = {
+    "id": "b1",
+    "about": "Trusted locksmith in Springfield: emergency lockouts, lock rekeying and safe opening, open all night",
+    "personal_url": "https://locksmith.example",
+    "comments_count": 0,
+}
+KEPT = {"id": "k1", "about": "Retired nurse from Leeds who loves gardening, birdwatching and long walks with my dogs"}
+PROFILE_PROBES = [
+    BLOCKED,
+    {**BLOCKED, "id": "near", "about": BLOCKED["about"].replace("open all night", "best prices in town")},
+    KEPT,
+]
+
+
+def _profile_run(model: Path, tmp_path: Path, *args: str, records=PROFILE_PROBES) -> list[dict]:
+    path = tmp_path / "profiles.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run_cli(*args, "--model", model, "--context", "profile", path)
+    assert result.code == 0, result.stderr
+    return result.json_lines()
+
+
+def test_profiles_learn_block_and_keep_decisions_and_forget_restores_every_score(profile_model, tmp_path):
+    model = Path(shutil.copytree(profile_model, tmp_path / "model"))
+    before = _profile_run(model, tmp_path, "classify", "--jobs", "1")
+    assert [item.get("learned") for item in before] == [None, None, None]
+
+    assert _profile_run(model, tmp_path, "learn", "--spam", "--json", records=[BLOCKED])[0]["learned"] == 1
+    assert _profile_run(model, tmp_path, "learn", "--ham", "--json", records=[KEPT])[0]["learned"] == 1
+    after = _profile_run(model, tmp_path, "classify", "--jobs", "1")
+    assert (after[0]["label"], after[0]["learned"]) == ("spam", "spam")  # the blocked bio: the moderators' label
+    assert (after[2]["label"], after[2]["learned"]) == ("ham", "ham")
+    assert "learned" not in after[1]  # a near-duplicate bio is not the taught one, but its score moves
+    assert after[1]["score"] > before[1]["score"] + 0.05, (before[1], after[1])
+    assert after[1]["text_score"] > before[1]["text_score"]
+
+    for action, record in (("--forget", BLOCKED), ("--forget", KEPT)):
+        assert _profile_run(model, tmp_path, "learn", action, "--json", records=[record])[0]["forgotten"] == 1
+    assert _profile_run(model, tmp_path, "classify", "--jobs", "1") == before
+
+
+def test_profiles_learn_from_an_account_moderation_export(profile_model, tmp_path):
+    model = Path(shutil.copytree(profile_model, tmp_path / "model"))
+    export = tmp_path / "accounts.csv"
+    rows = [
+        {**BLOCKED, "blocked": "true", "reviewed_at": "2026-11-02"},
+        {**KEPT, "blocked": "false", "reviewed_at": "2026-11-03"},
+        {"id": "u3", "about": "New here, hello from Porto and its many bridges over the river", "blocked": "false"},
+    ]
+    columns = ["id", "about", "personal_url", "comments_count", "blocked", "reviewed_at"]
+    with export.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    args = ("learn", "--model", model, "--context", "profile", export, "--blocked-col", "blocked", "--json")
+    result = run_cli(*args)
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["learned"], summary["moderation"]) == (2, {"spam": 1, "ham": 1, "skipped": 1})
+    labels = {item["id"]: item.get("learned") for item in _profile_run(model, tmp_path, "classify", "--jobs", "1")}
+    assert labels == {"b1": "spam", "near": None, "k1": "ham"}
+    assert json.loads(run_cli(*args).stdout)["unchanged"] == 2  # the same decisions again: nothing new
+
+    assert_one_line_error(run_cli(*args[:-1], "--spam"), 2)
+    unreviewed = tmp_path / "unreviewed.csv"
+    unreviewed.write_text("id,about,blocked\nu9,Hello from Porto and its many bridges over the river,false\n")
+    assert_one_line_error(run_cli("learn", "--model", model, unreviewed, "--blocked-col", "blocked"), 3)

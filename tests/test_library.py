@@ -66,8 +66,8 @@ def test_write_classified_commits_a_file_and_keeps_the_old_one_when_nothing_was_
 
 
 def test_load_scorer_refuses_options_of_the_other_context(trained_model):
-    with pytest.raises(UsageError, match="profiles take --spam-threshold"):
-        load_scorer(trained_model, "profile", max_fpr=0.01)
+    with pytest.raises(UsageError, match="profile scoring has no spam threshold"):
+        load_scorer(trained_model, "profile", max_fpr=0.01)  # its content context has no profile cuts
     with pytest.raises(UsageError, match="need --context profile"):
         load_scorer(trained_model, trusted_ids=SAMPLES / "ham.txt")
     with pytest.raises(UsageError, match="not both"):

@@ -8,32 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from helpers import SAMPLES, assert_one_line_error, run_cli
 
 PROFILES = SAMPLES / "profiles.csv"
-
-
-@pytest.fixture(scope="session")
-def profile_model(trained_model: Path, tmp_path_factory) -> Path:
-    """The session's content model plus a small profile context (sample spam vs the CC0 bios)."""
-    out = Path(shutil.copytree(trained_model, tmp_path_factory.mktemp("profile") / "model"))
-    result = run_cli(
-        "train",
-        SAMPLES / "decidim.txt",
-        "--spam",
-        SAMPLES / "spam.txt",
-        "--ham",
-        SAMPLES / "genuine_bios.txt",
-        "--context",
-        "profile",
-        "--out",
-        out,
-        "--min-per-class",
-        "5",
-    )
-    assert result.code == 0, result.stderr
-    return out
 
 
 def _by_id(result) -> dict[str, dict]:
