@@ -2,7 +2,8 @@
 # Build both C extensions (spamcli/_speedups.c, spamcli/_fastlid.c) with AddressSanitizer and
 # UndefinedBehaviorSanitizer, run the tests that exercise them (C against the Python reference and
 # against the fasttext binding), then a CLI run over hostile input with that build, whose output must
-# equal the pure-Python + fasttext-binding run; the normal builds are put back. Needs gcc.
+# equal the pure-Python + fasttext-binding run; the normal builds are put back. Needs gcc. Exits
+# non-zero on a sanitizer report (the process aborts) or a failed test (.ci/run runs it).
 # Usage: scripts/sanitize_extensions.sh  (from the project root, in the dev venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,11 @@ for m in "${modules[@]}"; do
     gcc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
         -ffp-contract=off -I"$include" "spamcli/$m.c" -o "$so"
 done
+# PYTHONMALLOC=malloc: the extensions' PyMem buffers come from malloc, where ASan sees their bounds
+# (pymalloc's pools would hide an overflow of a small buffer). That makes every Python allocation an
+# ASan one (~2.5x the time); recording 5 frames of each (the default: 30) takes back a fifth of it.
 sanitized=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1)
+    ASAN_OPTIONS=detect_leaks=0:malloc_context_size=5 UBSAN_OPTIONS=print_stacktrace=1 PYTHONMALLOC=malloc)
 # -s: a sanitizer report goes to stderr, which pytest's capture would swallow when the process dies
 "${sanitized[@]}" python -m pytest -x -s -q -p no:cacheprovider tests/test_speedups.py tests/test_fast_paths.py \
     tests/test_text.py tests/test_fastlid.py tests/test_langid.py

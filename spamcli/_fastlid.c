@@ -1368,8 +1368,10 @@ Model_init(ModelObject *self, PyObject *args, PyObject *kwds)
 static void
 Model_dealloc(ModelObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     model_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type); /* an instance of a heap type holds a reference to it */
 }
 
 static PyObject *
@@ -1421,40 +1423,52 @@ static PyMemberDef Model_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject ModelType = {
-    PyVarObject_HEAD_INIT(NULL, 0) /* (the macro ends with a comma) */
-    .tp_name = "spamcli._fastlid.Model",
-    .tp_basicsize = sizeof(ModelObject),
-    .tp_dealloc = (destructor)Model_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Model(path): a fastText supervised model with hierarchical softmax (.ftz or .bin).",
-    .tp_methods = Model_methods,
-    .tp_members = Model_members,
-    .tp_getset = Model_getset,
-    .tp_init = (initproc)Model_init,
-    .tp_new = PyType_GenericNew,
+static PyType_Slot Model_slots[] = {
+    {Py_tp_dealloc, Model_dealloc},
+    {Py_tp_doc, "Model(path): a fastText supervised model with hierarchical softmax (.ftz or .bin)."},
+    {Py_tp_methods, Model_methods},
+    {Py_tp_members, Model_members},
+    {Py_tp_getset, Model_getset},
+    {Py_tp_init, Model_init},
+    {Py_tp_new, PyType_GenericNew},
+    {0, NULL},
+};
+
+static PyType_Spec Model_spec = {
+    .name = "spamcli._fastlid.Model",
+    .basicsize = sizeof(ModelObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Model_slots,
+};
+
+/* Py_mod_exec: each module object gets its own Model type (a heap type); the module keeps no other
+ * state, and a Model keeps everything it uses. */
+static int
+fastlid_exec(PyObject *module)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, &Model_spec, NULL);
+    if (!type)
+        return -1;
+    int failed = PyModule_AddObjectRef(module, "Model", type);
+    Py_DECREF(type);
+    return failed;
+}
+
+static PyModuleDef_Slot fastlid_slots[] = {
+    {Py_mod_exec, fastlid_exec},
+    {0, NULL},
 };
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT,
     .m_name = "spamcli._fastlid",
     .m_doc = "fastText's top-1 prediction (supervised, hierarchical softmax), bit-identical, without fastText.",
-    .m_size = -1,
+    .m_size = 0,
+    .m_slots = fastlid_slots,
 };
 
 PyMODINIT_FUNC
 PyInit__fastlid(void)
 {
-    if (PyType_Ready(&ModelType) < 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (!m)
-        return NULL;
-    Py_INCREF(&ModelType);
-    if (PyModule_AddObject(m, "Model", (PyObject *)&ModelType) < 0) {
-        Py_DECREF(&ModelType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModuleDef_Init(&moduledef);
 }

@@ -24,11 +24,18 @@
  *       of int64 row offsets, int32 columns and float32 values (None: binary, all 1.0). `cache` (a
  *       dict or None) maps a text of at most cache_max_chars characters to its packed row (bytes:
  *       uint32 columns, then float32 values unless binary); it is emptied when it holds cache_limit.
- *   configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones)
- *       The Python callbacks: nfkc("NFKC", text) (unicodedata.normalize), nfkc_char(code point) ->
+ *   configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones, tlds, invisible, emoji, word_marks,
+ *             nospace, symbols)
+ *       Called once per module object, by spamcli.text at import, before any of the above. The
+ *       Python callbacks: nfkc("NFKC", text) (unicodedata.normalize), nfkc_char(code point) ->
  *       (its NFKC, combining class of its first and last character) when a text can be normalised
  *       character by character around it (see nfkc_state), else None; the others f(text) -> text.
+ *       And spamcli.text's tables, their one source: tlds (lower-case ASCII labels) and the
+ *       character classes as (lo, hi) code point ranges.
  *
+ * The module uses multi-phase initialisation (PEP 489): what configure() sets is the state of the
+ * module object (State), so each module object is configured on its own. The C statics left are
+ * caches of fixed data (CRC table, Unicode properties of code points).
  * Character classes follow Python's `re` on str: \w is Py_UNICODE_ISALNUM(ch) || ch == '_', \s is
  * Py_UNICODE_ISSPACE, \d is Py_UNICODE_ISDECIMAL. Lengths and n-grams are in code points.
  */
@@ -81,11 +88,12 @@ crc_byte(uint32_t r, unsigned char b)
 #define CF_DECIMAL 4  /* \d, str.isdecimal */
 #define CF_ALPHA 8    /* str.isalpha */
 #define CF_UPPER 16   /* str.isupper of one character */
-#define CF_TOKWORD 32 /* _WORD: \w plus some combining marks */
-#define CF_REWORD 64  /* \w */
-#define CF_LOWERS 128 /* lower() changes it */
+#define CF_REWORD 32  /* \w */
+#define CF_LOWERS 64  /* lower() changes it */
 
-/* Flags of the BMP, filled in on first use (the same values each time: no lock needed). */
+/* Flags of the BMP, filled in on first use. They are Python's Unicode database, the same in every
+ * module object and interpreter, so these caches are process-wide (the same values each time: no
+ * lock needed); what configure() sets lives in the module state (State, below). */
 static uint8_t bmp_flags[65536];
 
 static uint8_t
@@ -102,36 +110,19 @@ compute_flags(Py_UCS4 c)
     if (Py_UNICODE_ISUPPER(c))
         f |= CF_UPPER;
     if (alnum || c == '_')
-        f |= CF_REWORD | CF_TOKWORD;
-    /* the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script that _WORD adds to \w */
-    if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x0610 && c <= 0x061A) || (c >= 0x064B && c <= 0x065F) ||
-        c == 0x0670 || (c >= 0x06D6 && c <= 0x06ED) || (c >= 0x0900 && c <= 0x0DFF) ||
-        (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF))
-        f |= CF_TOKWORD;
+        f |= CF_REWORD;
     if (Py_UNICODE_TOLOWER(c) != c)
         f |= CF_LOWERS;
     return f;
 }
 
-/* Astral code points (emoji, mathematical letters, ...): a small direct-mapped cache of their flags
- * and NFKC state (see nfkc_state); c = 0 marks an empty slot. */
+/* Astral code points (emoji, mathematical letters, ...): small direct-mapped caches of their flags
+ * (here) and NFKC state (State.nfkc_astral, see nfkc_state); c = 0 marks an empty slot. */
 #define ASTRAL_SLOTS 1024
 static struct {
     Py_UCS4 c;
-    uint8_t flags, nfkc, ccc_first, ccc_last;
-} astral[ASTRAL_SLOTS];
-
-static inline int
-astral_slot(Py_UCS4 c)
-{
-    int k = (int)(c & (ASTRAL_SLOTS - 1));
-    if (astral[k].c != c) {
-        astral[k].c = c;
-        astral[k].flags = compute_flags(c);
-        astral[k].nfkc = 0;
-    }
-    return k;
-}
+    uint8_t flags;
+} astral_flags[ASTRAL_SLOTS];
 
 static inline uint8_t
 cflags(Py_UCS4 c)
@@ -142,7 +133,68 @@ cflags(Py_UCS4 c)
             f = bmp_flags[c] = compute_flags(c);
         return f;
     }
-    return astral[astral_slot(c)].flags;
+    int k = (int)(c & (ASTRAL_SLOTS - 1));
+    if (astral_flags[k].c != c) {
+        astral_flags[k].c = c;
+        astral_flags[k].flags = compute_flags(c);
+    }
+    return astral_flags[k].flags;
+}
+
+/* ---- module state: what configure() sets -------------------------------------------------- */
+
+/* The character classes of spamcli/text.py's tables, as bits of State.cls_bmp / State.astral */
+#define CL_INVISIBLE 1 /* _INVISIBLE_CHARS (_INVISIBLE_RE) */
+#define CL_EMOJI 2     /* _EMOJI_CHARS (_EMOJI_RE) */
+#define CL_WORDMARK 4  /* _WORD_MARKS: the marks _WORD adds to \w */
+#define CL_NOSPACE 8   /* _NOSPACE_CHARS (_NOSPACE_RE) */
+#define CL_SYMBOL 16   /* _SYMBOL_CHARS: the symbols of _TOKEN_RE */
+#define N_CLASSES 5
+
+/* The Python callbacks, in configure()'s order */
+enum { H_NFKC, H_NFKC_CHAR, H_UNESCAPE, H_TAGS, H_EMAILS, H_URLS, H_PHONES, N_HOOKS };
+
+typedef struct {
+    Py_UCS4 lo, hi;
+    uint8_t cls;
+} Range;
+
+typedef struct {
+    int configured;
+    PyObject *hooks[N_HOOKS];
+    PyObject *str_nfkc, *str_lower, *str_caps, *str_space_caps;
+    PyObject *nfkc_info;    /* int -> (nfkc: str, first ccc, last ccc) or None: nfkc_char()'s answers */
+    const char **tlds;      /* _TLDS, lower-case ASCII, NULL-terminated (one PyMem block with the text) */
+    Range *astral;          /* the class ranges above U+FFFF */
+    Py_ssize_t n_astral;
+    uint8_t cls_bmp[65536]; /* CL_* of each code point below U+10000 */
+    /* NFKC state of a code point (see nfkc_state): 0 not asked yet, 1 unchanged, 2 replaced, 3 the
+     * whole text goes to Python; with the combining class of the first and last character of its NFKC */
+    uint8_t nfkc_bmp[65536];
+    uint8_t nfkc_bmp_ccc[65536][2];
+    struct {
+        Py_UCS4 c;
+        uint8_t nfkc, ccc_first, ccc_last;
+    } nfkc_astral[ASTRAL_SLOTS];
+} State;
+
+static inline State *
+get_state(PyObject *module)
+{
+    return (State *)PyModule_GetState(module);
+}
+
+static inline uint8_t
+char_class(const State *st, Py_UCS4 c)
+{
+    if (c < 0x10000)
+        return st->cls_bmp[c];
+    uint8_t f = 0;
+    for (Py_ssize_t k = 0; k < st->n_astral; k++) {
+        if (c >= st->astral[k].lo && c <= st->astral[k].hi)
+            f |= st->astral[k].cls;
+    }
+    return f;
 }
 
 static inline int
@@ -157,39 +209,29 @@ is_decimal(Py_UCS4 c)
     return c < 128 ? (c >= '0' && c <= '9') : (cflags(c) & CF_DECIMAL);
 }
 
-/* _NOSPACE_RE: scripts written without spaces */
+/* The configured classes but CL_SYMBOL hold no ASCII (configure() checks) */
 static inline int
-is_nospace(Py_UCS4 c)
+is_nospace(const State *st, Py_UCS4 c)
 {
-    return (c >= 0x0E00 && c <= 0x0EFF) || (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF) ||
-           (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
-           (c >= 0xF900 && c <= 0xFAFF);
+    return c >= 128 && (char_class(st, c) & CL_NOSPACE);
 }
 
-/* [$€£¥₹₽%!?] */
 static inline int
-is_symbol(Py_UCS4 c)
+is_symbol(const State *st, Py_UCS4 c)
 {
-    switch (c) {
-    case '$': case '%': case '!': case '?': case 0x20AC: case 0x00A3: case 0x00A5: case 0x20B9: case 0x20BD:
-        return 1;
-    default:
-        return 0;
-    }
+    return (char_class(st, c) & CL_SYMBOL) != 0;
 }
 
-/* _EMOJI_RE */
 static inline int
-is_emoji(Py_UCS4 c)
+is_emoji(const State *st, Py_UCS4 c)
 {
-    return (c >= 0x1F000 && c <= 0x1FAFF) || (c >= 0x2600 && c <= 0x27BF) || (c >= 0x2B00 && c <= 0x2BFF);
+    return c >= 128 && (char_class(st, c) & CL_EMOJI);
 }
 
-/* _INVISIBLE_RE */
 static inline int
-is_invisible(Py_UCS4 c)
+is_invisible(const State *st, Py_UCS4 c)
 {
-    return c == 0x00AD || (c >= 0x200B && c <= 0x200F) || (c >= 0x2060 && c <= 0x2064) || c == 0xFEFF;
+    return c >= 128 && (char_class(st, c) & CL_INVISIBLE);
 }
 
 /* ---- buffers ------------------------------------------------------------------------------ */
@@ -227,9 +269,6 @@ ubuf_reserve(UBuf *b, Py_ssize_t extra)
 
 /* ---- the Python callbacks ----------------------------------------------------------------- */
 
-static PyObject *hook_nfkc, *hook_nfkc_char, *hook_unescape, *hook_tags, *hook_emails, *hook_urls, *hook_phones;
-static PyObject *str_nfkc, *str_lower, *str_caps, *str_space_caps;
-
 /* NFKC character by character. Let the "charwise" text be the concatenation of the NFKC of each
  * character. It has the NFKD of the text (NFKD(NFKC(c)) = NFKD(c), and canonical reordering is a
  * stable sort), so the NFKC of the text is the NFKC of the charwise text, which is the charwise text
@@ -238,43 +277,39 @@ static PyObject *str_nfkc, *str_lower, *str_caps, *str_space_caps;
  * in spamcli/text.py rules out the ones that may be Maybe (the second character of a canonical
  * composition; tests/test_speedups.py checks every composition) and gives the combining classes of
  * the first and last character, which nfkc_step() checks across characters. Otherwise the whole
- * text goes to unicodedata.normalize.
- * States of a code point: 0 not asked yet, 1 unchanged, 2 replaced, 3 the whole text goes to Python. */
-static uint8_t nfkc_bmp[65536];
-static uint8_t nfkc_bmp_ccc[65536][2]; /* combining class of the first and last character of its NFKC */
-static PyObject *nfkc_info;            /* int -> (nfkc: str, first ccc, last ccc) or None */
-
-/* The state (1, 2, 3) of c >= 128 with the combining classes of its NFKC and, if repl is not NULL
- * and the state is 2, the NFKC itself (borrowed); -1 on error. */
+ * text goes to unicodedata.normalize. States of a code point: see State.nfkc_bmp.
+ * The state (1, 2, 3) of c >= 128 with the combining classes of its NFKC and, if repl is not NULL
+ * and the state is 2, the NFKC itself (borrowed from st->nfkc_info); -1 on error. */
 static int
-nfkc_state(Py_UCS4 c, int *first, int *last, PyObject **repl)
+nfkc_state(State *st, Py_UCS4 c, int *first, int *last, PyObject **repl)
 {
+    int k = (int)(c & (ASTRAL_SLOTS - 1));
     if (c < 0x10000) {
-        int st = nfkc_bmp[c];
-        if (st == 1 || st == 3 || (st == 2 && !repl)) {
-            *first = nfkc_bmp_ccc[c][0];
-            *last = nfkc_bmp_ccc[c][1];
-            return st;
+        int known = st->nfkc_bmp[c];
+        if (known == 1 || known == 3 || (known == 2 && !repl)) {
+            *first = st->nfkc_bmp_ccc[c][0];
+            *last = st->nfkc_bmp_ccc[c][1];
+            return known;
         }
     }
-    else {
-        int k = astral_slot(c), st = astral[k].nfkc;
-        if (st == 1 || st == 3 || (st == 2 && !repl)) {
-            *first = astral[k].ccc_first;
-            *last = astral[k].ccc_last;
-            return st;
+    else if (st->nfkc_astral[k].c == c) {
+        int known = st->nfkc_astral[k].nfkc;
+        if (known == 1 || known == 3 || (known == 2 && !repl)) {
+            *first = st->nfkc_astral[k].ccc_first;
+            *last = st->nfkc_astral[k].ccc_last;
+            return known;
         }
     }
     PyObject *key = PyLong_FromUnsignedLong(c);
     if (!key)
         return -1;
-    PyObject *value = PyDict_GetItemWithError(nfkc_info, key); /* borrowed */
+    PyObject *value = PyDict_GetItemWithError(st->nfkc_info, key); /* borrowed */
     if (!value) {
         if (PyErr_Occurred()) {
             Py_DECREF(key);
             return -1;
         }
-        value = PyObject_CallOneArg(hook_nfkc_char, key);
+        value = PyObject_CallOneArg(st->hooks[H_NFKC_CHAR], key);
         if (!value) {
             Py_DECREF(key);
             return -1;
@@ -288,7 +323,7 @@ nfkc_state(Py_UCS4 c, int *first, int *last, PyObject **repl)
             Py_DECREF(key);
             return -1;
         }
-        int failed = PyDict_SetItem(nfkc_info, key, value);
+        int failed = PyDict_SetItem(st->nfkc_info, key, value);
         Py_DECREF(value); /* the dict holds it */
         if (failed) {
             Py_DECREF(key);
@@ -296,9 +331,9 @@ nfkc_state(Py_UCS4 c, int *first, int *last, PyObject **repl)
         }
     }
     Py_DECREF(key);
-    int st;
+    int known;
     if (value == Py_None) {
-        st = 3;
+        known = 3;
         *first = *last = 0;
     }
     else {
@@ -311,29 +346,30 @@ nfkc_state(Py_UCS4 c, int *first, int *last, PyObject **repl)
         }
         *first = (int)f;
         *last = (int)l;
-        st = (PyUnicode_GET_LENGTH(out) == 1 && PyUnicode_READ_CHAR(out, 0) == c) ? 1 : 2;
+        known = (PyUnicode_GET_LENGTH(out) == 1 && PyUnicode_READ_CHAR(out, 0) == c) ? 1 : 2;
         if (repl)
             *repl = out;
     }
     if (c < 0x10000) {
-        nfkc_bmp_ccc[c][0] = (uint8_t)*first;
-        nfkc_bmp_ccc[c][1] = (uint8_t)*last;
-        nfkc_bmp[c] = (uint8_t)st;
+        st->nfkc_bmp_ccc[c][0] = (uint8_t)*first;
+        st->nfkc_bmp_ccc[c][1] = (uint8_t)*last;
+        st->nfkc_bmp[c] = (uint8_t)known;
     }
     else {
-        int k = astral_slot(c);
-        astral[k].ccc_first = (uint8_t)*first;
-        astral[k].ccc_last = (uint8_t)*last;
-        astral[k].nfkc = (uint8_t)st;
+        st->nfkc_astral[k].c = c;
+        st->nfkc_astral[k].ccc_first = (uint8_t)*first;
+        st->nfkc_astral[k].ccc_last = (uint8_t)*last;
+        st->nfkc_astral[k].nfkc = (uint8_t)known;
     }
-    return st;
+    return known;
 }
 
 /* Replace *s by hook(*s) (or hook("NFKC", *s)); -1 on error (*s is then released and NULL). */
 static int
-apply_hook(PyObject *hook, PyObject **s, int nfkc)
+apply_hook(const State *st, int hook, PyObject **s)
 {
-    PyObject *r = nfkc ? PyObject_CallFunctionObjArgs(hook, str_nfkc, *s, NULL) : PyObject_CallOneArg(hook, *s);
+    PyObject *f = st->hooks[hook];
+    PyObject *r = hook == H_NFKC ? PyObject_CallFunctionObjArgs(f, st->str_nfkc, *s, NULL) : PyObject_CallOneArg(f, *s);
     Py_DECREF(*s);
     *s = r;
     if (!r)
@@ -354,7 +390,7 @@ apply_hook(PyObject *hook, PyObject **s, int nfkc)
 
 /* unicodedata.normalize("NFKC", *s) for a non-ASCII text; -1 on error (*s released). */
 static int
-nfkc_step(PyObject **s)
+nfkc_step(State *st, PyObject **s)
 {
     PyObject *text = *s, *repl = NULL;
     int kind = PyUnicode_KIND(text);
@@ -367,15 +403,15 @@ nfkc_step(PyObject **s)
             prev = 0;
             continue;
         }
-        int st = nfkc_state(c, &first, &last, NULL);
-        if (st < 0) {
+        int known = nfkc_state(st, c, &first, &last, NULL);
+        if (known < 0) {
             Py_CLEAR(*s);
             return -1;
         }
-        if (st == 3 || (first && prev > first))
-            return apply_hook(hook_nfkc, s, 1);
+        if (known == 3 || (first && prev > first))
+            return apply_hook(st, H_NFKC, s);
         prev = last;
-        replace |= st == 2;
+        replace |= known == 2;
     }
     if (!replace)
         return 0;
@@ -384,10 +420,10 @@ nfkc_step(PyObject **s)
         goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        int st = c < 128 ? 1 : nfkc_state(c, &first, &last, &repl);
-        if (st < 0)
+        int known = c < 128 ? 1 : nfkc_state(st, c, &first, &last, &repl);
+        if (known < 0)
             goto error;
-        if (st == 1) {
+        if (known == 1) {
             if (ubuf_reserve(&o, 1) < 0)
                 goto error;
             o.buf[o.len++] = c;
@@ -412,14 +448,14 @@ error:
 
 /* _INVISIBLE_RE.sub("", *s); -1 on error (*s released). */
 static int
-drop_invisible(PyObject **s)
+drop_invisible(const State *st, PyObject **s)
 {
     PyObject *text = *s;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), first = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (is_invisible(PyUnicode_READ(kind, data, i))) {
+        if (is_invisible(st, PyUnicode_READ(kind, data, i))) {
             first = i;
             break;
         }
@@ -435,7 +471,7 @@ drop_invisible(PyObject **s)
     Py_ssize_t m = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (!is_invisible(c))
+        if (!is_invisible(st, c))
             buf[m++] = c;
     }
     PyObject *r = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, buf, m);
@@ -478,13 +514,6 @@ is_shouting(PyObject *s)
 
 /* ---- e-mail, URL and phone passes: where can they match? ---------------------------------- */
 
-static const char *const TLDS[] = {
-    "com", "net", "org", "info", "biz", "ru", "xyz", "top", "io", "co", "me", "ly", "ltd", "site", "online",
-    "club", "shop", "store", "link", "click", "live", "app", "uk", "de", "fr", "in", "cn", "tk", "ml", "ga",
-    "cf", "gq", "us", "eu", "es", "it", "nl", "br", "id", "th", "tr", "vn", "pl", "su", "cc", "tv", "ws",
-    "pw", "gl", "gd", NULL,
-};
-
 /* The ASCII letter a character matches with re.IGNORECASE (Python's `re` on str also matches KELVIN
  * SIGN to k, LONG S to s, dotted and dotless I to i), else 0. */
 static inline Py_UCS4
@@ -500,11 +529,11 @@ fold_ascii(Py_UCS4 c)
     }
 }
 
-/* Whether _URL_HINT_RE (\.(?:TLDS)\b|https?://|www\., ignoring case) or more may match at the "."
- * or ":" at p: "://", "www." or "." + a TLD + a word boundary. The Python hook checks its exact hint
- * again, so this only has to say yes whenever the hint matches. */
+/* Whether _URL_HINT_RE (\.(?:_TLDS)\b|https?://|www\., ignoring case) or more may match at the "."
+ * or ":" at p: "://", "www." or "." + a TLD of st->tlds + a word boundary. The Python hook checks its
+ * exact hint again, so this only has to say yes whenever the hint matches. */
 static int
-url_hint_at(int kind, const void *data, Py_ssize_t p, Py_ssize_t n)
+url_hint_at(const State *st, int kind, const void *data, Py_ssize_t p, Py_ssize_t n)
 {
     Py_UCS4 c = PyUnicode_READ(kind, data, p);
     if (c == ':')
@@ -517,7 +546,7 @@ url_hint_at(int kind, const void *data, Py_ssize_t p, Py_ssize_t n)
     Py_UCS4 f = fold_ascii(PyUnicode_READ(kind, data, p + 1));
     if (!f)
         return 0;
-    for (const char *const *t = TLDS; *t; t++) {
+    for (const char *const *t = st->tlds; *t; t++) {
         if ((Py_UCS4)(unsigned char)(*t)[0] != f)
             continue;
         Py_ssize_t m = (Py_ssize_t)strlen(*t), k;
@@ -538,22 +567,23 @@ url_hint_at(int kind, const void *data, Py_ssize_t p, Py_ssize_t n)
     return 0;
 }
 
-typedef Py_ssize_t (*hint_finder)(int kind, const void *data, Py_ssize_t from, Py_ssize_t n);
+typedef Py_ssize_t (*hint_finder)(const State *st, int kind, const void *data, Py_ssize_t from, Py_ssize_t n);
 
 static Py_ssize_t
-find_url_hint(int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
+find_url_hint(const State *st, int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
 {
     for (Py_ssize_t p = from; p < n; p++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, p);
-        if ((c == '.' || c == ':') && url_hint_at(kind, data, p, n))
+        if ((c == '.' || c == ':') && url_hint_at(st, kind, data, p, n))
             return p;
     }
     return -1;
 }
 
 static Py_ssize_t
-find_at_sign(int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
+find_at_sign(const State *st, int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
 {
+    (void)st;
     for (Py_ssize_t p = from; p < n; p++) {
         if (PyUnicode_READ(kind, data, p) == '@')
             return p;
@@ -566,14 +596,14 @@ find_at_sign(int kind, const void *data, Py_ssize_t from, Py_ssize_t n)
  * contain such a place), and their look-behind and \b see a whitespace neighbour as they see the
  * start or end of the text. -1 on error (*s released). */
 static int
-apply_chunked(PyObject *hook, PyObject **s, hint_finder find)
+apply_chunked(const State *st, int hook, PyObject **s, hint_finder find)
 {
     PyObject *text = *s, *pieces = NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), copied = 0, i = 0;
     while (i < n) {
-        Py_ssize_t p = find(kind, data, i, n);
+        Py_ssize_t p = find(st, kind, data, i, n);
         if (p < 0)
             break;
         Py_ssize_t a = p, b = p + 1;
@@ -585,7 +615,7 @@ apply_chunked(PyObject *hook, PyObject **s, hint_finder find)
         PyObject *orig = PyUnicode_Substring(text, a, b);
         if (!orig)
             goto error;
-        PyObject *chunk = PyObject_CallOneArg(hook, orig);
+        PyObject *chunk = PyObject_CallOneArg(st->hooks[hook], orig);
         if (chunk && !PyUnicode_Check(chunk)) {
             PyErr_Format(PyExc_TypeError, "a normalise hook returned %.100s, not str", Py_TYPE(chunk)->tp_name);
             Py_CLEAR(chunk);
@@ -685,7 +715,7 @@ put_marker(UBuf *o, const char *name)
  * The result is o->buf[:o->len] with *str_out NULL, or *str_out (a new str) when str.lower() had to
  * be called (a non-ASCII character that changes case). *maxc: the largest code point of o->buf. */
 static int
-final_pass(PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc_out)
+final_pass(const State *st, PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc_out)
 {
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
@@ -702,7 +732,7 @@ final_pass(PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         uint8_t f = 0;
         if (c >= 128) {
-            if (is_emoji(c)) {
+            if (is_emoji(st, c)) {
                 if (put_marker(o, "emoji") < 0)
                     return -1;
                 maxc = MARK_CLOSE > maxc ? MARK_CLOSE : maxc;
@@ -774,12 +804,12 @@ final_pass(PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc
         PyObject *t = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, o->buf, o->len);
         if (!t)
             return -1;
-        PyObject *low = PyObject_CallMethodNoArgs(t, str_lower);
+        PyObject *low = PyObject_CallMethodNoArgs(t, st->str_lower);
         Py_DECREF(t);
         if (!low)
             return -1;
         if (shouting) {
-            PyObject *r = PyUnicode_Concat(low, PyUnicode_GET_LENGTH(low) ? str_space_caps : str_caps);
+            PyObject *r = PyUnicode_Concat(low, PyUnicode_GET_LENGTH(low) ? st->str_space_caps : st->str_caps);
             Py_DECREF(low);
             if (!r)
                 return -1;
@@ -806,9 +836,9 @@ final_pass(PyObject *s, int shouting, UBuf *o, PyObject **str_out, Py_UCS4 *maxc
 }
 
 static int
-hooks_configured(void)
+is_configured(const State *st)
 {
-    if (!hook_nfkc) {
+    if (!st->configured) {
         PyErr_SetString(PyExc_RuntimeError, "spamcli._speedups.configure() has not been called");
         return 0;
     }
@@ -817,24 +847,24 @@ hooks_configured(void)
 
 /* normalise(text) into o / *str_out / *maxc as final_pass() says; -1 on error. */
 static int
-normalise_core(PyObject *text, UBuf *o, PyObject **str_out, Py_UCS4 *maxc)
+normalise_core(State *st, PyObject *text, UBuf *o, PyObject **str_out, Py_UCS4 *maxc)
 {
     PyObject *s = text;
     Py_INCREF(s);
-    if (!PyUnicode_IS_ASCII(s) && (nfkc_step(&s) < 0 || drop_invisible(&s) < 0))
+    if (!PyUnicode_IS_ASCII(s) && (nfkc_step(st, &s) < 0 || drop_invisible(st, &s) < 0))
         return -1;
-    if (has_char(s, '&') && apply_hook(hook_unescape, &s, 0) < 0)
+    if (has_char(s, '&') && apply_hook(st, H_UNESCAPE, &s) < 0)
         return -1;
-    if (has_char(s, '<') && apply_hook(hook_tags, &s, 0) < 0)
+    if (has_char(s, '<') && apply_hook(st, H_TAGS, &s) < 0)
         return -1;
     int shouting = is_shouting(s);
-    if (apply_chunked(hook_emails, &s, find_at_sign) < 0)
+    if (apply_chunked(st, H_EMAILS, &s, find_at_sign) < 0)
         return -1;
-    if (apply_chunked(hook_urls, &s, find_url_hint) < 0)
+    if (apply_chunked(st, H_URLS, &s, find_url_hint) < 0)
         return -1;
-    if (phone_hint(s) && apply_hook(hook_phones, &s, 0) < 0)
+    if (phone_hint(s) && apply_hook(st, H_PHONES, &s) < 0)
         return -1;
-    int r = final_pass(s, shouting, o, str_out, maxc);
+    int r = final_pass(st, s, shouting, o, str_out, maxc);
     Py_DECREF(s);
     return r;
 }
@@ -856,12 +886,13 @@ check_str(PyObject *s, const char *fn)
 static PyObject *
 sp_normalise(PyObject *module, PyObject *text)
 {
-    if (check_str(text, "normalise") < 0 || !hooks_configured())
+    State *st = get_state(module);
+    if (check_str(text, "normalise") < 0 || !is_configured(st))
         return NULL;
     UBuf o = {NULL, 0, 0};
     PyObject *result = NULL;
     Py_UCS4 maxc = 0;
-    if (normalise_core(text, &o, &result, &maxc) < 0) {
+    if (normalise_core(st, text, &o, &result, &maxc) < 0) {
         PyMem_Free(o.buf);
         return NULL;
     }
@@ -882,32 +913,149 @@ sp_normalise(PyObject *module, PyObject *text)
     return result;
 }
 
-static PyObject *
-sp_configure(PyObject *module, PyObject *args)
+/* configure()'s tlds: lower-case ASCII labels, into one PyMem block (the pointers, NULL, then the
+ * text); NULL with an exception on error. */
+static const char **
+parse_tlds(PyObject *obj)
 {
-    PyObject *h[7];
-    if (!PyArg_ParseTuple(args, "OOOOOOO:configure", &h[0], &h[1], &h[2], &h[3], &h[4], &h[5], &h[6]))
+    PyObject *seq = PySequence_Fast(obj, "configure(): tlds must be a sequence of str");
+    if (!seq)
         return NULL;
-    for (int k = 0; k < 7; k++) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), bytes = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = items[i];
+        int ok = PyUnicode_Check(t);
+#if PY_VERSION_HEX < 0x030C0000
+        if (ok && PyUnicode_READY(t) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+#endif
+        ok = ok && PyUnicode_IS_ASCII(t) && PyUnicode_GET_LENGTH(t) >= 1 && PyUnicode_GET_LENGTH(t) <= 63;
+        for (Py_ssize_t k = 0; ok && k < PyUnicode_GET_LENGTH(t); k++) {
+            Py_UCS1 c = PyUnicode_1BYTE_DATA(t)[k];
+            ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+        }
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "configure(): tlds: %R is not a lower-case ASCII domain label", t);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        bytes += PyUnicode_GET_LENGTH(t) + 1;
+    }
+    const char **tlds = PyMem_Malloc((size_t)(n + 1) * sizeof(char *) + (size_t)bytes);
+    if (!tlds) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    char *text = (char *)(tlds + n + 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len = PyUnicode_GET_LENGTH(items[i]);
+        memcpy(text, PyUnicode_1BYTE_DATA(items[i]), (size_t)len + 1); /* with its NUL */
+        tlds[i] = text;
+        text += len + 1;
+    }
+    tlds[n] = NULL;
+    Py_DECREF(seq);
+    return tlds;
+}
+
+/* configure()'s character class `name` (a sequence of (lo, hi) code point ranges, inclusive) as the
+ * bit cls: into cls_bmp, and the parts above U+FFFF into *astral (*n ranges, PyMem). Only
+ * CL_SYMBOL may hold ASCII: the C code takes the other classes to be beyond it. -1 on error. */
+static int
+parse_ranges(PyObject *obj, const char *name, uint8_t cls, uint8_t *cls_bmp, Range **astral, Py_ssize_t *n)
+{
+    PyObject *seq = PySequence_Fast(obj, "configure(): a character class must be a sequence of (lo, hi) pairs");
+    if (!seq)
+        return -1;
+    long low = cls == CL_SYMBOL ? 0 : 128;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, i);
+        long lo = -1, hi = -1;
+        if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
+            lo = PyLong_AsLong(PyTuple_GET_ITEM(pair, 0));
+            hi = lo == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
+            if (hi == -1 && PyErr_Occurred()) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        if (lo < low || hi < lo || hi > 0x10FFFF) {
+            PyErr_Format(PyExc_ValueError, "configure(): %s: %R is not a range (lo, hi) of code points from %ld",
+                         name, pair, low);
+            Py_DECREF(seq);
+            return -1;
+        }
+        for (long c = lo; c <= hi && c < 0x10000; c++)
+            cls_bmp[c] |= cls;
+        if (hi >= 0x10000) {
+            Range *more = PyMem_Realloc(*astral, (size_t)(*n + 1) * sizeof(Range));
+            if (!more) {
+                Py_DECREF(seq);
+                PyErr_NoMemory();
+                return -1;
+            }
+            *astral = more;
+            more[*n].lo = (Py_UCS4)(lo > 0x10000 ? lo : 0x10000);
+            more[*n].hi = (Py_UCS4)hi;
+            more[(*n)++].cls = cls;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static PyObject *
+sp_configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"nfkc", "nfkc_char", "unescape", "tags", "emails", "urls", "phones", "tlds",
+                            "invisible", "emoji", "word_marks", "nospace", "symbols", NULL};
+    static const uint8_t classes[N_CLASSES] = {CL_INVISIBLE, CL_EMOJI, CL_WORDMARK, CL_NOSPACE, CL_SYMBOL};
+    State *st = get_state(module);
+    PyObject *h[N_HOOKS], *tlds_arg, *c[N_CLASSES];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOOOOOOOOOO:configure", names, &h[0], &h[1], &h[2], &h[3],
+                                     &h[4], &h[5], &h[6], &tlds_arg, &c[0], &c[1], &c[2], &c[3], &c[4]))
+        return NULL;
+    if (st->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "spamcli._speedups.configure() was already called on this module");
+        return NULL;
+    }
+    for (int k = 0; k < N_HOOKS; k++) {
         if (!PyCallable_Check(h[k])) {
-            PyErr_SetString(PyExc_TypeError, "configure() expects seven callables");
+            PyErr_Format(PyExc_TypeError, "configure(): %s must be callable", names[k]);
             return NULL;
         }
     }
-    PyObject *info = PyDict_New();
-    if (!info)
-        return NULL;
-    Py_XSETREF(nfkc_info, info);
-    memset(nfkc_bmp, 0, sizeof(nfkc_bmp));
-    for (int k = 0; k < ASTRAL_SLOTS; k++)
-        astral[k].nfkc = 0;
-    PyObject **slots[7] = {&hook_nfkc, &hook_nfkc_char, &hook_unescape, &hook_tags,
-                           &hook_emails, &hook_urls, &hook_phones};
-    for (int k = 0; k < 7; k++) {
-        Py_INCREF(h[k]);
-        Py_XSETREF(*slots[k], h[k]);
+    Range *astral = NULL;
+    Py_ssize_t n_astral = 0;
+    const char **tlds = NULL;
+    PyObject *info = NULL;
+    memset(st->cls_bmp, 0, sizeof(st->cls_bmp));
+    for (int k = 0; k < N_CLASSES; k++) {
+        if (parse_ranges(c[k], names[N_HOOKS + 1 + k], classes[k], st->cls_bmp, &astral, &n_astral) < 0)
+            goto error;
     }
+    if (!(tlds = parse_tlds(tlds_arg)) || !(info = PyDict_New()))
+        goto error;
+    for (int k = 0; k < N_HOOKS; k++) {
+        Py_INCREF(h[k]);
+        st->hooks[k] = h[k];
+    }
+    st->nfkc_info = info;
+    PyMem_Free(st->tlds); /* NULL, unless sp_clear() undid a configuration */
+    PyMem_Free(st->astral);
+    st->tlds = tlds;
+    st->astral = astral;
+    st->n_astral = n_astral;
+    st->configured = 1;
     Py_RETURN_NONE;
+error:
+    PyMem_Free(astral);
+    PyMem_Free(tlds);
+    return NULL;
 }
 
 /* ---- tokenise ----------------------------------------------------------------------------- */
@@ -916,18 +1064,19 @@ typedef struct {
     Py_ssize_t start, end; /* code points of the normalised text */
 } Span;
 
+/* _WORD: \w or a word mark */
 static inline int
-is_token_word(Py_UCS4 c)
+is_token_word(const State *st, Py_UCS4 c)
 {
     if (c < 128)
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    return (cflags(c) & CF_TOKWORD) != 0;
+    return (cflags(c) & CF_REWORD) || (char_class(st, c) & CL_WORDMARK);
 }
 
 /* _TOKEN_RE.findall plus the _NOSPACE_RE bigrams. `spans` has room for n + 1 (a text of n code
  * points has at most n tokens). Returns the number of tokens. */
 static Py_ssize_t
-token_spans(int kind, const void *data, Py_ssize_t n, Span *spans)
+token_spans(const State *st, int kind, const void *data, Py_ssize_t n, Span *spans)
 {
     Py_ssize_t count = 0, i = 0;
     while (i < n) {
@@ -952,28 +1101,28 @@ token_spans(int kind, const void *data, Py_ssize_t n, Span *spans)
             }
             continue;
         }
-        if (is_symbol(c)) {
+        if (is_symbol(st, c)) {
             spans[count].start = i;
             spans[count++].end = i + 1;
             i++;
             continue;
         }
-        if (!is_token_word(c)) {
+        if (!is_token_word(st, c)) {
             i++;
             continue;
         }
         Py_ssize_t e = i + 1;
-        while (e < n && is_token_word(PyUnicode_READ(kind, data, e)))
+        while (e < n && is_token_word(st, PyUnicode_READ(kind, data, e)))
             e++;
         /* split the word at runs of no-space scripts: the runs become overlapping bigrams */
         Py_ssize_t p = i, q = i;
         while (q < e) {
-            if (!is_nospace(PyUnicode_READ(kind, data, q))) {
+            if (!is_nospace(st, PyUnicode_READ(kind, data, q))) {
                 q++;
                 continue;
             }
             Py_ssize_t r = q + 1;
-            while (r < e && is_nospace(PyUnicode_READ(kind, data, r)))
+            while (r < e && is_nospace(st, PyUnicode_READ(kind, data, r)))
                 r++;
             if (q > p) {
                 spans[count].start = p;
@@ -1003,13 +1152,14 @@ token_spans(int kind, const void *data, Py_ssize_t n, Span *spans)
 static PyObject *
 sp_tokenise(PyObject *module, PyObject *s)
 {
-    if (check_str(s, "tokenise") < 0)
+    const State *st = get_state(module);
+    if (check_str(s, "tokenise") < 0 || !is_configured(st))
         return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(s);
     Span *spans = PyMem_Malloc((size_t)(n + 1) * sizeof(Span));
     if (!spans)
         return PyErr_NoMemory();
-    Py_ssize_t count = token_spans(PyUnicode_KIND(s), PyUnicode_DATA(s), n, spans);
+    Py_ssize_t count = token_spans(st, PyUnicode_KIND(s), PyUnicode_DATA(s), n, spans);
     PyObject *list = PyList_New(count);
     for (Py_ssize_t t = 0; list && t < count; t++) {
         PyObject *tok = PyUnicode_Substring(s, spans[t].start, spans[t].end);
@@ -1167,7 +1317,7 @@ surrogate_error(int kind, const void *data, const Span *spans, Py_ssize_t n_toke
 /* The columns of a normalised text (kind, data, n) into sc->uniq[:sc->n_uniq] and (unless binary)
  * sc->counts: the order and values of Vectoriser._columns. -1 on error (MemoryError). */
 static int
-columns_core(int kind, const void *data, Py_ssize_t n, const ColParams *p, Scratch *sc)
+columns_core(const State *st, int kind, const void *data, Py_ssize_t n, const ColParams *p, Scratch *sc)
 {
     if (reserve(&sc->off, &sc->off_cap, n + 1, sizeof(Py_ssize_t)) < 0 ||
         reserve(&sc->spans, &sc->spans_cap, n + 1, sizeof(Span)) < 0 ||
@@ -1196,7 +1346,7 @@ columns_core(int kind, const void *data, Py_ssize_t n, const ColParams *p, Scrat
     }
     off[n] = b;
     Span *spans = sc->spans;
-    Py_ssize_t n_tokens = token_spans(kind, data, n, spans);
+    Py_ssize_t n_tokens = token_spans(st, kind, data, n, spans);
     if (surrogates && surrogate_error(kind, data, spans, n_tokens) < 0)
         return -1;
 
@@ -1307,13 +1457,14 @@ sp_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *s = args[0];
+    const State *st = get_state(module);
     ColParams p;
-    if (check_str(s, "columns") < 0 || parse_params(args + 1, &p) < 0)
+    if (check_str(s, "columns") < 0 || parse_params(args + 1, &p) < 0 || !is_configured(st))
         return NULL;
     Scratch sc;
     memset(&sc, 0, sizeof(sc));
     PyObject *result = NULL, *cols = NULL, *vals = NULL;
-    if (columns_core(PyUnicode_KIND(s), PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s), &p, &sc) < 0)
+    if (columns_core(st, PyUnicode_KIND(s), PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s), &p, &sc) < 0)
         goto done;
     cols = PyList_New(sc.n_uniq);
     if (!cols)
@@ -1374,7 +1525,8 @@ sp_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                                          "cache, cache_limit, cache_max_chars) takes 10 arguments");
         return NULL;
     }
-    if (!hooks_configured())
+    State *st = get_state(module);
+    if (!is_configured(st))
         return NULL;
     ColParams p;
     Py_ssize_t max_chars = PyLong_AsSsize_t(args[1]);
@@ -1445,14 +1597,14 @@ sp_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         PyObject *norm = NULL;
         Py_UCS4 maxc = 0;
-        int failed = normalise_core(sliced, &sc.norm, &norm, &maxc);
+        int failed = normalise_core(st, sliced, &sc.norm, &norm, &maxc);
         Py_DECREF(sliced);
         if (failed < 0)
             goto done;
         if (norm)
-            failed = columns_core(PyUnicode_KIND(norm), PyUnicode_DATA(norm), PyUnicode_GET_LENGTH(norm), &p, &sc);
+            failed = columns_core(st, PyUnicode_KIND(norm), PyUnicode_DATA(norm), PyUnicode_GET_LENGTH(norm), &p, &sc);
         else
-            failed = columns_core(PyUnicode_4BYTE_KIND, sc.norm.buf, sc.norm.len, &p, &sc);
+            failed = columns_core(st, PyUnicode_4BYTE_KIND, sc.norm.buf, sc.norm.len, &p, &sc);
         Py_XDECREF(norm);
         if (failed < 0)
             goto done;
@@ -1915,28 +2067,88 @@ static PyMethodDef methods[] = {
     {"nblr_fit", (PyCFunction)(void (*)(void))sp_nblr_fit, METH_FASTCALL,
      "nblr_fit(indptr, indices, data, slot, r, rows, y, upper, w, floor_plain, floor_nb, eps, max_iter, seed) -> passes:\n"
      "spamcli.model's regression on hashed rows, by liblinear's dual coordinate descent, seeded, without the GIL."},
-    {"configure", (PyCFunction)sp_configure, METH_VARARGS,
-     "configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones): the Python passes normalise() calls."},
+    {"configure", (PyCFunction)(void (*)(void))sp_configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(nfkc, nfkc_char, unescape, tags, emails, urls, phones, tlds, invisible, emoji, word_marks, nospace,\n"
+     "symbols): the Python passes normalise() calls and spamcli.text's tables; once per module object."},
     {NULL, NULL, 0, NULL},
 };
 
+/* The module state holds Python objects: the garbage collector sees them through these. Called
+ * with st NULL before the state exists. */
+static int
+sp_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = get_state(module);
+    if (!st)
+        return 0;
+    for (int k = 0; k < N_HOOKS; k++)
+        Py_VISIT(st->hooks[k]);
+    Py_VISIT(st->nfkc_info);
+    return 0;
+}
+
+static int
+sp_clear(PyObject *module)
+{
+    State *st = get_state(module);
+    if (!st)
+        return 0;
+    for (int k = 0; k < N_HOOKS; k++)
+        Py_CLEAR(st->hooks[k]);
+    Py_CLEAR(st->nfkc_info);
+    Py_CLEAR(st->str_nfkc);
+    Py_CLEAR(st->str_lower);
+    Py_CLEAR(st->str_caps);
+    Py_CLEAR(st->str_space_caps);
+    st->configured = 0; /* its hooks are gone */
+    return 0;
+}
+
+static void
+sp_free(void *module)
+{
+    State *st = get_state((PyObject *)module);
+    if (!st)
+        return;
+    sp_clear((PyObject *)module);
+    PyMem_Free(st->tlds);
+    PyMem_Free(st->astral);
+    st->tlds = NULL;
+    st->astral = NULL;
+}
+
+/* Py_mod_exec: the constants of a new module object (its tables and hooks come with configure()) */
+static int
+sp_exec(PyObject *module)
+{
+    State *st = get_state(module);
+    crc_init(); /* process-wide: the same values every time */
+    st->str_nfkc = PyUnicode_InternFromString("NFKC");
+    st->str_lower = PyUnicode_InternFromString("lower");
+    st->str_caps = PyUnicode_FromString("\xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
+    st->str_space_caps = PyUnicode_FromString(" \xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
+    return st->str_nfkc && st->str_lower && st->str_caps && st->str_space_caps ? 0 : -1;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, sp_exec},
+    {0, NULL},
+};
+
 static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "spamcli._speedups",
-    "C versions of spamcli.text's normalise, tokenise and Vectoriser._columns / transform (same results).", -1,
-    methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "spamcli._speedups",
+    .m_doc = "C versions of spamcli.text's normalise, tokenise and Vectoriser._columns / transform (same results).",
+    .m_size = sizeof(State),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = sp_traverse,
+    .m_clear = sp_clear,
+    .m_free = sp_free,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    crc_init();
-    if (!str_nfkc) {
-        str_nfkc = PyUnicode_InternFromString("NFKC");
-        str_lower = PyUnicode_InternFromString("lower");
-        str_caps = PyUnicode_FromString("\xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
-        str_space_caps = PyUnicode_FromString(" \xe2\x9f\xa8" "caps" "\xe2\x9f\xa9");
-        if (!str_nfkc || !str_lower || !str_caps || !str_space_caps)
-            return NULL;
-    }
-    return PyModule_Create(&moduledef);
+    return PyModuleDef_Init(&moduledef);
 }

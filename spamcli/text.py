@@ -40,41 +40,64 @@ import numpy as np
 FEATURES_VERSION = 1
 
 _CAPS_SAMPLE = 500  # ⟨caps⟩ is judged on the first 500 characters
-_INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+
+# The tables the C extension shares: their only source (configure() below gives them to it). The
+# character classes are inclusive code point ranges, beyond ASCII except for _SYMBOL_CHARS.
+# The top-level domains a bare host may end in (lower-case; URLs match them ignoring case):
+_TLDS = (
+    "com", "net", "org", "info", "biz", "ru", "xyz", "top", "io", "co", "me", "ly", "ltd", "site", "online",
+    "club", "shop", "store", "link", "click", "live", "app", "uk", "de", "fr", "in", "cn", "tk", "ml", "ga",
+    "cf", "gq", "us", "eu", "es", "it", "nl", "br", "id", "th", "tr", "vn", "pl", "su", "cc", "tv", "ws",
+    "pw", "gl", "gd",
+)  # fmt: skip
+# zero-width and formatting characters, dropped
+_INVISIBLE_CHARS = ((0x00AD, 0x00AD), (0x200B, 0x200F), (0x2060, 0x2064), (0xFEFF, 0xFEFF))
+# emoji and pictographs, each a ⟨emoji⟩ marker
+_EMOJI_CHARS = ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2B00, 0x2BFF))
+# the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script, which \w omits: word characters
+_WORD_MARKS = (
+    (0x0300, 0x036F), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670), (0x06D6, 0x06ED),
+    (0x0900, 0x0DFF), (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF),
+)  # fmt: skip
+# scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK; Hangul
+# syllables are spaced but short): their runs become character bigrams
+_NOSPACE_CHARS = (
+    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+)  # fmt: skip
+# symbols that are tokens of their own: $ € £ ¥ ₹ ₽ % ! ?
+_SYMBOL_CHARS = tuple((ord(ch), ord(ch)) for ch in "$€£¥₹₽%!?")
+
+
+def _class_body(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The inside of a regex character class matching the code point ranges ((0x61, 0x7A) -> "a-z")."""
+    return "".join(re.escape(chr(lo)) + (f"-{re.escape(chr(hi))}" if hi > lo else "") for lo, hi in ranges)
+
+
+_INVISIBLE_RE = re.compile(f"[{_class_body(_INVISIBLE_CHARS)}]")
 _HREF_RE = re.compile(r"""<a\s[^>]*?href\s*=\s*["'\u201c\u201d]?([^"'\u201c\u201d\s>]+)[^>]*>""", re.I)
 _TAG_RE = re.compile(r"</?[a-z][^>]{0,500}>", re.I)
 _EMAIL_RE = re.compile(r"\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b")
-_TLDS = (
-    "com|net|org|info|biz|ru|xyz|top|io|co|me|ly|ltd|site|online|club|shop|store|link|click|"
-    "live|app|uk|de|fr|in|cn|tk|ml|ga|cf|gq|us|eu|es|it|nl|br|id|th|tr|vn|pl|su|cc|tv|ws|pw|gl|gd"
-)
+_TLD_ALTERNATIVES = "|".join(map(re.escape, _TLDS))
 _URL_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'\u201c\u201d]+"
-    r"|(?<![\w:.@/-])(?:[a-z0-9-]+\.)+(?:" + _TLDS + r")\b(?:/[^\s<>\"']*)?",
+    r"|(?<![\w:.@/-])(?:[a-z0-9-]+\.)+(?:" + _TLD_ALTERNATIVES + r")\b(?:/[^\s<>\"']*)?",
     re.I,
 )
 _PHONE_RE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?![\w.])")
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _REPEAT_RE = re.compile(r"(.)\1{2,}")
 _SPACE_RE = re.compile(r"\s+")
-_EMOJI_RE = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+_EMOJI_RE = re.compile(f"[{_class_body(_EMOJI_CHARS)}]")
 # Cheap necessary conditions, so that normalise() skips a pass that cannot match (same output, less
 # work): any URL match contains one of these; any phone match contains this; a repeat starts here.
-_URL_HINT_RE = re.compile(r"\.(?:" + _TLDS + r")\b|https?://|www\.", re.I)
+_URL_HINT_RE = re.compile(r"\.(?:" + _TLD_ALTERNATIVES + r")\b|https?://|www\.", re.I)
 _PHONE_HINT_RE = re.compile(r"\d[\d\s().-]{6,}\d")
 _DIGIT_RE = re.compile(r"\d")
 _REPEAT_HINT_RE = re.compile(r"(.)\1\1")
-# \w plus the combining marks of Indic, Arabic, Thai, Myanmar and Khmer script, which \w omits.
-_WORD = (
-    r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed"
-    r"\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+"
-)
-_TOKEN_RE = re.compile(r"⟨[^⟩\s]{1,80}⟩|[$€£¥₹₽%!?]|" + _WORD)
-# Scripts written without spaces between words: CJK, kana, Hangul syllables are spaced but short,
-# Thai, Lao, Khmer, Myanmar.
-_NOSPACE_RE = re.compile(
-    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+"
-)
+_WORD = f"[\\w{_class_body(_WORD_MARKS)}]+"
+_TOKEN_RE = re.compile(f"⟨[^⟩\\s]{{1,80}}⟩|[{_class_body(_SYMBOL_CHARS)}]|{_WORD}")
+_NOSPACE_RE = re.compile(f"[{_class_body(_NOSPACE_CHARS)}]+")
 
 
 def _domain(url: str) -> str:
@@ -175,17 +198,29 @@ def _nfkc_char(code: int) -> tuple[str, int, int] | None:
     return out, unicodedata.combining(out[0]), unicodedata.combining(out[-1])
 
 
-# The C extension's seven callbacks, set once here, at import, by the module that owns them: the
-# passes above, html.unescape and unicodedata.normalize. They are process-wide constants, the same
-# for every model (no FeatureSettings reach them): what depends on a model's settings is given to the
-# C functions as arguments by its Vectoriser (see Vectoriser._c_args).
+# The C extension's callbacks and tables, set once here, at import, by the module that owns them:
+# the passes above, html.unescape, unicodedata.normalize and the tables at the top. They are the
+# same for every model (no FeatureSettings reach them): what depends on a model's settings is given
+# to the C functions as arguments by its Vectoriser (see Vectoriser._c_args).
 try:
     from . import _speedups
 except ImportError:  # built without a C compiler: the pure-Python functions do the same work
     _speedups = None
 else:
     _speedups.configure(
-        unicodedata.normalize, _nfkc_char, html.unescape, _strip_tags, _email_markers, _url_markers, _phone_markers
+        nfkc=unicodedata.normalize,
+        nfkc_char=_nfkc_char,
+        unescape=html.unescape,
+        tags=_strip_tags,
+        emails=_email_markers,
+        urls=_url_markers,
+        phones=_phone_markers,
+        tlds=_TLDS,
+        invisible=_INVISIBLE_CHARS,
+        emoji=_EMOJI_CHARS,
+        word_marks=_WORD_MARKS,
+        nospace=_NOSPACE_CHARS,
+        symbols=_SYMBOL_CHARS,
     )
 
 # The C extension while it is in use (see use_speedups), else None: the default backend of the

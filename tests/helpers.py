@@ -309,3 +309,14 @@ def shared_dataset_texts(root: Path) -> tuple[str, ...]:
         if all((root / info.folder / f).is_file() for f in info.files):
             texts += [r.text for r in datasets.load(name, root)]
     return tuple(texts)
+
+
+def new_module_object(name: str):
+    """A new module object of the extension module ``name`` (multi-phase init makes one per call,
+    each with its own state), apart from the one ``import`` gives."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

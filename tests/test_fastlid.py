@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import shared_dataset_texts, shared_datasets
+from helpers import new_module_object, shared_dataset_texts, shared_datasets
 
 from spamcli.langid import UNKNOWN, FastTextDetector, _clean, lid_model_path
 
@@ -252,6 +252,18 @@ def test_the_word_cache_is_bounded_and_changes_no_answer(lid_path, binding):
     assert 0 < model.cached_words <= 16384  # emptied when full
     assert_same(model, binding, texts[::-1])
     assert_same(model, binding, [" ".join(words[i : i + 5]) for i in range(0, 30_000, 5)])
+
+
+def test_each_module_object_has_its_own_model_type(fast, lid_path):
+    other = new_module_object("spamcli._fastlid")
+    assert other.Model is not _fastlid.Model and other.Model.__name__ == "Model"
+    model = other.Model(str(lid_path))
+    assert type(model) is other.Model and not isinstance(model, _fastlid.Model)
+    texts = ["bonjour tout le monde", "hello world", "guten Morgen, wie geht es dir"]
+    assert model.predict(texts) == fast.predict(texts)
+    assert [answer[0] for answer in model.predict(texts)] == ["__label__fr", "__label__en", "__label__de"]
+    with pytest.raises(TypeError):
+        other.Model.predict = None  # immutable, as a static type is
 
 
 def test_bad_arguments(fast, binding):

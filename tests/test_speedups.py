@@ -16,7 +16,7 @@ import unicodedata
 
 import numpy as np
 import pytest
-from helpers import shared_dataset_texts
+from helpers import new_module_object, shared_dataset_texts
 
 from spamcli import text as T
 from spamcli.text import FeatureSettings, Vectoriser
@@ -309,6 +309,122 @@ def test_random_markers_tokenise_the_same():
         for settings in PROJECT_SETTINGS:
             expected = Vectoriser(settings)._token_list_columns(T._tokenise_py(text))
             assert _speedups.columns(text, *_c_args(settings)) == expected, text
+
+
+# ---- the tables of spamcli/text.py, given to the C code by configure() ----------------------------
+
+
+def _configured(**changes):
+    """A new module object of the extension, configured as spamcli.text configures its own, with
+    ``changes`` to the arguments."""
+    module = new_module_object("spamcli._speedups")
+    arguments = dict(
+        nfkc=unicodedata.normalize,
+        nfkc_char=T._nfkc_char,
+        unescape=T.html.unescape,
+        tags=T._strip_tags,
+        emails=T._email_markers,
+        urls=T._url_markers,
+        phones=T._phone_markers,
+        tlds=T._TLDS,
+        invisible=T._INVISIBLE_CHARS,
+        emoji=T._EMOJI_CHARS,
+        word_marks=T._WORD_MARKS,
+        nospace=T._NOSPACE_CHARS,
+        symbols=T._SYMBOL_CHARS,
+    )
+    module.configure(**{**arguments, **changes})
+    return module
+
+
+def test_every_tld_of_the_table_makes_a_bare_host_a_url():
+    assert len(T._TLDS) == 50 and {"com", "ru", "xyz", "gd"} <= set(T._TLDS)
+    for tld in T._TLDS:
+        host = f"cheap-pills.{tld}"
+        assert _speedups.normalise(f"see {host} now") == f"see ⟨url⟩ ⟨dom:{host}⟩ now"
+        assert _speedups.normalise(f"see Cheap-Pills.{tld.upper()}/x now") == f"see ⟨url⟩ ⟨dom:{host}⟩ now"
+        assert _speedups.normalise(f"see cheap-pills.{tld}q now") == f"see cheap-pills.{tld}q now"
+    assert _speedups.normalise("see cheap-pills.zz now") == "see cheap-pills.zz now"
+
+
+def test_c_calls_the_url_pass_exactly_on_the_chunks_with_a_tld_of_the_table():
+    """The C side's hint must say yes for each TLD of spamcli.text's table and for no other name."""
+    chunks = []
+    module = _configured(urls=lambda chunk: chunks.append(chunk) or chunk)
+    hosts = [f"a.{tld}" for tld in T._TLDS]
+    near_misses = ["a.zz", "a.comx", "a.co_", "a.c0m", "a.dev", "a.ie", "a.com1", "a.", ".", "a.c"]
+    module.normalise(" ".join(near_misses + hosts + near_misses))
+    assert chunks == hosts
+    chunks.clear()
+    other = _configured(urls=lambda chunk: chunks.append(chunk) or chunk, tlds=("zz", "x-y"))
+    other.normalise("a.com b.zz c.zzz d.x-y e.ru")
+    assert chunks == ["b.zz", "d.x-y"]
+
+
+def test_c_takes_its_character_classes_from_configure():
+    assert _speedups.normalise("a \u263a b\u200bc") == "a ⟨emoji⟩ bc"
+    assert _speedups.tokenise("a#b ก่า $5") == ["a", "b", "ก่", "่า", "$", "5"]
+    assert _speedups.tokenise("q\u0301x") == ["q\u0301x"]
+    other = _configured(
+        emoji=((0x263B, 0x263B),),
+        invisible=(),
+        symbols=((ord("#"), ord("#")),),
+        nospace=(),
+        word_marks=((0x1F600, 0x1F64F),),
+    )
+    assert other.normalise("a \u263a b\u200bc \u263b") == "a \u263a b\u200bc ⟨emoji⟩"
+    tokens = ["a", "#", "b", "ก", "า", "5", "q", "x", "a\U0001f600b"]  # Thai and U+0301 are no word marks here
+    assert other.tokenise("a#b ก่า $5 q\u0301x a\U0001f600b") == tokens
+    assert _speedups.tokenise("a\U0001f600b") == ["a", "b"]
+
+
+def test_configure_refuses_bad_tables_and_a_second_call():
+    with pytest.raises(RuntimeError, match="already called"):
+        _speedups.configure(
+            **{name: None for name in ("nfkc", "nfkc_char", "unescape", "tags", "emails")},
+            urls=None,
+            phones=None,
+            tlds=(),
+            invisible=(),
+            emoji=(),
+            word_marks=(),
+            nospace=(),
+            symbols=(),
+        )
+    for changes, message in (
+        ({"tlds": ("com", "COM")}, "'COM' is not a lower-case ASCII domain label"),
+        ({"tlds": ("c.m",)}, "'c.m' is not a lower-case"),
+        ({"tlds": ("",)}, "'' is not a lower-case"),
+        ({"tlds": "com"}, None),  # a str is a sequence of one-letter labels: accepted
+        ({"emoji": ((0x41, 0x5A),)}, "emoji: \\(65, 90\\) is not a range \\(lo, hi\\) of code points from 128"),
+        ({"nospace": ((0x3000, 0x2FFF),)}, "nospace: "),
+        ({"symbols": ((0, 0x110000),)}, "symbols: "),
+        ({"invisible": (0x200B,)}, "invisible: 8203 is not a range"),
+        ({"word_marks": 5}, "sequence of \\(lo, hi\\) pairs"),
+        ({"urls": "not callable"}, "urls must be callable"),
+    ):
+        if message is None:
+            _configured(**changes)
+            continue
+        with pytest.raises((ValueError, TypeError), match=message):
+            _configured(**changes)
+    fresh = new_module_object("spamcli._speedups")
+    for call in (
+        lambda: fresh.normalise("x"),
+        lambda: fresh.tokenise("x"),
+        lambda: fresh.columns("x", 8, 1, 0, 0, True),
+    ):
+        with pytest.raises(RuntimeError, match="configure\\(\\) has not been called"):
+            call()
+
+
+def test_module_objects_keep_their_own_state():
+    calls = []
+    other = _configured(phones=lambda text: calls.append(text) or "PHONE")
+    assert other.normalise("call 0612345678") == "phone"
+    assert _speedups.normalise("call 0612345678") == "call ⟨phone⟩"
+    assert calls == ["call 0612345678"]
+    assert other is not _speedups and other.normalise("ÄÄÄÄ ﬁ") == _speedups.normalise("ÄÄÄÄ ﬁ") == "ää fi"
 
 
 # ---- the Vectoriser ------------------------------------------------------------------------------
