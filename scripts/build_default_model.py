@@ -101,6 +101,36 @@ def budget_markdown(spam_at_fpr: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def cold_start_markdown(cold: dict | None) -> list[str]:
+    """The spam cut chosen on random folds against the one chosen with whole communities left out,
+    and what each does to every community when that community is left out of training."""
+    if not cold:
+        return []
+    folds, left_out = cold["random_folds"], cold["sources_left_out"]
+    lines = [
+        "",
+        "### Cold start: the spam cut for communities the model never saw",
+        "",
+        f"Cuts chosen on random folds of the training data are optimistic for a new community. Training "
+        f"scores the fallback with each community left out in turn (by its `{cold['source_field']}` field) "
+        "and raises the "
+        f"default spam cut until the median community's false-positive rate is at most "
+        f"{cold['max_fpr']:.0%}: from {folds['spam']} (random folds) to {left_out['spam']} "
+        f"(+{cold['shift_log_odds']} log-odds). Each community below is scored by models trained without it "
+        "(FP rate / recall at each cut):",
+        "",
+        f"| community left out | ham / spam | at {folds['spam']} (random folds) | at {left_out['spam']} (shipped) |",
+        "|---|---:|---:|---:|",
+    ]
+    for source, at_folds in folds["sources"].items():
+        shipped = left_out["sources"].get(source, {})
+        lines.append(
+            f"| {source} | {at_folds['ham']} / {at_folds['spam']} | {_pct(at_folds['fpr'])} / "
+            f"{_pct(at_folds['recall'])} | {_pct(shipped.get('fpr'))} / {_pct(shipped.get('recall'))} |"
+        )
+    return lines
+
+
 def markdown(
     summary: dict, by_set: list[dict], by_lang: list[dict], seconds: float, spam_at_fpr: dict | None = None
 ) -> str:
@@ -140,6 +170,7 @@ def markdown(
             f"{_pct(row['unsure_rate'])} | {_pct(row['recall_at_0.5%_fpr'])} |"
         )
     lines += budget_markdown(spam_at_fpr or {})
+    lines += cold_start_markdown(summary.get("cold_start"))
     lines += [
         "",
         "### Held-out evaluation per detected language",
