@@ -347,7 +347,8 @@ def markdown(results: dict) -> str:
         lines += [
             "",
             f"One taught message with {c['already_learned']:,} already learned: "
-            f"{c['one_message_call_ms']:.1f} ms per `learn_messages` call (median of 21, model load included), "
+            f"{c['one_message_call_ms']:.1f} ms per `learn_messages` call (median of 21; each call reads the "
+            "model's manifest, opens the site database and commits one transaction), "
             f"{c['per_message_in_batch_of_200_ms']:.2f} ms per message in a batch of 200; "
             f"loading the model with that site layer takes {c['load_with_site_s']:.2f} s.",
         ]
