@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from speed import TMP, labeled_records, log, mbox, run, spamcli_cmd  # noqa: E402
+from speed import TMP, labeled_records, log, mbox, run_timed, spamcli_cmd  # noqa: E402
 
 from spamcli.datasets import REGISTRY, datasets_root  # noqa: E402
 
@@ -103,19 +103,22 @@ def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool, too
         cases.append(("fasttext", [[sys.executable, "-c", FASTTEXT, str(paths["fasttext"])]]))
     results = []
     walls: dict[str, list[float]] = {tool: [] for tool, _ in cases}
+    cpus: dict[str, list[float]] = {tool: [] for tool, _ in cases}
     peaks: dict[str, int] = dict.fromkeys(walls, 0)
     for round_ in range(runs):  # interleaved, so a slow spell of the machine hits every tool alike
         for tool, commands in cases:
             if tool == "bogofilter":
                 shutil.rmtree(TMP / f"bogofilter-{size}", ignore_errors=True)
                 (TMP / f"bogofilter-{size}").mkdir()
-            total = 0.0
+            total = cpu_total = 0.0
             for cmd in commands:
-                wall, peak = run(cmd)
+                wall, peak, cpu = run_timed(cmd)
                 total += wall
+                cpu_total += cpu
                 peaks[tool] = max(peaks[tool], peak)
             walls[tool].append(total)
-            log(f"{size} round {round_ + 1}: {tool} {total:.1f} s, peak RSS {peaks[tool]} MB")
+            cpus[tool].append(cpu_total)
+            log(f"{size} round {round_ + 1}: {tool} {total:.1f} s ({cpu_total:.1f} s CPU), peak RSS {peaks[tool]} MB")
     for tool, _ in cases:
         med = statistics.median(walls[tool])
         results.append(
@@ -125,6 +128,7 @@ def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool, too
                 "tool": tool,
                 "median_s": round(med, 2),
                 "runs_s": [round(w, 2) for w in walls[tool]],
+                "cpu_s": round(statistics.median(cpus[tool]), 2),
                 "peak_rss_mb": peaks[tool],
             }
         )
@@ -133,9 +137,12 @@ def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool, too
 
 def with_shares(rows: list[dict]) -> list[dict]:
     """Each row's time as a share of fastText's at the same size (None where fastText did not run)."""
-    fasttext = {r["size"]: r["median_s"] for r in rows if r["tool"] == "fasttext"}
+    fasttext = {r["size"]: r for r in rows if r["tool"] == "fasttext"}
     for r in rows:
-        r["share_of_fasttext"] = round(r["median_s"] / fasttext[r["size"]], 3) if r["size"] in fasttext else None
+        ft = fasttext.get(r["size"])
+        r["share_of_fasttext"] = None if ft is None else round(r["median_s"] / ft["median_s"], 3)
+        both = ft is not None and r.get("cpu_s") and ft.get("cpu_s")
+        r["cpu_share_of_fasttext"] = round(r["cpu_s"] / ft["cpu_s"], 3) if both else None
     return rows
 
 
@@ -233,18 +240,21 @@ def bench_levers(records: list) -> list[dict]:
 def markdown(results: dict, title: str = "# Training speed") -> str:
     lines = [title, "", results["machine"], ""]
     lines += [
-        "| rows | tool | median s | runs s | peak RSS MB | share of fastText's time |",
-        "|---|---|---|---|---|---|",
+        "| rows | tool | median s | runs s | CPU s | peak RSS MB | share of fastText's time (wall, CPU) |",
+        "|---|---|---|---|---|---|---|",
     ]
     notes = []
     for r in results["tools"]:
-        share = "-" if r["share_of_fasttext"] is None else f"{100 * r['share_of_fasttext']:.0f}%"
+        shares = [r.get(k) for k in ("share_of_fasttext", "cpu_share_of_fasttext")]
+        share = ", ".join("-" if v is None else f"{100 * v:.0f}%" for v in shares)
+        cpu = "-" if r.get("cpu_s") is None else f"{r['cpu_s']:.1f}"
         runs = ", ".join(f"{w:.1f}" for w in r["runs_s"])
         tool = r["tool"]
         if r.get("measured"):
             notes.append(f"{tool} at {r['rows']:,} rows: measured in {r['measured']}.")
             tool += f" [{len(notes)}]"
-        lines.append(f"| {r['rows']:,} | {tool} | {r['median_s']:.1f} | {runs} | {r['peak_rss_mb']:,} | {share} |")
+        peak = f"{r['peak_rss_mb']:,}"
+        lines.append(f"| {r['rows']:,} | {tool} | {r['median_s']:.1f} | {runs} | {cpu} | {peak} | {share} |")
     if notes:
         lines += [""] + [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
     if results.get("levers"):
