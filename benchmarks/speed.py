@@ -4,6 +4,9 @@ same script on the same messages (bogofilter's bulk mode, fastText's in-process 
     python benchmarks/speed.py                    # ~10 minutes on 2 cores
     python benchmarks/speed.py --quick            # small sizes, a smoke run (~2 minutes)
     python benchmarks/speed.py --big-train 2      # adds out-of-core training on a generated 2 GB file
+    python benchmarks/speed.py --train-only --train 38k,1m --fasttext-at 38k,1m
+                                                  # training time and peak RSS against bogofilter and
+                                                  # fastText at 38k and 1M rows (benchmarks/train_speed.py)
 
 Messages are real texts from the shared datasets (SMS Spam Collection, YouTube comments, tg-spam),
 repeated to the size wanted. Two streams: *repeated* (the texts as they come, so whole messages
@@ -73,7 +76,17 @@ def _children(pid: int) -> list[int]:
 
 
 def run(cmd: list[str], stdin: Path | bytes | None = None, env: dict | None = None, ok=(0,)) -> tuple[float, int]:
-    """Run ``cmd`` with stdout to /dev/null; (wall seconds, peak RSS in MB).
+    """Run ``cmd`` with stdout to /dev/null; (wall seconds, peak RSS in MB). See :func:`run_timed`."""
+    wall, peak, _cpu = run_timed(cmd, stdin, env, ok)
+    return wall, peak
+
+
+def run_timed(
+    cmd: list[str], stdin: Path | bytes | None = None, env: dict | None = None, ok=(0,)
+) -> tuple[float, int, float]:
+    """Run ``cmd`` with stdout to /dev/null; (wall seconds, peak RSS in MB, CPU seconds: user +
+    system of the process and of the children it waited for). On a shared machine the CPU time
+    moves far less than the wall time.
     ``ok``: the exit codes that mean success (bogofilter exits 0/1/2 for spam/ham/unsure). Peak RSS
     is polled from /proc (getrusage of a child would count this script's own memory at fork): the
     sum over the process and its worker processes of each one's peak. Pages the workers share with
@@ -89,7 +102,7 @@ def run(cmd: list[str], stdin: Path | bytes | None = None, env: dict | None = No
         proc.stdin.close()
     peaks: dict[int, int] = {}
     while True:
-        waited, status = os.waitpid(proc.pid, os.WNOHANG)
+        waited, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if waited:
             break
         for pid in [proc.pid, *_children(proc.pid)]:
@@ -103,7 +116,7 @@ def run(cmd: list[str], stdin: Path | bytes | None = None, env: dict | None = No
         stdin_handle.close()
     if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-500:]}")
-    return wall, peak
+    return wall, peak, usage.ru_utime + usage.ru_stime
 
 
 def median_run(runs: int, cmd: list[str], stdin=None, env=None, ok=(0,)) -> dict:
@@ -464,6 +477,10 @@ def bench_big_train(train, gigabytes: float) -> dict:
 
 # ---- report ---------------------------------------------------------------------------------
 def markdown(results: dict) -> str:
+    if set(results) == {"train"}:
+        from train_speed import markdown as train_markdown
+
+        return train_markdown(results["train"], "# Training speed (`benchmarks/speed.py --train`)")
     lines = ["# Speed results", "", f"{results['machine']}", "", "## Stream throughput", ""]
     lines += ["| tool | stream | jobs | median s | msgs/s | vs bogofilter | command |", "|---|---|---|---|---|---|---|"]
     bogo = {r["stream"]: r["msgs_per_s"] for r in results.get("stream", []) if r["tool"] == "bogofilter"}
@@ -481,9 +498,13 @@ def markdown(results: dict) -> str:
         "## Other figures",
         "",
         "```",
-        json.dumps({k: v for k, v in results.items() if k != "stream"}, indent=2),
+        json.dumps({k: v for k, v in results.items() if k not in ("stream", "train")}, indent=2),
     ]
     lines += ["```", ""]
+    if "train" in results:
+        from train_speed import markdown as train_markdown
+
+        lines += [train_markdown(results["train"], "## Training: time and peak RSS against bogofilter and fastText")]
     return "\n".join(lines)
 
 
@@ -498,7 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10k messages, 1 run, 100k for memory")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--skip", default="", help="comma list: stream,startup,latency,memory,bundle,training")
+    parser.add_argument("--train", default="", help="spamcli train vs bogofilter, fastText at sizes (38k,1m)")
+    parser.add_argument("--train-only", action="store_true", help="only the --train section")
+    parser.add_argument("--train-runs", type=int, default=3, help="runs per tool at 38k (1 at 1m)")
+    parser.add_argument("--fasttext-at", default="38k", help="sizes at which fastText trains too (comma list)")
+    parser.add_argument("--reuse", default=None, help="an earlier --train run's JSON: its rows for tools not run here")
+    parser.add_argument("--levers", action="store_true", help="with --train: each lever of spamcli's training undone")
     args = parser.parse_args(argv)
+    if args.train_only:
+        args.skip = "stream,startup,latency,memory,bundle,training"
     if args.quick:
         args.messages, args.runs, args.rss_messages = 10_000, 1, min(args.rss_messages, 100_000)
     skip = set(filter(None, args.skip.split(",")))
@@ -506,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         print("shared datasets not found (set SPAMCLI_DATASETS)", file=sys.stderr)
         return 2
     TMP.mkdir(parents=True, exist_ok=True)
+    if args.train_only:
+        return write_results({"train": train_results(args)}, Path(args.out), [])
     model = ensure_model(args.model)
     log(f"model {model}")
     texts = stream_texts()
@@ -539,12 +570,28 @@ def main(argv: list[str] | None = None) -> int:
         results["memory"] = bench_memory(model, texts, sorted({min(n, args.rss_messages), args.rss_messages}))
     if args.big_train:
         results["big_train"] = bench_big_train(train, args.big_train)
-    out = Path(args.out)
+    if args.train:
+        results["train"] = train_results(args)
+    return write_results(results, Path(args.out), list(files.values()))
+
+
+def train_results(args) -> dict:
+    """The ``--train`` section: benchmarks/train_speed.py's measurements."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_speed import train_section
+
+    sizes = [s for s in args.train.split(",") if s] or ["38k"]
+    fasttext_at = set(filter(None, args.fasttext_at.split(",")))
+    return train_section(sizes, args.train_runs, fasttext_at, levers=args.levers, reuse=args.reuse)
+
+
+def write_results(results: dict, out: Path, scratch: list[Path]) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "speed.md").write_text(markdown(results))
+    name = "speed-train" if set(results) == {"train"} else "speed"  # a --train-only run keeps speed.json
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(results))
     print(markdown(results))
-    for path in files.values():
+    for path in scratch:
         path.unlink(missing_ok=True)
         path.with_suffix(".mbox").unlink(missing_ok=True)
     return 0

@@ -1,15 +1,20 @@
 """Training time and peak memory of ``spamcli train`` against bogofilter and fastText, in one run.
 
+    python benchmarks/speed.py --train-only --train 38k,1m --fasttext-at 38k,1m   # what it is run by
     python benchmarks/train_speed.py                       # 38k rows, plus the levers (~5 minutes)
     python benchmarks/train_speed.py --sizes 38k,1m        # adds the 1,000,000-row export
-    python benchmarks/train_speed.py --sizes 1m --fasttext-at 1m   # fastText at 1M too (~40 min)
+    python benchmarks/train_speed.py --sizes 1m --fasttext-at 1m --tools fasttext --no-levers \
+        --out /tmp/ft1m                                    # fastText alone at 1M (~25+ min), then
+    python benchmarks/speed.py --train-only --train 38k,1m --reuse /tmp/ft1m/train_speed.json
+                                                           # the rest, with that fastText row marked
 
 Data: every labeled record of ``../shared/datasets`` (38,069 rows, 12 sets, 40+ languages), as
 JSON lines; the 1M file repeats them with a unique suffix word per row (``ref<k>x<i>``), so no two
 rows are the same text and de-duplication cannot shrink it. The same rows go to every tool:
 - spamcli: ``spamcli train FILE --out DIR`` (the whole default model: languages, 4-fold
-  cross-validation, per-language nblr, calibration, thresholds; at most ``--max-rows`` 200,000
-  rows, a uniform random sample of a bigger input);
+  cross-validation, per-language nblr, calibration, thresholds; past ``--max-rows`` 200,000 clean
+  rows the Naive Bayes counts take every row and the regression, calibration and thresholds a
+  uniform random sample of 200,000);
 - bogofilter: ``bogofilter -s`` on an mbox of the spam and ``-n`` on one of the ham (word counts
   only: the floor of what a filter can do);
 - fastText supervised as the issue defines it: word bigrams, char 2-5 n-grams, 25 epochs, 2 threads.
@@ -36,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from speed import TMP, labeled_records, log, mbox, run, spamcli_cmd  # noqa: E402
+from speed import TMP, labeled_records, log, mbox, run_timed, spamcli_cmd  # noqa: E402
 
 from spamcli.datasets import REGISTRY, datasets_root  # noqa: E402
 
@@ -73,11 +78,15 @@ def write_inputs(records: list, size: str) -> dict[str, Path]:
     return paths
 
 
-def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool) -> list[dict]:
+def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool, tools: set[str]) -> list[dict]:
     n = sum(1 for _ in paths["jsonl"].open(encoding="utf-8"))
     out_dir = TMP / f"model-{size}"
-    cases = [("spamcli", [[*spamcli_cmd(), "train", str(paths["jsonl"]), "--out", str(out_dir)]])]
-    if shutil.which("bogofilter"):
+    cases = []
+    if "spamcli" in tools:
+        cases.append(("spamcli", [[*spamcli_cmd(), "train", str(paths["jsonl"]), "--out", str(out_dir)]]))
+    if "bogofilter" not in tools:
+        pass
+    elif shutil.which("bogofilter"):
         wordlist = TMP / f"bogofilter-{size}"
         cases.append(
             (
@@ -90,24 +99,26 @@ def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool) -> 
         )
     else:
         log("bogofilter not installed: skipped (apt-get install bogofilter)")
-    if fasttext:
+    if fasttext and "fasttext" in tools:
         cases.append(("fasttext", [[sys.executable, "-c", FASTTEXT, str(paths["fasttext"])]]))
     results = []
     walls: dict[str, list[float]] = {tool: [] for tool, _ in cases}
+    cpus: dict[str, list[float]] = {tool: [] for tool, _ in cases}
     peaks: dict[str, int] = dict.fromkeys(walls, 0)
     for round_ in range(runs):  # interleaved, so a slow spell of the machine hits every tool alike
         for tool, commands in cases:
             if tool == "bogofilter":
                 shutil.rmtree(TMP / f"bogofilter-{size}", ignore_errors=True)
                 (TMP / f"bogofilter-{size}").mkdir()
-            total = 0.0
+            total = cpu_total = 0.0
             for cmd in commands:
-                wall, peak = run(cmd)
+                wall, peak, cpu = run_timed(cmd)
                 total += wall
+                cpu_total += cpu
                 peaks[tool] = max(peaks[tool], peak)
             walls[tool].append(total)
-            log(f"{size} round {round_ + 1}: {tool} {total:.1f} s, peak RSS {peaks[tool]} MB")
-    fasttext_s = statistics.median(walls["fasttext"]) if "fasttext" in walls else None
+            cpus[tool].append(cpu_total)
+            log(f"{size} round {round_ + 1}: {tool} {total:.1f} s ({cpu_total:.1f} s CPU), peak RSS {peaks[tool]} MB")
     for tool, _ in cases:
         med = statistics.median(walls[tool])
         results.append(
@@ -117,10 +128,67 @@ def bench_size(size: str, paths: dict[str, Path], runs: int, fasttext: bool) -> 
                 "tool": tool,
                 "median_s": round(med, 2),
                 "runs_s": [round(w, 2) for w in walls[tool]],
+                "cpu_s": round(statistics.median(cpus[tool]), 2),
                 "peak_rss_mb": peaks[tool],
-                "share_of_fasttext": None if fasttext_s is None else round(med / fasttext_s, 3),
             }
         )
+    return results
+
+
+def with_shares(rows: list[dict]) -> list[dict]:
+    """Each row's time as a share of fastText's at the same size (None where fastText did not run)."""
+    fasttext = {r["size"]: r for r in rows if r["tool"] == "fasttext"}
+    for r in rows:
+        ft = fasttext.get(r["size"])
+        r["share_of_fasttext"] = None if ft is None else round(r["median_s"] / ft["median_s"], 3)
+        both = ft is not None and r.get("cpu_s") and ft.get("cpu_s")
+        r["cpu_share_of_fasttext"] = round(r["cpu_s"] / ft["cpu_s"], 3) if both else None
+    return rows
+
+
+def reused(path: str | None, sizes: list[str], have: list[dict]) -> list[dict]:
+    """The rows of an earlier run's JSON (``train_speed.json``, or ``speed.json`` with a ``train``
+    section) for the (size, tool) pairs this run did not measure, each marked with where it came from."""
+    if not path:
+        return []
+    if not Path(path).is_file():
+        log(f"{path} not found: no rows reused")
+        return []
+    data = json.loads(Path(path).read_text())
+    data = data.get("train", data)
+    done = {(r["size"], r["tool"]) for r in have}
+    out = []
+    for r in data["tools"]:
+        if r["size"] in sizes and (r["size"], r["tool"]) not in done:
+            out.append({**r, "measured": f"a separate run ({data['machine']})"})
+    return out
+
+
+def train_section(
+    sizes: list[str],
+    runs: int = 3,
+    fasttext_at: set[str] = frozenset({"38k"}),
+    tools: set[str] = frozenset({"spamcli", "bogofilter", "fasttext"}),
+    levers: bool = True,
+    reuse: str | None = None,
+) -> dict:
+    """Train every tool on each size of the shared datasets (``bench_size``), then the levers; rows
+    of ``reuse`` (an earlier run's JSON) fill the (size, tool) pairs not run here."""
+    TMP.mkdir(parents=True, exist_ok=True)
+    records = labeled_records(list(REGISTRY))  # every labeled record, research-only sets too
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    results: dict = {
+        "machine": f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}, "
+        f"spamcli at {commit.stdout.strip()}, started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "tools": [],
+    }
+    for size in sizes:
+        paths = write_inputs(records, size)
+        size_runs = runs if SIZES[size] is None else 1
+        results["tools"] += bench_size(size, paths, size_runs, size in fasttext_at, set(tools))
+    results["tools"] = with_shares(results["tools"] + reused(reuse, sizes, results["tools"]))
+    if levers:
+        results["levers"] = bench_levers(records)
     return results
 
 
@@ -169,16 +237,26 @@ def bench_levers(records: list) -> list[dict]:
     return out
 
 
-def markdown(results: dict) -> str:
-    lines = ["# Training speed", "", results["machine"], ""]
+def markdown(results: dict, title: str = "# Training speed") -> str:
+    lines = [title, "", results["machine"], ""]
     lines += [
-        "| rows | tool | median s | runs s | peak RSS MB | share of fastText's time |",
-        "|---|---|---|---|---|---|",
+        "| rows | tool | median s | runs s | CPU s | peak RSS MB | share of fastText's time (wall, CPU) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for r in results["tools"]:
-        share = "-" if r["share_of_fasttext"] is None else f"{100 * r['share_of_fasttext']:.0f}%"
+        shares = [r.get(k) for k in ("share_of_fasttext", "cpu_share_of_fasttext")]
+        share = ", ".join("-" if v is None else f"{100 * v:.0f}%" for v in shares)
+        cpu = "-" if r.get("cpu_s") is None else f"{r['cpu_s']:.1f}"
         runs = ", ".join(f"{w:.1f}" for w in r["runs_s"])
-        lines.append(f"| {r['rows']:,} | {r['tool']} | {r['median_s']:.1f} | {runs} | {r['peak_rss_mb']:,} | {share} |")
+        tool = r["tool"]
+        if r.get("measured"):
+            notes.append(f"{tool} at {r['rows']:,} rows: measured in {r['measured']}.")
+            tool += f" [{len(notes)}]"
+        peak = f"{r['peak_rss_mb']:,}"
+        lines.append(f"| {r['rows']:,} | {tool} | {r['median_s']:.1f} | {runs} | {cpu} | {peak} | {share} |")
+    if notes:
+        lines += [""] + [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
     if results.get("levers"):
         lines += ["", "spamcli's levers, in one process on the 38k rows (each turned back alone):", ""]
         lines += ["| lever | wall s | CPU s | out-of-fold AUC |", "|---|---|---|---|"]
@@ -192,27 +270,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="38k", help="comma list of 38k, 1m")
     parser.add_argument("--runs", type=int, default=3, help="runs per tool at 38k (1 at 1m)")
     parser.add_argument("--fasttext-at", default="38k", help="sizes at which fastText trains too (comma list)")
+    parser.add_argument("--tools", default="spamcli,bogofilter,fasttext", help="comma list of the tools to run")
+    parser.add_argument("--reuse", default=None, help="an earlier run's JSON: its rows for the tools not run here")
     parser.add_argument("--no-levers", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if datasets_root(None) is None:
         print("shared datasets not found (set SPAMCLI_DATASETS)", file=sys.stderr)
         return 2
-    TMP.mkdir(parents=True, exist_ok=True)
-    records = labeled_records(list(REGISTRY))  # every labeled record, research-only sets too
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    results: dict = {
-        "machine": f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}, "
-        f"spamcli at {commit.stdout.strip()}",
-        "tools": [],
-    }
-    fasttext_sizes = set(filter(None, args.fasttext_at.split(",")))
-    for size in filter(None, args.sizes.split(",")):
-        paths = write_inputs(records, size)
-        runs = args.runs if SIZES[size] is None else 1
-        results["tools"] += bench_size(size, paths, runs, size in fasttext_sizes)
-    if not args.no_levers:
-        results["levers"] = bench_levers(records)
+    results = train_section(
+        [s for s in args.sizes.split(",") if s],
+        args.runs,
+        set(filter(None, args.fasttext_at.split(","))),
+        set(args.tools.split(",")),
+        not args.no_levers,
+        args.reuse,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_speed.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -233,7 +233,11 @@ def train(
     ] = False,
     chunk_size: Annotated[int, typer.Option(help="Records per chunk with --out-of-core.")] = 20_000,
     max_rows: Annotated[
-        int, typer.Option(help="Train on a uniform random sample of at most this many records (0: all of them).")
+        int,
+        typer.Option(
+            help="Naive Bayes counts take every record; the regression, calibration and thresholds a uniform "
+            "random sample of at most this many (0: all of them, about 3.5 KB of memory each)."
+        ),
     ] = 200_000,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,

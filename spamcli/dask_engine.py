@@ -12,9 +12,11 @@ network filesystem, or the same copy on every machine). The model is sent to the
   ``spamcli classify FILE1 FILE2 ...`` over the same files.
 - ``train``: workers read the partitions and hash the texts (the costly steps); the client runs
   the rest of :func:`~spamcli.training.train_context` (cleaning, cross-validation, the regression),
-  so the model equals the one trained locally on the same files in the same order. The hashed
-  rows of all the data must fit in the client's memory (about 2 KB per message at the default
-  features); for more, use ``--out-of-core`` without Dask.
+  so the model equals the one trained locally on the same files in the same order. Past
+  ``--max-rows`` clean records (200,000 by default) the Naive Bayes counts still take every
+  record (hashed on the workers, chunk by chunk) while the regression, calibration and
+  thresholds use a uniform sample of that many, whose hashed rows (about 3.5 KB per message at the
+  default features) are what the client holds.
 
 Dask is an optional dependency: ``pip install 'spamcli[dask]'``.
 """

@@ -116,13 +116,16 @@ class NaiveBayesModel:
         C: float = 30.0,
         sample_weight: np.ndarray | None = None,
         rows: np.ndarray | None = None,
+        counts: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> NaiveBayesModel:
         """Fit on a scipy CSR matrix of 1/0 features; ``y`` is 1 for spam, 0 for ham.
 
         ``sample_weight`` (already balanced between the classes) weighs the regression only; the
         NB counts stay plain counts, so that learning and forgetting stay exact. ``rows``: fit on
         these rows of ``X`` only (``y`` and ``sample_weight`` then give one value per such row),
-        without copying them where the C extension fits."""
+        without copying them where the C extension fits. ``counts``: the NB counts to use, (feature
+        counts of shape (2, n_features), documents per class), counted over more messages than
+        ``X`` holds (the regression is then fitted on ``X``'s rows with those counts' weights)."""
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
         if rows is not None and not _has_c_fit():
@@ -131,8 +134,9 @@ class NaiveBayesModel:
         class_count = np.bincount(y, minlength=2) if y.size and y.min() >= 0 else np.zeros(0)
         if len(class_count) != 2 or class_count.min() == 0:
             raise ValueError("training data needs both classes (0 = ham, 1 = spam)")
-        counts = _class_feature_counts(X, y, rows)
-        model = cls.from_counts(X.shape[1], alpha, counts, class_count.astype(np.float64))
+        if counts is None:
+            counts = (_class_feature_counts(X, y, rows), class_count.astype(np.float64))
+        model = cls.from_counts(X.shape[1], alpha, *counts)
         if kind == "nblr":
             model._fit_regression(X, y, C, sample_weight, rows)
         return model

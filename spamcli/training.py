@@ -54,8 +54,9 @@ class TrainOptions:
     source_field: str | None = None
     cold_max_fpr: float = 0.02
     jobs: int | None = None  # threads for the fits (None: every CPU this process may use)
-    # At most this many clean records are trained on: a uniform random sample of a bigger input,
-    # so that memory stays bounded (hashed rows take about 3.5 KB each; see benchmarks/README.md). None: all of them.
+    # The regression, calibration and thresholds use at most this many clean records, a uniform random
+    # sample of a bigger input, so that memory stays bounded (hashed rows take about 3.5 KB each; see
+    # benchmarks/README.md); the Naive Bayes counts of the final models still take every record. None: all.
     max_rows: int | None = 200_000
 
 
@@ -120,14 +121,20 @@ def _group_key(text: str) -> int:
 
 
 def clean_records(
-    records: Iterable[Record], dedupe: bool = True, max_rows: int | None = None, seed: int = 13
+    records: Iterable[Record],
+    dedupe: bool = True,
+    max_rows: int | None = None,
+    seed: int = 13,
+    sink: _AllCounts | None = None,
 ) -> tuple[list[Record], dict]:
     """Drop unreadable records, exact/normalised duplicates, and texts labeled both ways.
 
     ``max_rows``: keep at most this many (a uniform random sample of the clean records, seeded,
     by reservoir sampling), so an input of any length trains in bounded memory; duplicates are
     still found over the whole input (one small number per distinct text). ``stats["clean"]``
-    counts the clean records before sampling."""
+    counts the clean records before sampling. ``sink``: once there are more than ``max_rows``
+    clean records, told of every one (``add``), sampled or not; and of the first record showing
+    that a text is labeled both ways (``drop``, with the label the text was first counted under)."""
     import random
 
     stats: Counter[str] = Counter()
@@ -148,11 +155,18 @@ def clean_records(
             seen = by_key.get(key)
             if seen is not None:
                 stats["duplicates"] += 1
-                if seen != rec.label:
+                if seen != rec.label and key not in conflicts:
                     conflicts.add(key)
+                    if sink is not None:
+                        sink.drop(rec, seen, key)
                 continue
             by_key[key] = rec.label
         clean += 1
+        if sink is not None and max_rows is not None and clean > max_rows:
+            if clean == max_rows + 1:  # the sample is full: from now on the counts take every record
+                for kept_rec in kept:
+                    sink.add(kept_rec, _group_key(kept_rec.text) if dedupe else 0)
+            sink.add(rec, key if dedupe else 0)
         if max_rows is None or len(kept) < max_rows:
             kept.append(rec)
         else:  # Algorithm R: the record replaces a kept one with probability max_rows / clean
@@ -164,6 +178,97 @@ def clean_records(
         kept = [r for r in kept if _group_key(r.text) not in conflicts]
         stats["conflicting"] = before - len(kept)
     return kept, {**stats, "clean": clean, "first_error": first_error}
+
+
+class _AllCounts:
+    """Naive Bayes counts of every clean record, per language and class, while the records stream
+    by: when the regression trains on a sample (``max_rows``), the final models still count
+    everything. Records are language-detected and hashed ``chunk`` at a time and their counts
+    added to one sparse matrix (row ``2 * language + class``), so memory grows with the distinct
+    (language, class, column) triples, not with the records (plus 12 bytes a record: its text key
+    and language). A text labeled both ways is taken out again at the end (``drop``), as the
+    in-memory path drops it: under its first copy's language and label, with the features of the
+    copy that showed the conflict, the same features as the first's, as both normalise to the same
+    text (counts are kept at or above 0 should a 32-bit text key collide)."""
+
+    def __init__(self, opts: TrainOptions, detect, transform, chunk: int = 20_000):
+        self._opts, self._detect, self._transform, self._chunk = opts, detect, transform, chunk
+        self._pending: list[tuple[str, str | None, int, int]] = []  # text, language hint, label, text key
+        self._dropped: list[tuple[str, int, int]] = []  # text, label first counted under, text key
+        self._keys: list[np.ndarray] = []  # the text key and language of every record counted
+        self._langs: list[np.ndarray] = []
+        self.languages: dict[str, int] = {}
+        self.counts = None  # scipy CSR, shape (2 * languages, n_features)
+        self.docs: Counter[tuple[int, int]] = Counter()  # (language, class) -> documents
+        self.records = 0
+        self.active = False
+
+    def add(self, rec: Record, key: int) -> None:
+        self.active = True
+        self._pending.append((rec.text, rec.lang, int(rec.label), key))
+        if len(self._pending) >= self._chunk:
+            self._flush()
+
+    def drop(self, rec: Record, label: int, key: int) -> None:
+        self._dropped.append((rec.text, int(label), key))
+
+    def finish(self) -> bool:
+        """Counts everything pending and takes the dropped texts out; whether any record was
+        counted (the sample was full)."""
+        if not self.active:
+            return False
+        self._flush()
+        if self._dropped:
+            keys, langs = np.concatenate(self._keys), np.concatenate(self._langs)
+            order = np.argsort(keys, kind="stable")
+            for start in range(0, len(self._dropped), self._chunk):
+                part = self._dropped[start : start + self._chunk]
+                texts, labels, dropped_keys = zip(*part)
+                where = order[np.searchsorted(keys, np.asarray(dropped_keys, dtype=np.int64), sorter=order)]
+                self._add(list(texts), langs[where], np.asarray(labels), -1.0)
+            self.counts.data = np.maximum(self.counts.data, 0.0)
+            self.counts.eliminate_zeros()
+            self._dropped = []
+        return True
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        texts, hints, labels, keys = zip(*self._pending)
+        self._pending = []
+        detected = self._detect(list(texts), list(hints))
+        langs = [lang if conf >= self._opts.min_lang_confidence else "und" for lang, conf in detected]
+        ids = np.array([self.languages.setdefault(lang, len(self.languages)) for lang in langs], dtype=np.int32)
+        self._keys.append(np.asarray(keys, dtype=np.int64))
+        self._langs.append(ids)
+        self._add(list(texts), ids, np.asarray(labels), 1.0)
+
+    def _add(self, texts: list[str], ids: np.ndarray, labels: np.ndarray, sign: float) -> None:
+        import scipy.sparse as sp
+
+        for cell, n in Counter(zip(ids.tolist(), labels.tolist())).items():
+            self.docs[cell] += sign * n
+        self.records += int(sign) * len(texts)
+        X = self._transform(texts, self._opts.settings).to_scipy()
+        groups = ids.astype(np.int64) * 2 + labels
+        shape = (2 * len(self.languages), X.shape[0])
+        part = (sp.csr_matrix((np.full(len(texts), sign), (groups, np.arange(len(texts)))), shape=shape) @ X).tocsr()
+        if self.counts is None:
+            self.counts = part
+        else:
+            if self.counts.shape[0] < part.shape[0]:
+                self.counts.resize(part.shape)
+            self.counts = self.counts + part
+
+    def of(self, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(feature counts (2, n_features), documents per class) of a language, or of all (None)."""
+        if lang is None:
+            rows = [np.asarray(self.counts[c::2].sum(axis=0), dtype=np.float64).ravel() for c in (0, 1)]
+            docs = [sum(v for (_, label), v in self.docs.items() if label == c) for c in (0, 1)]
+            return np.vstack(rows), np.array(docs, dtype=np.float64)
+        i = self.languages[lang]
+        docs = [self.docs[i, 0], self.docs[i, 1]]
+        return self.counts[2 * i : 2 * i + 2].toarray(), np.array(docs, dtype=np.float64)
 
 
 def _fold_ids(texts: list[str], folds: int, seed: int) -> np.ndarray:
@@ -188,16 +293,23 @@ def balanced_weights(y: np.ndarray, domains: np.ndarray | None) -> np.ndarray | 
 
 
 def _fit(
-    X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None = None, rows: np.ndarray | None = None
+    X,
+    y: np.ndarray,
+    opts: TrainOptions,
+    domains: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    counts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> NaiveBayesModel:
-    """Fit one model on ``X`` (on its ``rows``, which ``y`` and ``domains`` then follow); below 50
-    examples of a class the regression overfits, so plain NB is used (Naive Bayes is the better
-    learner on very small data)."""
+    """Fit one model on ``X`` (on its ``rows``, which ``y`` and ``domains`` then follow), with the
+    NB ``counts`` given or else of those rows; below 50 examples of a class the regression
+    overfits, so plain NB is used (Naive Bayes is the better learner on very small data)."""
     kind = opts.kind
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_PER_CLASS_FOR_REGRESSION:
         kind = "nb"
     weights = balanced_weights(y, domains)
-    return NaiveBayesModel.fit(X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=weights, rows=rows)
+    return NaiveBayesModel.fit(
+        X, y, alpha=opts.alpha, kind=kind, C=opts.C, sample_weight=weights, rows=rows, counts=counts
+    )
 
 
 class _FitPool:
@@ -222,9 +334,9 @@ class _FitPool:
         finally:
             self._quiet.__exit__(*exc)
 
-    def fit(self, X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None, rows: np.ndarray | None = None):
-        """A future of :func:`_fit` on ``X`` (on its ``rows``)."""
-        return self._pool.submit(_fit, X, y, opts, domains, rows)
+    def fit(self, X, y: np.ndarray, opts: TrainOptions, domains: np.ndarray | None, rows=None, counts=None):
+        """A future of :func:`_fit` on ``X`` (on its ``rows``, with ``counts``)."""
+        return self._pool.submit(_fit, X, y, opts, domains, rows, counts)
 
     def held_out(
         self,
@@ -389,14 +501,16 @@ def _transform_locally(texts: list[str], settings: FeatureSettings) -> SparseRow
     return Vectoriser(settings).transform(texts)
 
 
-def _fit_models(pool: _FitPool, X, y, fold_of, langs, domains, sources, opts: TrainOptions, say):
+def _fit_models(pool: _FitPool, X, y, fold_of, langs, domains, sources, opts: TrainOptions, say, everything=None):
     """Every fit of a context: the fallback (out-of-fold and on all rows), each language's own model
     where it has the data (kept only where it beats the fallback on that language's held-out rows),
     and the fallback with each community left out (``sources``). Returns the models, the summary
     rows, the out-of-fold calibrated score of each row under the model it routes to, that model's
-    name per row, the fallback and its left-out-community decision values (or None)."""
+    name per row, the fallback and its left-out-community decision values (or None).
+    ``everything``: the :class:`_AllCounts` of a bigger input than ``X`` (a sample of it): the
+    final models take their NB counts from it."""
     say(f"fitting the fallback model and its {opts.folds} folds")
-    fallback_fit = pool.fit(X, y, opts, domains)
+    fallback_fit = pool.fit(X, y, opts, domains, counts=None if everything is None else everything.of(None))
     fallback_oof = pool.held_out(X, y, fold_of, opts, domains, range(opts.folds))
     out_of_community = None
     if sources is not None:
@@ -439,7 +553,9 @@ def _fit_models(pool: _FitPool, X, y, fold_of, langs, domains, sources, opts: Tr
             row.reason = "fallback scored better on held-out data"
             continue
         say(f"fitting the {row.lang} model")
-        own_fits.append((row, idx, z_own, pool.fit(X, y[idx], opts, None if domains is None else domains[idx], idx)))
+        counts = None if everything is None else everything.of(row.lang)
+        sub_domains = None if domains is None else domains[idx]
+        own_fits.append((row, idx, z_own, pool.fit(X, y[idx], opts, sub_domains, idx, counts)))
     for row, idx, z_own, future in own_fits:
         own = future.result()
         own.calib_a, own.calib_b = fit_platt(z_own, y[idx])
@@ -463,7 +579,17 @@ def train_context(
     engine passes one that hashes on the workers, with the same result)."""
     opts = opts or TrainOptions()
     say = progress or (lambda _msg: None)
-    kept, stats = clean_records(records, dedupe=opts.dedupe, max_rows=opts.max_rows, seed=opts.seed)
+    tmp_ctx = ContextModel(
+        opts.context,
+        opts.settings,
+        {},
+        lang_backend=opts.lang_backend,
+        min_lang_confidence=opts.min_lang_confidence,
+    )
+    everything = _AllCounts(opts, tmp_ctx.detect, transform or _transform_locally)
+    kept, stats = clean_records(records, opts.dedupe, opts.max_rows, opts.seed, everything if opts.max_rows else None)
+    if not everything.finish():
+        everything = None
     if not kept:
         detail = stats["first_error"]
         raise InputError("no usable training records" + (f" (first problem: {detail})" if detail else ""))
@@ -475,13 +601,6 @@ def train_context(
     texts = [r.text for r in kept]
 
     say(f"detecting languages of {len(texts)} records")
-    tmp_ctx = ContextModel(
-        opts.context,
-        opts.settings,
-        {},
-        lang_backend=opts.lang_backend,
-        min_lang_confidence=opts.min_lang_confidence,
-    )
     detected = tmp_ctx.detect(texts, [r.lang for r in kept])
     langs = np.array([lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object)
 
@@ -500,7 +619,7 @@ def train_context(
 
     with _FitPool(opts.jobs or usable_cpus()) as pool:
         models, rows, routed, route_of, fallback, z_out = _fit_models(
-            pool, X, y, fold_of, langs, domains, sources, opts, say
+            pool, X, y, fold_of, langs, domains, sources, opts, say, everything
         )
 
     thresholds = _choose_thresholds(y, routed, opts)
@@ -526,10 +645,11 @@ def train_context(
         )
 
     warnings: list[str] = []
-    if stats["clean"] > len(kept) + stats.get("conflicting", 0):
+    if everything is not None:
         warnings.append(
-            f"trained on a uniform random sample of {len(kept):,} of the {stats['clean']:,} clean records "
-            f"(--max-rows {opts.max_rows:,}): memory stays bounded; raise it to use more"
+            f"Naive Bayes counts over all {everything.records:,} clean records; the regression, calibration "
+            f"and thresholds on a uniform random sample of {len(kept):,} of them (--max-rows {opts.max_rows:,}), "
+            "so that memory stays bounded; --max-rows 0 uses every record for everything"
         )
     share = min(n_spam, n_ham) / len(y)
     if share < 0.2:

@@ -227,8 +227,78 @@ def test_train_with_max_rows_samples_and_says_so(tmp_path):
     data.write_text("\n".join(rows) + "\n")
     result = run_cli("train", data, "--out", tmp_path / "m", "--max-rows", "100", "--min-per-class", "5")
     assert result.code == 0, result.stderr
-    assert "sample of 100 of the 160 clean records" in " ".join(result.stderr.split())
-    summary = load_bundle(tmp_path / "m").contexts["content"].summary
-    assert summary["spam"] + summary["ham"] == 100
+    said = " ".join(result.stderr.split())
+    assert "Naive Bayes counts over all 160 clean records" in said and "sample of 100 of them" in said
+    ctx = load_bundle(tmp_path / "m").contexts["content"]
+    assert ctx.summary["spam"] + ctx.summary["ham"] == 100
+    assert ctx.models["multi"].doc_counts.tolist() == [80, 80]  # the counts take every record
+    everything = run_cli("train", data, "--out", tmp_path / "all", "--max-rows", "0", "--min-per-class", "5")
+    assert everything.code == 0, everything.stderr
+    assert "sample" not in everything.stderr
+    ctx = load_bundle(tmp_path / "all").contexts["content"]
+    assert ctx.summary["spam"] + ctx.summary["ham"] == 160
     bad = run_cli("train", data, "--out", tmp_path / "m2", "--max-rows", "-1")
     assert_one_line_error(bad, 2)
+
+
+def _two_language_records(n: int = 600) -> list:
+    import random
+
+    from spamcli.records import Record
+
+    rng = random.Random(5)
+    pools = [
+        ("free prize claim now winner cash offer click link urgent credit loan cheap", 1),
+        ("see you at the meeting today thanks for lunch tomorrow call me later please", 0),
+        ("gratis premio reclama ahora ganador dinero oferta haz clic enlace urgente", 1),
+        ("nos vemos en la reunion hoy gracias por la comida manana llamame luego", 0),
+    ]
+    records = []
+    for i in range(n):
+        words, label = pools[i % 4]
+        text = " ".join(rng.choice(words.split()) for _ in range(8)) + f" n{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}"
+        records.append(Record(id=i, text=text, label=label))
+    records.append(Record(id=900, text=records[10].text, label=1 - records[10].label))  # labeled both ways, late
+    records.insert(20, Record(id=901, text=records[3].text, label=1 - records[3].label))  # both ways, early
+    records.append(Record(id=902, text=records[11].text, label=records[11].label))  # a duplicate
+    records.append(
+        Record(id=903, text=" " + records[12].text.replace(" ", "  "), label=1 - records[12].label)
+    )  # both ways, spaced
+    return records
+
+
+def test_a_sampled_regression_keeps_the_naive_bayes_counts_of_every_record():
+    """--max-rows below the input: every final model (fallback and per language) counts exactly what
+    the in-memory path counts over all rows, texts labeled both ways and duplicates taken out alike."""
+    import numpy as np
+
+    from spamcli.training import TrainOptions, train_context
+
+    records = _two_language_records()
+    full, full_report = train_context(records, TrainOptions(max_rows=None, min_per_class=20))
+    part, report = train_context(records, TrainOptions(max_rows=300, min_per_class=20))
+    assert full_report.conflicting == 3 and not full_report.warnings
+    assert report.spam + report.ham < 300 and "Naive Bayes counts over all 597 clean records" in report.warnings[0]
+    assert {"multi", "en", "es"} <= set(part.models) and set(part.models) == set(full.models)
+    for name, model in part.models.items():
+        assert np.array_equal(model.columns, full.models[name].columns), name
+        assert np.array_equal(model.counts, full.models[name].counts), name
+        assert np.array_equal(model.doc_counts, full.models[name].doc_counts), name
+    assert part.models["multi"].kind == "nblr"  # the regression, on the sample, over these counts
+
+
+def test_max_rows_at_or_above_the_input_gives_the_in_memory_model():
+    import numpy as np
+
+    from spamcli.training import TrainOptions, train_context
+
+    records = _two_language_records()
+    full, _ = train_context(records, TrainOptions(max_rows=None, min_per_class=20))
+    same, report = train_context(records, TrainOptions(max_rows=600, min_per_class=20))
+    assert not report.warnings
+    for name, model in full.models.items():
+        other = same.models[name]
+        for attr in ("columns", "counts", "doc_counts", "coef_plain", "coef_nb"):
+            assert np.array_equal(getattr(model, attr), getattr(other, attr)), (name, attr)
+        assert (model.intercept, model.calib_a, model.calib_b) == (other.intercept, other.calib_a, other.calib_b)
+    assert full.thresholds == same.thresholds

@@ -116,15 +116,18 @@ def _partition(tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_dask_engine_on_a_local_cluster_trains_and_classifies_exactly_as_the_local_path(tmp_path):
+@pytest.mark.parametrize("max_rows", ["0", "40"])  # every row; NB counts over all, the regression on 40
+def test_dask_engine_on_a_local_cluster_trains_and_classifies_exactly_as_the_local_path(tmp_path, max_rows):
     pytest.importorskip("dask.distributed")
     parts = _partition(tmp_path)
     models = {}
     for engine in ("local", "dask"):
         out = tmp_path / f"model-{engine}"
         inputs = parts if engine == "local" else [tmp_path / "parts"]
-        result = run_cli("train", *inputs, "--engine", engine, "--out", out, "--min-per-class", "5")
+        args = ["--engine", engine, "--out", out, "--min-per-class", "5", "--max-rows", max_rows]
+        result = run_cli("train", *inputs, *args)
         assert result.code == 0, result.stderr
+        assert ("sample of 40" in " ".join(result.stderr.split())) == (max_rows == "40")
         models[engine] = json.loads((out / "manifest.json").read_text())["contexts"]["content"]["models"]
     assert {k: v["sha256"] for k, v in models["dask"].items()} == {k: v["sha256"] for k, v in models["local"].items()}
 
