@@ -9,8 +9,8 @@ milliseconds, so a trickle of lines (``tail -f``) keeps its latency.
 Workers are forked after the model, its lookup tables and the language-id model are loaded, so
 they share that memory copy-on-write and start at once. Each gets the scorer (and its
 :class:`~spamcli.router.Pipeline`) from the pool's initializer, inherited by the fork, not pickled:
-pools of different scorers may run side by side in one process. Where ``fork`` is not available (Windows,
-macOS default) ``jobs`` falls back to 1.
+pools of different scorers may run side by side in one process. Where processes cannot be forked
+(Windows) or should not be (macOS) ``jobs`` falls back to 1 (:func:`~spamcli.stream.available_jobs`).
 
 A worker that dies (SIGKILL, the OOM killer, a crash in C) ends the run with
 :class:`~spamcli.errors.WorkerError` (exit code 5) instead of a wait for its batch that never

@@ -122,12 +122,13 @@ def usable_cpus() -> int:
 
 def available_jobs(jobs: int) -> int:
     """``jobs`` itself; for 0, one per usable CPU up to :data:`MAX_DEFAULT_JOBS`; 1 where processes
-    cannot be forked."""
+    cannot be forked (Windows) or should not be (macOS: its system libraries are not safe to use in
+    a forked child, which is why Python's default there is ``spawn``)."""
     if jobs == 1:  # one process: nothing to ask the multiprocessing module
         return 1
     import multiprocessing
 
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if sys.platform == "darwin" or "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if jobs > 0:
         return jobs

@@ -223,3 +223,18 @@ def test_bundle_stores_whole_counts_compactly_and_scores_the_same(trained_model,
     for name, model in again.models.items():
         np.testing.assert_array_equal(model.counts, ctx.models[name].counts)
     assert before != expected  # the fractional counts did change the scores
+
+
+def test_workers_are_forked_on_linux_but_not_on_macos_or_where_fork_is_missing(monkeypatch):
+    import multiprocessing
+
+    from spamcli import stream
+
+    monkeypatch.setattr(stream, "usable_cpus", lambda: 8)
+    assert stream.available_jobs(3) == 3
+    assert stream.available_jobs(0) == stream.MAX_DEFAULT_JOBS
+    monkeypatch.setattr(stream.sys, "platform", "darwin")  # fork is there, but unsafe with macOS's libraries
+    assert stream.available_jobs(3) == 1 and stream.available_jobs(0) == 1
+    monkeypatch.setattr(stream.sys, "platform", "win32")
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert stream.available_jobs(3) == 1
