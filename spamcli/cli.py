@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,16 +15,8 @@ from typing import Annotated
 import typer
 
 from . import __version__, render
-from .errors import (
-    EXIT_BUG,
-    EXIT_INPUT,
-    EXIT_OK,
-    EXIT_SIGNAL_BASE,
-    EXIT_USAGE,
-    SpamcliError,
-    UsageError,
-)
-from .process import Terminated, quiet_broken_pipe, run_command
+from .errors import UsageError
+from .process import StdoutClosed, exit_code_of, run_command
 
 app = typer.Typer(
     name="spamcli",
@@ -180,7 +170,7 @@ def classify(
         with render.progress_bar(render.stderr()) if show_progress else contextlib.nullcontext() as advance:
             counts = write_classified(sources, sink, wanted, advance)
     except BrokenPipeError:  # stdout's reader went away (| head): not click's exit 1, see main()
-        raise _StdoutClosed() from None
+        raise StdoutClosed() from None
     if output or wanted or show_progress:
         kept = f"; {', '.join(sorted(wanted))} written" if wanted else ""
         render.stderr().print(f"{counts.summary()}{kept}" + (f" to {output}" if output else ""), markup=False)
@@ -439,46 +429,6 @@ def serve(
 
 
 # ---- entry point --------------------------------------------------------------------------
-class _StdoutClosed(Exception):
-    """stdout's reader went away; not an OSError, which click would turn into exit code 1."""
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one line on stderr and the documented exit codes (see errors.py)."""
-    run_command(lambda: _run(argv))
-
-
-def _run(argv: list[str] | None) -> int:
-    """The exit code of one run; errors are reported on stderr here."""
-    try:
-        code = app(args=argv, standalone_mode=False, prog_name="spamcli")
-        return code if isinstance(code, int) else EXIT_OK
-    except SpamcliError as exc:
-        print(f"spamcli: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (BrokenPipeError, _StdoutClosed):
-        quiet_broken_pipe()
-        return EXIT_OK
-    except (KeyboardInterrupt, typer.Abort):
-        return EXIT_SIGNAL_BASE + signal.SIGINT
-    except Terminated as exc:
-        return EXIT_SIGNAL_BASE + exc.signum
-    except OSError as exc:
-        print(f"spamcli: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except Exception as exc:
-        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's (typer >= 0.29 vendors it)
-            if type(exc).__name__ == "NoArgsIsHelpError":
-                print(exc.format_message(), file=sys.stderr)
-                return EXIT_USAGE
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see 'spamcli {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
-            print(f"spamcli: error: {exc.format_message()}{hint}", file=sys.stderr)
-            return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
-        if os.environ.get("SPAMCLI_DEBUG"):
-            raise
-        print(
-            f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
+    run_command(lambda: exit_code_of(lambda: app(args=argv, standalone_mode=False, prog_name="spamcli")))

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from .errors import EXIT_SIGNAL_BASE
+from .errors import EXIT_BUG, EXIT_INPUT, EXIT_OK, EXIT_SIGNAL_BASE, EXIT_USAGE, SpamcliError
 
 
 def quiet_broken_pipe() -> None:
@@ -103,3 +103,47 @@ def run_command(body: Callable[[], int]) -> None:
     finally:
         restore()
     leave(code)
+
+
+class StdoutClosed(Exception):
+    """stdout's reader went away; not an OSError, which click would turn into exit code 1."""
+
+
+def exit_code_of(command: Callable[[], object]) -> int:
+    """Run one CLI ``command`` (a click/typer app called with ``standalone_mode=False``) and return
+    its exit code: errors are reported here as one line on stderr, with the codes of
+    :mod:`spamcli.errors`; a closed stdout ends quietly with 0."""
+    try:
+        code = command()
+        return code if isinstance(code, int) else EXIT_OK
+    except SpamcliError as exc:
+        print(f"spamcli: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (BrokenPipeError, StdoutClosed):
+        quiet_broken_pipe()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_SIGNAL_BASE + signal.SIGINT
+    except Terminated as exc:
+        return EXIT_SIGNAL_BASE + exc.signum
+    except OSError as exc:
+        print(f"spamcli: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:
+        if type(exc).__name__ == "Abort" and type(exc).__module__.startswith(("click", "typer")):  # Ctrl-C
+            return EXIT_SIGNAL_BASE + signal.SIGINT
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's (typer >= 0.29 vendors it)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                print(exc.format_message(), file=sys.stderr)
+                return EXIT_USAGE
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see 'spamcli {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
+            print(f"spamcli: error: {exc.format_message()}{hint}", file=sys.stderr)
+            return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+        if os.environ.get("SPAMCLI_DEBUG"):
+            raise
+        print(
+            f"spamcli: internal error: {type(exc).__name__}: {exc} (set SPAMCLI_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG

@@ -63,6 +63,6 @@ def _process_state() -> tuple:
 def test_an_in_process_run_that_calls_os_exit_fails_the_test_instead_of_ending_it(monkeypatch):
     from spamcli import cli
 
-    monkeypatch.setattr(cli, "_run", lambda argv: os._exit(7))
+    monkeypatch.setattr(cli, "exit_code_of", lambda command: os._exit(7))
     with pytest.raises(AssertionError, match="os._exit"):
         run_cli("--version")
