@@ -27,7 +27,7 @@ with each rate ``q`` at least :data:`RATE_FLOOR`.
   held by one message in 30,000, so a single taught Russian spam moved *every* Russian message by
   several log-odds, genuine ones included, and the ranking of a new community collapsed after its
   first few lessons (measured in ``benchmarks/adapt.py``: Telegram 0.91 -> 0.59 AUC after 50
-  reviewed messages without the floor, 0.82 with it).
+  reviewed messages with neither the floor nor the weight below, 0.83 with both).
 - ``weight(n) = n / (n + HALF_WEIGHT)`` grows with the number ``n`` of taught messages: the first
   correction has half the layer's strength (enough to move a near-duplicate of it across a label,
   not enough for one lesson to swing the whole site), the tenth 90%.
