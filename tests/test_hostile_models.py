@@ -479,3 +479,21 @@ def test_retraining_into_a_directory_with_a_corrupted_file_repairs_it(model_copy
     assert result.code == 0, result.stderr
     assert victim.exists()  # the same data, so the same content-addressed name: it was kept before
     assert bundle.load_bundle(model_copy).contexts["content"].models
+
+
+# learn reads only the manifest (its feature settings and legacy learned table): each of these
+# must still be refused by learn, with exit 4 and one line, before anything is taught.
+_TEACHING_FIELDS = [
+    name
+    for name in TAMPERED_FIELDS
+    if name.startswith(("char-ngrams", "word-ngrams", "max-chars", "binary", "feature", "format", "contexts"))
+    or name.startswith("learned")
+]
+
+
+@pytest.mark.parametrize("name", _TEACHING_FIELDS)
+def test_learn_refuses_a_tampered_manifest_without_teaching(model_copy, name):
+    _edit_manifest(model_copy, TAMPERED_FIELDS[name])
+    result = run_cli("learn", "--model", model_copy, "--spam", "-", stdin="buy cheap pills now\n")
+    assert_one_line_error(result, 4)
+    assert not (model_copy / "site.sqlite").exists()
