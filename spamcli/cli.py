@@ -24,6 +24,7 @@ app = typer.Typer(
     epilog="Example:  echo 'WIN a FREE iPhone at http://x.example' | spamcli classify",
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # docstrings are wrapped to the terminal: their single line breaks are not kept
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
