@@ -10,7 +10,7 @@ from pathlib import Path
 from .bundle import Bundle, load_bundle
 from .errors import UsageError
 from .records import Record
-from .router import FP_BUDGETS, ContextModel, Pipeline, Thresholds, Verdict
+from .router import ContextModel, Pipeline, Thresholds, Verdict, check_fp_budget
 
 
 class SpamFilter:
@@ -132,11 +132,8 @@ def load_filter(
     not both. A bad combination is a UsageError, raised after the model has loaded."""
     spam_filter = SpamFilter(model, context=context) if isinstance(model, Bundle) else SpamFilter.load(model, context)
     if max_fpr is not None:
-        if ham is not None or spam is not None:
-            raise UsageError("--max-fpr picks each model's thresholds; give it or --spam/--ham-threshold, not both")
-        if max_fpr not in FP_BUDGETS:
-            raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
         try:
+            check_fp_budget(max_fpr, ham, spam)
             spam_filter = spam_filter.with_fp_budget(max_fpr)
         except ValueError as exc:
             raise UsageError(str(exc)) from None

@@ -271,13 +271,12 @@ def load_profile_scorer(
     :data:`~spamcli.router.FP_BUDGETS`) whose profile spam threshold the scoring stores
     (``spam_at_fpr``, chosen on held-out profile scores when the model was built or trained)."""
     from .bundle import load_bundle
-    from .router import FP_BUDGETS
+    from .router import check_fp_budget
 
-    if max_fpr is not None:
-        if ham is not None or spam is not None:
-            raise UsageError("--max-fpr picks the profile thresholds; give it or --spam/--ham-threshold, not both")
-        if max_fpr not in FP_BUDGETS:
-            raise UsageError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
+    try:
+        check_fp_budget(max_fpr, ham, spam)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     bundle = model if isinstance(model, Bundle) else load_bundle(model)
     trust = TrustLists(
@@ -286,9 +285,9 @@ def load_profile_scorer(
     )
     scorer = ProfileScorer(bundle, read_scoring_file(scoring) if scoring else None, trust)
     if max_fpr is not None:
-        scorer.override = scorer.config.at_fp_budget(max_fpr, scorer.thresholds_for("multi").ham)
+        scorer.override = scorer.config.at_fp_budget(max_fpr, scorer.thresholds.ham)
     if ham is not None or spam is not None:
-        base = scorer.thresholds_for("multi")
+        base = scorer.thresholds
         scorer.override = Thresholds(ham=base.ham if ham is None else ham, spam=base.spam if spam is None else spam)
         if scorer.override.ham > scorer.override.spam:
             raise UsageError("--ham-threshold must not be above --spam-threshold")

@@ -32,6 +32,17 @@ def fpr_key(budget: float) -> str:
     return f"{budget:g}"
 
 
+def check_fp_budget(max_fpr: float | None, ham: float | None, spam: float | None) -> None:
+    """``--max-fpr`` is one of :data:`FP_BUDGETS` and comes without ``--spam``/``--ham-threshold``
+    (it picks the thresholds): ValueError with the message for the user if not."""
+    if max_fpr is None:
+        return
+    if ham is not None or spam is not None:
+        raise ValueError("--max-fpr picks the thresholds; give it or --spam/--ham-threshold, not both")
+    if max_fpr not in FP_BUDGETS:
+        raise ValueError(f"--max-fpr must be one of {', '.join(f'{b:g}' for b in FP_BUDGETS)}")
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """``score >= spam`` is spam, ``score < ham`` is ham, in between is unsure."""
