@@ -13,8 +13,10 @@ SMS, e-mail; the research-only Turkish, Indonesian and Arabic sets, which no shi
    model as it stands, and every genuine message the model flagged for review (labelled ``spam`` or
    ``unsure``) is taught as ham, every spam not labelled ``spam`` as spam (``spamcli learn``'s
    library call, into a real model directory). bogofilter gets the same rule with its own ternary
-   labels. A second spamcli column teaches corrections of the ``spam`` label only (genuine
-   messages left ``unsure`` untaught), the narrowest reading of "train on error";
+   labels. Two more spamcli columns teach the same week otherwise: corrections of the ``spam``
+   label only (genuine messages left ``unsure`` untaught), the narrowest reading of "train on
+   error"; and every decision, as four moderation exports learned after 50, 100, 200 and 400
+   messages (``learn`` with an export refits the site calibration on every decision);
 3. the rest of the community is scored, by: the model untouched; the model that learned; a model
    trained on the week's 400 decisions alone (TF-IDF char 2-5 + logistic regression); a full
    retrain on base + week (skipped with ``--no-retrain``); bogofilter trained on the base data and
@@ -45,7 +47,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from spamcli import site  # noqa: E402
 from spamcli.bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from spamcli.datasets import REGISTRY, datasets_root, load, standard_split  # noqa: E402
-from spamcli.learning import learn_messages  # noqa: E402
+from spamcli.learning import Teacher, learn_messages  # noqa: E402
 from spamcli.metrics import roc_auc  # noqa: E402
 from spamcli.records import Record  # noqa: E402
 from spamcli.training import TrainOptions, train_context  # noqa: E402
@@ -139,16 +141,13 @@ def simulate_spamcli(
     rest: list[Record],
     workdir: Path,
     others: list[Record] | None = None,
-    every_decision: bool = False,
     review_unsure: bool = True,
 ) -> dict:
     """The week with spamcli: each message classified, then taught if the moderator corrects it:
     a genuine message flagged for review (``spam``, or ``unsure`` with ``review_unsure``) as ham, a
-    spam not labelled ``spam`` as spam. With ``every_decision``, every message is taught whatever
-    the verdict: the moderator's hide/keep of every message reviewed, as a moderation export gives
-    them."""
+    spam not labelled ``spam`` as spam."""
     flags_ham = ("spam", "unsure") if review_unsure else ("spam",)
-    site_dir = workdir / ("site-all" if every_decision else "site" if review_unsure else "site-spam-label")
+    site_dir = workdir / ("site" if review_unsure else "site-spam-label")
     shutil.copytree(model_dir, site_dir)
     ctx = load_bundle(site_dir).context("content")
     others_before = others_auc(ctx, others or [])
@@ -159,9 +158,7 @@ def simulate_spamcli(
             curve[i] = roc_auc(y_rest, score_ctx(ctx, rest)[0])
         (verdict,) = ctx.score([rec.text], [None])
         action = None
-        if every_decision:
-            action = "spam" if rec.label == 1 else "ham"
-        elif rec.label == 0 and verdict.label in flags_ham:
+        if rec.label == 0 and verdict.label in flags_ham:
             action = "ham"
         elif rec.label == 1 and verdict.label != "spam":
             action = "spam"
@@ -171,19 +168,51 @@ def simulate_spamcli(
             seconds.append(time.perf_counter() - t0)
             taught[action] += 1
             refresh_site(ctx, site_dir)
-    scores, flagged = score_ctx(ctx, rest)
-    curve[len(week)] = roc_auc(y_rest, scores)
-    fpr, recall = rates(y_rest, flagged)
     return {
-        "auc": roc_auc(y_rest, scores),
-        "fpr": fpr,
-        "recall": recall,
+        **_after_the_week(ctx, rest, curve, len(week), others),
         "taught": taught,
         "ms_per_taught": 1000 * float(np.median(seconds)) if seconds else None,
-        "curve": curve,
         "others_auc_before": others_before,
+    }
+
+
+def _after_the_week(ctx, rest: list[Record], curve: dict, n_week: int, others: list[Record] | None) -> dict:
+    """AUC, FP rate and recall of the rest, the curve's last point, and the other test sets' AUC."""
+    y_rest = np.array([r.label for r in rest])
+    scores, flagged = score_ctx(ctx, rest)
+    curve[n_week] = roc_auc(y_rest, scores)
+    fpr, recall = rates(y_rest, flagged)
+    return {
+        "auc": curve[n_week],
+        "fpr": fpr,
+        "recall": recall,
+        "curve": curve,
         "others_auc_after": others_auc(ctx, others or []),
     }
+
+
+def simulate_exports(
+    model_dir: Path, week: list[Record], rest: list[Record], workdir: Path, others: list[Record] | None = None
+) -> dict:
+    """Every decision of the week taught as moderation exports (each message as the moderator
+    judged it, hidden or kept), one export at each point of the curve (after 50, 100, 200 and 400
+    messages), as ``spamcli learn export.csv --hidden-col ...`` does: the site calibration is refit
+    on all decisions after each."""
+    site_dir = workdir / "site-exports"
+    shutil.copytree(model_dir, site_dir)
+    y_rest = np.array([r.label for r in rest])
+    curve, done = {}, 0
+    teacher = Teacher(site_dir)
+    try:
+        for end in [k for k in CURVE if 0 < k < len(week)] + [len(week)]:
+            curve[done] = roc_auc(y_rest, score_ctx(load_bundle(site_dir).context("content"), rest)[0])
+            export = week[done:end]
+            report = teacher.teach_decisions([r.text for r in export], [r.label for r in export])
+            done = end
+    finally:
+        teacher.close()
+    ctx = load_bundle(site_dir).context("content")
+    return {**_after_the_week(ctx, rest, curve, len(week), others), "calibration": report.calibration}
 
 
 def local_only(week: list[Record], rest: list[Record]) -> dict:
@@ -347,9 +376,10 @@ def markdown(results: dict) -> str:
         "",
         "Other ways of teaching the same week, and the other tools' rates at their own spam label",
         "",
-        "| community | spam-label corrections only: taught spam / ham, AUC, FPR, recall | every decision taught: "
-        "AUC, FPR, recall | local-only FPR, recall | retrain FPR, recall | bogofilter FPR, recall |",
-        "|---|---|---|---|---|---|",
+        "| community | spam-label corrections only: taught spam / ham, AUC, FPR, recall | every decision, as "
+        "4 exports: AUC, FPR, recall, other test sets after | site gain / offset | local-only FPR, recall | "
+        "retrain FPR, recall | bogofilter FPR, recall |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results["communities"].items():
         narrow = r.get("spamcli_spam_label_only") or {}
@@ -360,10 +390,12 @@ def markdown(results: dict) -> str:
         def rates_of(d: dict) -> str:
             return f"{_f(d.get('fpr'), True)}, {_f(d.get('recall'), True)}"
 
+        cal = every.get("calibration") or {}
+        fitted = f"{cal['gain']:.2f} / {cal['offset']:+.2f}" if cal.get("gain") is not None else "-"
         lines.append(
             f"| {name} | {taught.get('spam', '-')} / {taught.get('ham', '-')}, {_f(narrow.get('auc'))}, "
-            f"{rates_of(narrow)} | {_f(every.get('auc'))}, {rates_of(every)} | {rates_of(lo)} | {rates_of(rt)} | "
-            f"{rates_of(bf)} |"
+            f"{rates_of(narrow)} | {_f(every.get('auc'))}, {rates_of(every)}, {_f(every.get('others_auc_after'))} | "
+            f"{fitted} | {rates_of(lo)} | {rates_of(rt)} | {rates_of(bf)} |"
         )
     lines += ["", "Learning curve: AUC of the rest after N messages reviewed (spamcli / bogofilter)", ""]
     lines += ["| community | " + " | ".join(str(k) for k in CURVE) + " |", "|---|" + "---|" * len(CURVE)]
@@ -414,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         week, rest = stream[:n_week], stream[n_week:]
         model_dir = base_model(root, without, cache)
         log(f"{name}: {len(week)} reviewed, {len(rest)} scored after")
+        others = other_tests(root, without, name)
         with tempfile.TemporaryDirectory() as tmp:
             untouched_ctx = load_bundle(model_dir).context("content")
             scores, flagged = score_ctx(untouched_ctx, rest)
@@ -423,9 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                 "rest_spam": int(y.sum()),
                 "rest_ham": int((y == 0).sum()),
                 "untouched": {"auc": roc_auc(y, scores), "fpr": fpr, "recall": recall},
-                "spamcli": simulate_spamcli(model_dir, week, rest, Path(tmp), other_tests(root, without, name)),
+                "spamcli": simulate_spamcli(model_dir, week, rest, Path(tmp), others),
                 "spamcli_spam_label_only": simulate_spamcli(model_dir, week, rest, Path(tmp), review_unsure=False),
-                "spamcli_every_decision": simulate_spamcli(model_dir, week, rest, Path(tmp), every_decision=True),
+                "spamcli_every_decision": simulate_exports(model_dir, week, rest, Path(tmp), others),
                 "local_only": local_only(week, rest),
                 "bogofilter": bogofilter(root, without, week, rest, Path(tmp)),
             }

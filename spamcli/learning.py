@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import site, tempfiles
+from . import site, site_calibration, tempfiles
 from .bundle import MANIFEST, default_model_dir, load_bundle, model_lock, read_teaching_view, save_bundle
 from .errors import InputError, ModelError, UsageError
 from .records import ReadOptions, Source
@@ -51,6 +51,8 @@ class LearnReport:
     not_learned: int = 0  # --forget of a message never learned
     total_learned: int = 0  # messages the model remembers afterwards
     created_from: str | None = None  # the model a new site model was copied from
+    # a moderation export's: the site calibration refit on every decision kept (site_calibration.refit)
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -136,6 +138,7 @@ class Teacher:
             _forget_legacy(self.directory, context, legacy)
             self.model = read_teaching_view(self.directory)
         con = self._connection(create=label is not None)
+        decided = site_calibration.decided(con, [key for key, _t, _c in todo]) if con is not None else set()
         legacy_keys = {key for key, _ in legacy}
         for key, _text, columns in todo:
             was_legacy = key in legacy_keys
@@ -151,6 +154,33 @@ class Teacher:
             else:
                 report.moved += 1
         report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
+        if decided and site_calibration.decided(con, list(decided)) != decided:
+            self.refit(context)  # an export's decision was forgotten or relearned otherwise
+        return report
+
+    def refit(self, context: str) -> None:
+        """Fit the site's calibration of ``context`` on the decisions kept (loads the model)."""
+        ctx = load_bundle(self.directory, with_site=False).context(context)
+        site_calibration.refit(self._connection(create=True), ctx, context)
+
+    def teach_decisions(self, texts: list[str], labels: list[int], context: str = "content") -> LearnReport:
+        """Teach a moderation export's decisions (``labels``: 1 spam, 0 ham). For messages
+        (``content``), also keep them with the base model's log-odds and refit the site's
+        calibration on every decision kept (:mod:`spamcli.site_calibration`)."""
+        report = LearnReport()
+        for action, label in (("spam", 1), ("ham", 0)):
+            chosen = [t for t, y in zip(texts, labels) if y == label]
+            if chosen:
+                done = self.teach(chosen, action, context)
+                for name in ("learned", "moved", "unchanged"):
+                    setattr(report, name, getattr(report, name) + getattr(done, name))
+                report.total_learned = done.total_learned
+        if context == "content":
+            ctx = load_bundle(self.directory, with_site=False).context(context)
+            con = self._connection(create=True)
+            keys = [f"{context}:{message_hash(t)}" for t in texts]
+            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(list(texts)))
+            report.calibration = site_calibration.refit(con, ctx, context)
         return report
 
     def close(self) -> None:
@@ -210,29 +240,24 @@ def learn_from_export(
     from .records import read_records
 
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
-    texts: dict[str, list[str]] = {"spam": [], "ham": []}
+    texts: list[str] = []
+    labels: list[int] = []
     unreadable = 0
     for rec in labeler.apply(records):  # read in full before anything is taught, as Teacher.teach does
         if rec.error:
             unreadable += 1
         else:
-            texts["spam" if rec.label else "ham"].append(rec.text)
-    if not texts["spam"] and not texts["ham"]:
+            texts.append(rec.text)
+            labels.append(int(rec.label))
+    if not texts:
         raise InputError(
             f"no moderation decision in the input ({labeler.skipped} rows not reviewed, {unreadable} unreadable)"
         )
     teacher = Teacher(directory)
-    report = LearnReport()
     try:
-        for action in ("spam", "ham"):
-            if texts[action]:
-                done = teacher.teach(texts[action], action, context)
-                for name in ("learned", "moved", "unchanged"):
-                    setattr(report, name, getattr(report, name) + getattr(done, name))
-                report.total_learned = done.total_learned
+        return teacher.teach_decisions(texts, labels, context), unreadable
     finally:
         teacher.close()
-    return report, unreadable
 
 
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:

@@ -102,6 +102,17 @@ def learn_report(console, report, unreadable: int) -> None:
         f"the model remembers {report.total_learned} learned messages",
         markup=False,
     )
+    cal = report.calibration
+    if cal is not None:
+        from .site_calibration import MIN_EACH
+
+        decisions = f"{cal['spam']} spam and {cal['ham']} ham decisions from exports"
+        console.print(
+            f"site calibration on {decisions}: gain {cal['gain']:.3f}, offset {cal['offset']:+.3f}"
+            if cal["gain"] is not None
+            else f"site calibration: not yet ({decisions}; it needs {MIN_EACH} of each)",
+            markup=False,
+        )
 
 
 def _fmt(value) -> str:
@@ -205,6 +216,12 @@ def model_info(console, data: dict) -> None:
             + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
             + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
             + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
+            + (
+                f"; site calibration gain {ctx['site_calibration']['gain']:.3f}, "
+                f"offset {ctx['site_calibration']['offset']:+.3f}"
+                if "site_calibration" in ctx
+                else ""
+            )
         )
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")

@@ -105,16 +105,21 @@ class ContextModel:
         cached = self._site_deltas
         if cached is not None and cached[0] is layer:
             return cached[1]
+        deltas = layer.deltas(self.base_rates(layer.columns))
+        self._site_deltas = (layer, deltas)
+        return deltas
+
+    def base_rates(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(q_ham, q_spam)``: the share of the fallback's training ham and spam holding each of
+        the sorted ``columns`` (smoothed), the site layer's yardstick."""
         base = self.models[FALLBACK]
-        pos = np.minimum(np.searchsorted(base.columns, layer.columns), max(len(base.columns) - 1, 0))
-        seen = (base.columns[pos] == layer.columns) if len(base.columns) else np.zeros(0, bool)
+        pos = np.minimum(np.searchsorted(base.columns, columns), max(len(base.columns) - 1, 0))
+        seen = (base.columns[pos] == columns) if len(base.columns) else np.zeros(len(columns), bool)
         rates = []
         for c in (0, 1):
             held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
             rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
-        deltas = layer.deltas((rates[0], rates[1]))
-        self._site_deltas = (layer, deltas)
-        return deltas
+        return rates[0], rates[1]
 
     def set_site(self, layer: SiteLayer | None) -> None:
         """Replace the site layer (a scoring thread keeps the layer it started with)."""
@@ -205,6 +210,10 @@ class ContextModel:
     ) -> list[Verdict]:
         """See :meth:`Pipeline.score`."""
         return self.pipeline().score(texts, langs, explain, thresholds)
+
+    def base_logits(self, texts: list[str]) -> np.ndarray:
+        """See :meth:`Pipeline.base_logits`."""
+        return self.pipeline().base_logits(texts)
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
         """See :meth:`Pipeline.explain`."""
@@ -307,6 +316,19 @@ class Pipeline:
                 verdict.learned = ctx.learned_labels.get(message_hash(text))
                 verdict.label = verdict.learned or verdict.label
         return verdicts
+
+    def base_logits(self, texts: list[str]) -> np.ndarray:
+        """The base model's calibrated log-odds of each text, routed as :meth:`score` routes it,
+        without the site layer (what the site's calibration is fitted against)."""
+        ctx = self.model
+        routes = [ctx.route(lang, conf) for lang, conf in self.detect(texts)]
+        out = np.empty(len(texts))
+        for name in set(routes):
+            idx = [i for i, r in enumerate(routes) if r == name]
+            model = ctx.models[name]
+            rows = self.vectoriser.transform([texts[i] for i in idx])
+            out[idx] = model.calib_a * model.decision_function(rows) + model.calib_b
+        return out
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
         """The ``top`` words or word pairs that moved the score most, with their signed weight

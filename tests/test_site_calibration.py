@@ -1,0 +1,170 @@
+"""The site calibration (spamcli/site_calibration.py): fitted on a moderation export's decisions only,
+on leave-one-out layer sums, and exactly undone by forgetting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import run_cli
+
+from spamcli import SpamFilter, site, site_calibration
+from spamcli.bundle import load_bundle
+from spamcli.learning import Teacher, ensure_site_model, learn_messages
+
+SHOPS = ["Lucky Dragon", "Golden Reel", "Mega Spin", "Royal Flush", "Star Slots", "Jade Palace", "Wild Card"]
+PERKS = ["free spins", "cashback", "a welcome bonus", "VIP points", "a jackpot draw", "instant payouts"]
+TOWNS = ["Leeds", "Porto", "Ghent", "Lyon", "Turin", "Bergen", "Kraków"]
+TOPICS = ["the novel", "the poems", "the essays", "the short stories", "the letters", "the play"]
+# Distinct texts: message_hash ignores numbers, so they must differ in words.
+
+
+def _spam(i: int) -> str:
+    shop, perk = SHOPS[i % 7], PERKS[(i // 7) % 6]
+    return f"{shop} casino gives {perk} today, deposit now and withdraw tomorrow, batch {TOWNS[i // 42 % 7]}"
+
+
+def _ham(i: int) -> str:
+    town, topic = TOWNS[i % 7], TOPICS[(i // 7) % 6]
+    return f"The {town} reading group discusses {topic} at the library, see {SHOPS[i // 42 % 7]} street"
+
+
+def _export(start: int, n: int) -> tuple[list[str], list[int]]:
+    texts = [f(i) for i in range(start, start + n) for f in (_spam, _ham)]
+    return texts, [1, 0] * n
+
+
+PROBES = [_spam(290), _ham(290), "Thanks for the notes from the meeting, see you on Monday."]
+
+
+@pytest.fixture
+def site_model(tmp_path):
+    path = tmp_path / "site"
+    assert ensure_site_model(path)
+    return path
+
+
+def _scores(path) -> np.ndarray:
+    return np.array([v.score for v in SpamFilter.load(path).score(PROBES, ["en"] * len(PROBES))])
+
+
+def _calibration(path) -> tuple[float, float]:
+    con = site.connect(path)
+    try:
+        return site.calibration_of(con, "content")
+    finally:
+        con.close()
+
+
+def _teach_export(path, start: int, n: int) -> dict:
+    teacher = Teacher(path)
+    try:
+        return teacher.teach_decisions(*_export(start, n)).calibration
+    finally:
+        teacher.close()
+
+
+def test_the_fit_recovers_a_known_gain_and_offset():
+    rng = np.random.default_rng(7)
+    base, sums = rng.normal(0, 1, 20_000), rng.normal(0, 3, 20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-(base + 0.5 * sums - 1.0)))).astype(float)
+    gain, offset = site_calibration._logistic_fit(base, sums, y)
+    assert abs(gain - 0.5) < 0.05 and abs(offset + 1.0) < 0.1, (gain, offset)
+
+
+def test_the_fit_converges_where_a_plain_newton_step_overshoots():
+    """Separable decisions with large layer sums: an undamped Newton step flies off to the clip."""
+    y = np.array([1.0] * 50 + [0.0] * 50)
+    sums = np.where(y == 1, 25.0, 1.0) + np.linspace(-3, 3, 100)
+    base = np.where(y == 1, 4.0, -1.0)
+    gain, offset = site_calibration._logistic_fit(base, sums, y)
+    assert site_calibration.GAIN_RANGE[0] < gain < site_calibration.GAIN_RANGE[1], gain
+    assert site_calibration.OFFSET_RANGE[0] < offset < 0, offset
+
+
+def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
+    _teach_export(site_model, 0, 25)
+    con = site.connect(site_model)
+    layer = site.SiteLayer.read(con, "content")
+    ctx = load_bundle(site_model, with_site=False).context("content")
+    rows = con.execute(
+        "SELECT m.label, c.columns FROM decisions d JOIN messages m USING (key) JOIN message_columns c USING (key)"
+    ).fetchall()
+    con.close()
+    y = np.array([label == "spam" for label, _ in rows], dtype=float)
+    loo = site_calibration._leave_one_out_sums(layer, ctx, [blob for _, blob in rows], y)
+    for i in (0, 1, len(rows) - 1):
+        cols = np.frombuffer(rows[i][1], dtype=np.int32).astype(np.int64)
+        own = np.isin(layer.columns, cols)
+        without = site.SiteLayer(
+            layer.columns, layer.spam - own * y[i], layer.ham - own * (1 - y[i]), layer.n_messages - 1
+        )
+        expected = without.shift(np.array([0, len(cols)]), cols, without.deltas(ctx.base_rates(layer.columns)))
+        assert loo[i] == pytest.approx(expected[0], rel=1e-12, abs=1e-12)
+
+
+def test_an_export_calibrates_the_site_and_forgetting_it_restores_every_score(site_model):
+    before = _scores(site_model)
+    fitted = _teach_export(site_model, 0, 25)
+    assert (fitted["spam"], fitted["ham"]) == (25, 25)
+    assert _calibration(site_model) == (fitted["gain"], fitted["offset"]) != (1.0, 0.0)
+    assert not np.array_equal(_scores(site_model), before)
+
+    learn_messages(site_model, _export(0, 25)[0], "forget")
+    assert _calibration(site_model) == (1.0, 0.0)
+    assert np.array_equal(_scores(site_model), before)
+
+
+def test_forgetting_a_later_export_returns_the_earlier_calibration_exactly(site_model):
+    first = _teach_export(site_model, 0, 25)
+    scores = _scores(site_model)
+    second = _teach_export(site_model, 100, 30)
+    assert (second["spam"], second["ham"]) == (55, 55)
+    assert (second["gain"], second["offset"]) != (first["gain"], first["offset"])
+
+    learn_messages(site_model, _export(100, 30)[0], "forget")
+    assert _calibration(site_model) == (first["gain"], first["offset"])
+    assert np.array_equal(_scores(site_model), scores)
+
+
+def test_corrections_alone_never_calibrate_the_site(site_model):
+    learn_messages(site_model, [_spam(i) for i in range(30)], "spam")
+    learn_messages(site_model, [_ham(i) for i in range(30)], "ham")
+    assert _calibration(site_model) == (1.0, 0.0)
+
+
+def test_too_few_decisions_leave_the_site_uncalibrated(site_model):
+    fitted = _teach_export(site_model, 0, site_calibration.MIN_EACH - 1)
+    assert fitted == {"gain": None, "offset": None, "spam": 19, "ham": 19}
+    assert _calibration(site_model) == (1.0, 0.0)
+
+
+def test_a_follower_picks_up_a_refit_calibration(site_model):
+    learn_messages(site_model, [_spam(0)], "spam")
+    bundle = load_bundle(site_model)
+    follower = site.SiteFollower(site_model, bundle.contexts)
+    try:
+        fitted = _teach_export(site_model, 0, 25)
+        follower.poll()
+        layer = bundle.contexts["content"].site
+        assert (layer.gain, layer.offset) == (fitted["gain"], fitted["offset"])
+    finally:
+        follower.close()
+
+
+def test_learn_on_an_export_reports_the_calibration_and_info_shows_it(site_model, tmp_path):
+    export = tmp_path / "export.csv"
+    texts, labels = _export(0, 25)
+    rows = "".join(f'"{t}",{"true" if y else "false"},true\n' for t, y in zip(texts, labels))
+    export.write_text("text,hidden,reviewed\n" + rows)  # every message reviewed: hidden or kept
+    result = run_cli("learn", "--model", site_model, export, "--hidden-col", "hidden", "--json")
+    assert result.code == 0, result.stderr
+    calibration = json.loads(result.stdout)["calibration"]
+    assert (calibration["spam"], calibration["ham"]) == (25, 25)
+    assert f"gain {calibration['gain']:.3f}" in result.stderr
+    info = json.loads(run_cli("info", "--model", site_model, "--json").stdout)
+    assert info["contexts"]["content"]["site_calibration"] == {
+        "gain": calibration["gain"],
+        "offset": calibration["offset"],
+    }
