@@ -56,6 +56,8 @@ def _site_block(ctx: ContextModel) -> dict | None:
         return None
     return {
         "weight": ctx.site.weight,
+        "gain": ctx.site.gain,  # fitted on a moderation export's decisions (site_calibration), else 1
+        "offset": ctx.site.offset,  # likewise, else 0; added to every message's log-odds
         "floor": site.FLOOR,
         "taught_messages": ctx.site.n_messages,
         "columns": ctx.site.columns.tolist(),

@@ -58,7 +58,8 @@ def _portable_score(context: dict, text_: str, model_name: str) -> float:
     if context["site"]:  # what the site's moderators taught
         layer = context["site"]
         delta = dict(zip(layer["columns"], layer["deltas"]))
-        logit += layer["weight"] * sum(delta.get(c, 0.0) for c in x) / math.sqrt(max(len(x), layer["floor"]))
+        evidence = layer["weight"] * sum(delta.get(c, 0.0) for c in x) / math.sqrt(max(len(x), layer["floor"]))
+        logit += layer["gain"] * evidence + layer["offset"]
     return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -178,6 +179,24 @@ def test_exported_regression_model_reproduces_the_scores(regression_bundle, tmp_
         assert abs(_portable_score(context, text_, verdict.model) - verdict.score) < 1e-9
     for vector in doc["test_vectors"]:
         assert abs(_portable_score(context, vector["text"], vector["model"]) - vector["score"]) < 1e-9
+
+
+def test_export_carries_the_site_calibration_of_a_moderation_export(model_copy, tmp_path):
+    from test_site_calibration import _export
+
+    from spamcli import SpamFilter
+    from spamcli.learning import Teacher
+
+    teacher = Teacher(model_copy)
+    fitted = teacher.teach_decisions(*_export(0, 25)).calibration
+    teacher.close()
+    out = tmp_path / "calibrated.json"
+    assert run_cli("export", "--model", model_copy, "--out", out).code == 0
+    context = load_export(out)["contexts"]["content"]
+    assert (context["site"]["gain"], context["site"]["offset"]) == (fitted["gain"], fitted["offset"]) != (1.0, 0.0)
+    verdicts = SpamFilter.load(model_copy).score([t for t, _ in TEXTS], [lang for _, lang in TEXTS])
+    for (text_, lang), verdict in zip(TEXTS, verdicts):
+        assert abs(_portable_score(context, text_, _route(context, lang)) - verdict.score) < 1e-9, text_
 
 
 def test_export_of_missing_model_exits_4(tmp_path):
