@@ -644,7 +644,7 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
                 ctx.learned_labels.update(site.labels_of(con, name))
         finally:
             con.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:  # damaged, or not ours
         raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 

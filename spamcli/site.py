@@ -54,6 +54,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -164,6 +165,8 @@ class SiteLayer:
             "SELECT col, spam, ham FROM counts WHERE context = ? AND (spam > 0 OR ham > 0) ORDER BY col", (context,)
         ).fetchall()
         table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        if (table[:, 1:] < 0).any():
+            raise ValueError(f"negative taught counts in context {context!r}")
         gain, offset = calibration_of(con, context)
         layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n))
         return layer.calibrated(gain, offset)
@@ -186,14 +189,16 @@ class SiteLayer:
         """The log-odds each of one message's distinct ``columns`` gets from the layer (they add up
         to its :meth:`shift`), for ``--explain``."""
         columns = np.asarray(columns, dtype=np.int64)
-        if not len(columns):
-            return np.zeros(0)
+        if not len(columns) or not len(self.columns):
+            return np.zeros(len(columns))
         pos = np.minimum(np.searchsorted(self.columns, columns), len(self.columns) - 1)
         per_column = np.where(self.columns[pos] == columns, deltas[pos], 0.0)
         return self.gain * self.weight * per_column / np.sqrt(max(len(columns), FLOOR))
 
     def shift(self, indptr: np.ndarray, indices: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the layer."""
+        if not len(self.columns):  # only messages without features were taught
+            return np.full(len(indptr) - 1, self.offset)
         pos = np.searchsorted(self.columns, indices)
         pos = np.minimum(pos, len(self.columns) - 1)
         hit = self.columns[pos] == indices
@@ -221,7 +226,13 @@ def weight_of(n_messages: int) -> float:
 def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]:
     """The site's ``(gain, offset)`` for ``context``: ``(1.0, 0.0)`` until fitted on an export."""
     row = con.execute("SELECT gain, offset FROM calibration WHERE context = ?", (context,)).fetchone()
-    return (float(row[0]), float(row[1])) if row else (1.0, 0.0)
+    if row is None:
+        return 1.0, 0.0
+    gain, offset = float(row[0]), float(row[1])  # ValueError/TypeError if not numbers
+    # the ranges site_calibration clips its fit to (here, not imported: scoring never needs it)
+    if not (0.05 <= gain <= 4.0 and -8.0 <= offset <= 8.0):
+        raise ValueError(f"site calibration of context {context!r} out of range: gain {gain}, offset {offset}")
+    return gain, offset
 
 
 def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, columns: np.ndarray) -> str | None:
@@ -366,7 +377,8 @@ class SiteFollower:
         finally:  # a refit calibration (after an export was learned) is not in the journal
             for name, ctx in self.contexts.items():
                 if ctx.site is not None:
-                    ctx.set_site(ctx.site.calibrated(*calibration_of(self.con, name)))
+                    with contextlib.suppress(ValueError, TypeError):  # a damaged row: keep the last good one
+                        ctx.set_site(ctx.site.calibrated(*calibration_of(self.con, name)))
 
     def _apply(self, rows: list) -> int:
         if not rows:

@@ -31,7 +31,7 @@ from . import site
 
 MIN_EACH = 20  # spam and ham decisions needed before a site is calibrated
 RIDGE = 1.0  # pull of gain to 1 and offset to 0, in decisions' worth of log-loss
-GAIN_RANGE = (0.05, 4.0)
+GAIN_RANGE = (0.05, 4.0)  # as site.calibration_of checks on reading
 OFFSET_RANGE = (-8.0, 8.0)
 _CHUNK = 2_000  # decisions whose leave-one-out sums are computed at once
 

@@ -497,3 +497,29 @@ def test_learn_refuses_a_tampered_manifest_without_teaching(model_copy, name):
     result = run_cli("learn", "--model", model_copy, "--spam", "-", stdin="buy cheap pills now\n")
     assert_one_line_error(result, 4)
     assert not (model_copy / "site.sqlite").exists()
+
+
+TAMPERED_SITE = {
+    "gain-text": "UPDATE calibration SET gain = 'abc'",
+    "gain-infinite": "UPDATE calibration SET gain = 1e308 * 10",
+    "offset-huge": "UPDATE calibration SET offset = 1e6",
+    "count-text": "UPDATE counts SET spam = 'x'",
+    "count-negative": "UPDATE counts SET ham = -3 WHERE spam > 0",
+}
+
+
+@pytest.mark.parametrize("statement", list(TAMPERED_SITE.values()), ids=list(TAMPERED_SITE))
+def test_tampered_site_database_is_a_model_error(model_copy, statement):
+    import sqlite3
+
+    from spamcli.learning import learn_messages
+
+    learn_messages(model_copy, ["Win a free cruise, call 0800 123 456 now"], "spam")
+    con = sqlite3.connect(model_copy / "site.sqlite")
+    con.execute("INSERT INTO calibration VALUES ('content', 0.5, 1.0, 30, 30)")
+    con.execute(statement)
+    con.commit()
+    con.close()
+    with pytest.raises(ModelError):
+        bundle.load_bundle(model_copy)
+    _assert_model_error(model_copy, run=run_cli)
