@@ -168,3 +168,42 @@ def test_learn_on_an_export_reports_the_calibration_and_info_shows_it(site_model
         "gain": calibration["gain"],
         "offset": calibration["offset"],
     }
+
+
+def test_two_concurrent_export_learns_lose_no_decision_and_leave_the_calibration_of_both(site_model, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO, cli_env
+
+    exports = []
+    for k, (start, n) in enumerate(((0, 25), (100, 30))):
+        texts, labels = _export(start, n)
+        path = tmp_path / f"export{k}.csv"
+        path.write_text(
+            "text,hidden,reviewed\n"
+            + "".join(f'"{t}",{"true" if y else "false"},true\n' for t, y in zip(texts, labels))
+        )
+        exports.append(path)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "spamcli", "learn", "--model", str(site_model), str(path), "--hidden-col", "hidden"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+            cwd=REPO,
+        )
+        for path in exports
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        proc.stderr.close()
+    con = site.connect(site_model)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 110
+        stored = site.calibration_of(con, "content")
+        refit = site_calibration.refit(con, load_bundle(site_model, with_site=False).context("content"), "content")
+    finally:
+        con.close()
+    assert (refit["spam"], refit["ham"]) == (55, 55)
+    assert stored == (refit["gain"], refit["offset"])  # the last refit saw every decision of both
