@@ -11,8 +11,9 @@ sha256 of its normalised text (:func:`message_hash`), keyed ``<context>:<sha256>
 - ``forget`` removes exactly the counts it added, so every score returns to what it was before
   (the counts are integers, so this is exact, not approximately so).
 
-Concurrency and crashes: each message is one SQLite transaction, durable when it returns;
-concurrent ``learn`` runs (and readers) are serialised by SQLite, so nothing is lost. The input is
+Concurrency and crashes: a call's messages are taught in SQLite transactions of up to
+:data:`TRANSACTION_MESSAGES` each, durable when it returns; concurrent ``learn`` runs (and
+readers) are serialised by SQLite, so nothing is lost. The input is
 read (and hashed into features) before anything is written, so a slow producer (``sleep | learn``)
 blocks no one. Models written by older spamcli versions kept learned messages in the base counts
 (``learned-*.json``); forgetting or moving one of those still works, under :func:`spamcli.bundle.model_lock`.
@@ -37,6 +38,8 @@ from .router import ContextModel
 from .text import Vectoriser, message_hash
 
 ACTIONS = ("spam", "ham", "forget")
+# Messages taught per SQLite transaction: one disk sync each, and a writer lock held well under a second.
+TRANSACTION_MESSAGES = 500
 _LABELS = {"ham": 0, "spam": 1}
 
 
@@ -140,9 +143,12 @@ class Teacher:
         con = self._connection(create=label is not None)
         decided = site_calibration.decided(con, [key for key, _t, _c in todo]) if con is not None else set()
         legacy_keys = {key for key, _ in legacy}
-        for key, _text, columns in todo:
+        befores: list[str | None] = []
+        for i in range(0, len(todo), TRANSACTION_MESSAGES):
+            chunk = [(key, label, columns) for key, _text, columns in todo[i : i + TRANSACTION_MESSAGES]]
+            befores += site.apply_many(con, context, chunk) if con is not None else [None] * len(chunk)
+        for (key, _text, _columns), before in zip(todo, befores):
             was_legacy = key in legacy_keys
-            before = site.apply(con, key, context, label, columns) if con is not None else None
             before = before or (learned[key]["label"] if was_legacy else None)
             if label is None:
                 report.forgotten += before is not None

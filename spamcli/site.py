@@ -43,8 +43,8 @@ scores::
 
 and the offset is how the site's cut follows its own decisions. Without an export: gain 1, offset 0.
 
-Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting one
-message is one small transaction (durable when it returns, safe with concurrent writers), and
+Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting a
+batch of messages is one small transaction (durable when it returns, safe with concurrent writers), and
 forgetting subtracts exactly what learning added, so every score returns bit for bit.
 
 Each transaction also appends to a journal (``changes``, the last :data:`JOURNAL_KEEP` kept), so a
@@ -240,36 +240,46 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
 
     Returns the label it had before (None if it was not taught). Relearning as the other class
     moves its counts; relearning as the same class changes nothing."""
+    return apply_many(con, context, [(key, label, columns)])[0]
+
+
+def apply_many(con: sqlite3.Connection, context: str, entries: list[tuple]) -> list[str | None]:
+    """:func:`apply` for each ``(key, label, columns)``, all in one transaction (one disk sync, not
+    one per message: what a moderation export's thousands of rows need)."""
     con.execute("BEGIN IMMEDIATE")
     try:
-        found = con.execute(
-            "SELECT label, columns FROM messages JOIN message_columns USING (key) WHERE key = ?", (key,)
-        ).fetchone()
-        before = found[0] if found else None
-        if before == label:
-            con.execute("COMMIT")
-            return before
-        if found:
-            old_cols = np.frombuffer(found[1], dtype=np.int32)
-            _count(con, context, before, old_cols, -1)
-            con.execute("DELETE FROM messages WHERE key = ?", (key,))
-            con.execute("DELETE FROM message_columns WHERE key = ?", (key,))
-            con.execute("DELETE FROM decisions WHERE key = ?", (key,))  # no longer the export's decision
-            if label is None:
-                _journal(con, context, key, before, None, old_cols)
-        if label is not None:
-            cols = np.unique(np.asarray(columns, dtype=np.int32))
-            _count(con, context, label, cols, +1)
-            con.execute("INSERT INTO messages VALUES (?, ?, ?)", (key, context, label))
-            con.execute("INSERT INTO message_columns VALUES (?, ?)", (key, cols.tobytes()))
-            if found:  # moved: its old counts go with the old label, its new with the new
-                _journal(con, context, key, before, None, old_cols)
-            _journal(con, context, key, None, label, cols)
+        befores = [_apply_one(con, key, context, label, columns) for key, label, columns in entries]
         con.execute("COMMIT")
-        return before
+        return befores
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _apply_one(con: sqlite3.Connection, key: str, context: str, label: str | None, columns: np.ndarray) -> str | None:
+    found = con.execute(
+        "SELECT label, columns FROM messages JOIN message_columns USING (key) WHERE key = ?", (key,)
+    ).fetchone()
+    before = found[0] if found else None
+    if before == label:
+        return before
+    if found:
+        old_cols = np.frombuffer(found[1], dtype=np.int32)
+        _count(con, context, before, old_cols, -1)
+        con.execute("DELETE FROM messages WHERE key = ?", (key,))
+        con.execute("DELETE FROM message_columns WHERE key = ?", (key,))
+        con.execute("DELETE FROM decisions WHERE key = ?", (key,))  # no longer the export's decision
+        if label is None:
+            _journal(con, context, key, before, None, old_cols)
+    if label is not None:
+        cols = np.unique(np.asarray(columns, dtype=np.int32))
+        _count(con, context, label, cols, +1)
+        con.execute("INSERT INTO messages VALUES (?, ?, ?)", (key, context, label))
+        con.execute("INSERT INTO message_columns VALUES (?, ?)", (key, cols.tobytes()))
+        if found:  # moved: its old counts go with the old label, its new with the new
+            _journal(con, context, key, before, None, old_cols)
+        _journal(con, context, key, None, label, cols)
+    return before
 
 
 def _journal(con: sqlite3.Connection, context: str, key: str, before, after, columns: np.ndarray) -> None:

@@ -257,3 +257,10 @@ def test_profiles_learn_from_an_account_moderation_export(profile_model, tmp_pat
     unreviewed = tmp_path / "unreviewed.csv"
     unreviewed.write_text("id,about,blocked\nu9,Hello from Porto and its many bridges over the river,false\n")
     assert_one_line_error(run_cli("learn", "--model", model, unreviewed, "--blocked-col", "blocked"), 3)
+
+
+def test_one_call_teaching_a_message_twice_counts_it_once(model_copy):
+    """A call's messages share transactions: the second copy sees the first as already learned."""
+    report = learn_messages(model_copy, [MESSAGE, MESSAGE.replace(" ", "  "), PROBES[2]], "spam")
+    assert (report.learned, report.unchanged, report.total_learned) == (2, 1, 2)
+    assert load_bundle(model_copy).context("content").site.n_messages == 2
