@@ -36,6 +36,9 @@ from .router import FALLBACK, ContextModel
 
 EXPORT_FORMAT = "spamcli-export"
 EXPORT_VERSION = 1
+# A site calibrated by a moderation export adds ``gain`` and ``offset`` to the formula: a reader of
+# version 1 would ignore them and score wrongly, so such a document is version 2.
+EXPORT_VERSION_CALIBRATED = 2
 _VECTOR_TEXTS = (
     "WIN a FREE iPhone!!! Claim now at http://win.example/claim or call 0800 123 4567",
     "Are we still meeting for lunch tomorrow at 12?",
@@ -63,6 +66,10 @@ def _site_block(ctx: ContextModel) -> dict | None:
         "columns": ctx.site.columns.tolist(),
         "deltas": ctx.site_deltas().tolist(),
     }
+
+
+def _calibrated(contexts: dict) -> bool:
+    return any(c["site"] and (c["site"]["gain"], c["site"]["offset"]) != (1.0, 0.0) for c in contexts.values())
 
 
 def _profile_vectors(bundle: Bundle) -> list[dict]:
@@ -159,7 +166,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         profile_scoring = {"text_context": scorer.text_context, **scorer.config.to_dict()}
     return {
         "format": EXPORT_FORMAT,
-        "format_version": EXPORT_VERSION,
+        "format_version": EXPORT_VERSION_CALIBRATED if _calibrated(contexts) else EXPORT_VERSION,
         "spamcli_version": __version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "specification": "docs/FORMAT.md in the spamcli source",

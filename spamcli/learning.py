@@ -141,7 +141,6 @@ class Teacher:
             _forget_legacy(self.directory, context, legacy)
             self.model = read_teaching_view(self.directory)
         con = self._connection(create=label is not None)
-        decided = site_calibration.decided(con, [key for key, _t, _c in todo]) if con is not None else set()
         legacy_keys = {key for key, _ in legacy}
         befores: list[str | None] = []
         for i in range(0, len(todo), TRANSACTION_MESSAGES):
@@ -160,7 +159,7 @@ class Teacher:
             else:
                 report.moved += 1
         report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
-        if decided and site_calibration.decided(con, list(decided)) != decided:
+        if con is not None and (label is None or report.moved) and site_calibration.stale(con, context):
             self.refit(context)  # an export's decision was forgotten or relearned otherwise
         return report
 
@@ -169,8 +168,11 @@ class Teacher:
         ctx = load_bundle(self.directory, with_site=False).context(context)
         site_calibration.refit(self._connection(create=True), ctx, context)
 
-    def teach_decisions(self, texts: list[str], labels: list[int], context: str = "content") -> LearnReport:
-        """Teach a moderation export's decisions (``labels``: 1 spam, 0 ham). For messages
+    def teach_decisions(
+        self, texts: list[str], labels: list[int], context: str = "content", langs: list[str | None] | None = None
+    ) -> LearnReport:
+        """Teach a moderation export's decisions (``labels``: 1 spam, 0 ham; ``langs``: each
+        record's given language, if any, routed as ``classify`` routes it). For messages
         (``content``), also keep them with the base model's log-odds and refit the site's
         calibration on every decision kept (:mod:`spamcli.site_calibration`)."""
         report = LearnReport()
@@ -185,7 +187,7 @@ class Teacher:
             ctx = load_bundle(self.directory, with_site=False).context(context)
             con = self._connection(create=True)
             keys = [f"{context}:{message_hash(t)}" for t in texts]
-            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(list(texts)))
+            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(list(texts), langs))
             report.calibration = site_calibration.refit(con, ctx, context)
         return report
 
@@ -248,6 +250,7 @@ def learn_from_export(
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
     texts: list[str] = []
     labels: list[int] = []
+    langs: list[str | None] = []
     unreadable = 0
     for rec in labeler.apply(records):  # read in full before anything is taught, as Teacher.teach does
         if rec.error:
@@ -255,13 +258,14 @@ def learn_from_export(
         else:
             texts.append(rec.text)
             labels.append(int(rec.label))
+            langs.append(rec.lang)
     if not texts:
         raise InputError(
             f"no moderation decision in the input ({labeler.skipped} rows not reviewed, {unreadable} unreadable)"
         )
     teacher = Teacher(directory)
     try:
-        return teacher.teach_decisions(texts, labels, context), unreadable
+        return teacher.teach_decisions(texts, labels, context, langs), unreadable
     finally:
         teacher.close()
 

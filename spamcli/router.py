@@ -211,9 +211,9 @@ class ContextModel:
         """See :meth:`Pipeline.score`."""
         return self.pipeline().score(texts, langs, explain, thresholds)
 
-    def base_logits(self, texts: list[str]) -> np.ndarray:
+    def base_logits(self, texts: list[str], langs: list[str | None] | None = None) -> np.ndarray:
         """See :meth:`Pipeline.base_logits`."""
-        return self.pipeline().base_logits(texts)
+        return self.pipeline().base_logits(texts, langs)
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:
         """See :meth:`Pipeline.explain`."""
@@ -317,11 +317,12 @@ class Pipeline:
                 verdict.label = verdict.learned or verdict.label
         return verdicts
 
-    def base_logits(self, texts: list[str]) -> np.ndarray:
-        """The base model's calibrated log-odds of each text, routed as :meth:`score` routes it,
-        without the site layer (what the site's calibration is fitted against)."""
+    def base_logits(self, texts: list[str], langs: list[str | None] | None = None) -> np.ndarray:
+        """The base model's calibrated log-odds of each text, routed as :meth:`score` routes it (a
+        given language taken as certain), without the site layer (what the site's calibration is
+        fitted against)."""
         ctx = self.model
-        routes = [ctx.route(lang, conf) for lang, conf in self.detect(texts)]
+        routes = [ctx.route(lang, conf) for lang, conf in self.detect(texts, langs)]
         out = np.empty(len(texts))
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]

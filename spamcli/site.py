@@ -138,6 +138,8 @@ def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
             con.executescript(_SCHEMA)
             return con
         except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) and not create:  # an older spamcli's file we may only read
+                return con
             if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                 con.close()
                 raise
@@ -187,7 +189,7 @@ class SiteLayer:
 
     def contributions(self, columns: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """The log-odds each of one message's distinct ``columns`` gets from the layer (they add up
-        to its :meth:`shift`), for ``--explain``."""
+        to its :meth:`shift` less the site's ``offset``, which no word carries), for ``--explain``."""
         columns = np.asarray(columns, dtype=np.int64)
         if not len(columns) or not len(self.columns):
             return np.zeros(len(columns))
@@ -225,7 +227,12 @@ def weight_of(n_messages: int) -> float:
 
 def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]:
     """The site's ``(gain, offset)`` for ``context``: ``(1.0, 0.0)`` until fitted on an export."""
-    row = con.execute("SELECT gain, offset FROM calibration WHERE context = ?", (context,)).fetchone()
+    try:
+        row = con.execute("SELECT gain, offset FROM calibration WHERE context = ?", (context,)).fetchone()
+    except Exception as exc:  # a read-only database of an older spamcli has no such table
+        if "no such table" not in str(exc):
+            raise
+        row = None
     if row is None:
         return 1.0, 0.0
     gain, offset = float(row[0]), float(row[1])  # ValueError/TypeError if not numbers

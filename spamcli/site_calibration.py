@@ -15,10 +15,13 @@ message would be), with the base log-odds as a fixed offset and a ridge pulling 
 ``offset`` to 0, so a small export moves them little. ``offset`` is how the site's cut follows its
 own decisions: a site whose genuine messages the layer pushes up gets a negative one.
 
-Refitted after each export learned and after a decision is forgotten or relearned otherwise, on
-the decisions then kept, deterministically: forgetting an export's messages returns the gain and
-offset (and so every score) to what they were before it. With fewer than :data:`MIN_EACH` spam or
-ham decisions there is no calibration (gain 1, offset 0).
+Refitted after each export learned and whenever the decisions kept no longer match those the
+calibration was fitted on (a decision forgotten or relearned otherwise, even by a run that stopped
+before its refit), deterministically: forgetting the only export returns every score to what it was
+before it, and forgetting a later export returns the earlier calibration exactly if nothing else was
+taught in between (corrections change the counts the fit reads). With fewer than :data:`MIN_EACH`
+spam or ham decisions there is no calibration (gain 1, offset 0). The base log-odds kept are the base
+model's of the day: after ``train --out`` over the same directory, learn the exports again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sqlite3
 import numpy as np
 
 from . import site
+from .errors import ModelError
 
 MIN_EACH = 20  # spam and ham decisions needed before a site is calibrated
 RIDGE = 1.0  # pull of gain to 1 and offset to 0, in decisions' worth of log-loss
@@ -50,14 +54,21 @@ def record(con: sqlite3.Connection, context: str, keys: list[str], base_logits: 
         raise
 
 
-def decided(con: sqlite3.Connection, keys: list[str]) -> set[str]:
-    """Which of ``keys`` are kept as an export's decisions."""
-    out: set[str] = set()
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(k for (k,) in con.execute(f"SELECT key FROM decisions WHERE key IN ({marks})", chunk))
-    return out
+def stale(con: sqlite3.Connection, context: str) -> bool:
+    """Whether the stored calibration of ``context`` was not fitted on the decisions kept now (one
+    was forgotten or relearned otherwise since, perhaps by a run that stopped before its refit)."""
+    counts = dict(
+        con.execute(
+            "SELECT m.label, COUNT(*) FROM decisions d JOIN messages m USING (key) "
+            "WHERE d.context = ? GROUP BY m.label",
+            (context,),
+        ).fetchall()
+    )
+    spam, ham = counts.get("spam", 0), counts.get("ham", 0)
+    row = con.execute("SELECT spam, ham FROM calibration WHERE context = ?", (context,)).fetchone()
+    if row is None:
+        return min(spam, ham) >= MIN_EACH
+    return tuple(row) != (spam, ham)
 
 
 def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
@@ -66,7 +77,10 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
     counts (``spam``, ``ham``); with too few decisions, gain and offset are None and none is stored."""
     con.execute("BEGIN IMMEDIATE")  # one snapshot of counts and decisions, and no writer between
     try:
-        fitted = _fit(con, ctx, context)
+        try:
+            fitted = _fit(con, ctx, context)
+        except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
+            raise ModelError(f"site database damaged: {exc}") from None
         con.execute("DELETE FROM calibration WHERE context = ?", (context,))
         if fitted["gain"] is not None:
             row = {"context": context, **fitted}
@@ -89,7 +103,11 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     if min(fitted["spam"], fitted["ham"]) < MIN_EACH:
         return fitted
     layer = site.SiteLayer.read(con, context)
-    base = np.array([z for z, _l, _c in rows])
+    if layer is None:
+        raise ValueError("decisions kept but nothing taught")
+    base = np.array([z for z, _l, _c in rows], dtype=np.float64)  # ValueError if not numbers
+    if not np.isfinite(base).all():
+        raise ValueError("a decision's base log-odds is not a finite number")
     sums = np.concatenate(
         [
             _leave_one_out_sums(layer, ctx, [r[2] for r in rows[i : i + _CHUNK]], y[i : i + _CHUNK])
@@ -97,17 +115,24 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
         ]
     )
     fitted["gain"], fitted["offset"] = _logistic_fit(base, sums, y)
+    if not np.isfinite([fitted["gain"], fitted["offset"]]).all():
+        raise ValueError("the site calibration did not converge")
     return fitted
 
 
 def _leave_one_out_sums(layer: site.SiteLayer, ctx, blobs: list[bytes], y: np.ndarray) -> np.ndarray:
     """The uncalibrated layer sum of each decision with its own counts taken out."""
-    columns = [np.frombuffer(b, dtype=np.int32).astype(np.int64) for b in blobs]
-    lengths = np.array([len(c) for c in columns])
+    columns = [np.frombuffer(b, dtype=np.int32).astype(np.int64) for b in blobs]  # ValueError if misshapen
+    lengths = np.array([len(c) for c in columns], dtype=np.int64)
     cols = np.concatenate(columns) if columns else np.zeros(0, np.int64)
-    pos = np.searchsorted(layer.columns, cols)  # every column of a taught message is in the layer
+    pos = np.searchsorted(layer.columns, cols)  # every column of a taught message is in the layer...
     own = np.repeat(y, lengths)
+    found = pos < len(layer.columns)
+    if not found.all() or not (layer.columns[pos] == cols).all():
+        raise ValueError("a decision's features are missing from the taught counts")
     spam, ham = layer.spam[pos] - own, layer.ham[pos] - (1.0 - own)
+    if (spam < 0).any() or (ham < 0).any():  # ...and counted there at least once
+        raise ValueError("a decision's features are counted less than once")
     q_ham, q_spam = ctx.base_rates(layer.columns)
     deltas = site.evidence(spam, ham, (q_ham[pos], q_spam[pos]))
     rows = np.repeat(np.arange(len(columns)), lengths)

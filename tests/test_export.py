@@ -192,7 +192,9 @@ def test_export_carries_the_site_calibration_of_a_moderation_export(model_copy, 
     teacher.close()
     out = tmp_path / "calibrated.json"
     assert run_cli("export", "--model", model_copy, "--out", out).code == 0
-    context = load_export(out)["contexts"]["content"]
+    doc = load_export(out)
+    assert doc["format_version"] == 2  # a version-1 reader would ignore gain and offset
+    context = doc["contexts"]["content"]
     assert (context["site"]["gain"], context["site"]["offset"]) == (fitted["gain"], fitted["offset"]) != (1.0, 0.0)
     verdicts = SpamFilter.load(model_copy).score([t for t, _ in TEXTS], [lang for _, lang in TEXTS])
     for (text_, lang), verdict in zip(TEXTS, verdicts):
@@ -216,6 +218,7 @@ def test_export_lets_another_program_label_exactly_as_spamcli_after_learning(mod
     out = tmp_path / "learned.json"
     assert run_cli("export", "--model", model_copy, "--out", out).code == 0
     doc = load_export(out)
+    assert doc["format_version"] == 1  # taught, not calibrated: a version-1 reader scores it right
     context = doc["contexts"]["content"]
     assert context["site"]["columns"] and len(context["learned_labels"]) == 2
     assert context["known_languages"] and "unseen_language_threshold" in context

@@ -12,6 +12,7 @@ from helpers import run_cli
 from spamcli import SpamFilter, site, site_calibration
 from spamcli.bundle import load_bundle
 from spamcli.learning import Teacher, ensure_site_model, learn_messages
+from spamcli.text import message_hash
 
 SHOPS = ["Lucky Dragon", "Golden Reel", "Mega Spin", "Royal Flush", "Star Slots", "Jade Palace", "Wild Card"]
 PERKS = ["free spins", "cashback", "a welcome bonus", "VIP points", "a jackpot draw", "instant payouts"]
@@ -207,3 +208,53 @@ def test_two_concurrent_export_learns_lose_no_decision_and_leave_the_calibration
         con.close()
     assert (refit["spam"], refit["ham"]) == (55, 55)
     assert stored == (refit["gain"], refit["offset"])  # the last refit saw every decision of both
+
+
+def test_a_run_that_stopped_before_its_refit_is_refit_by_the_next_forget(site_model):
+    _teach_export(site_model, 0, 25)
+    texts = _export(0, 25)[0][:3]
+    con = site.connect(site_model)
+    try:  # what a `learn --forget` killed between its transaction and its refit leaves behind
+        for text in texts:
+            site.apply(con, f"content:{message_hash(text)}", "content", None, np.zeros(0))
+        assert site_calibration.stale(con, "content")
+    finally:
+        con.close()
+    report = learn_messages(site_model, texts, "forget")  # the same forget again: nothing left to forget
+    assert report.not_learned == 3
+    con = site.connect(site_model)
+    try:
+        assert not site_calibration.stale(con, "content")
+        stored = site.calibration_of(con, "content")
+        fresh = site_calibration.refit(con, load_bundle(site_model, with_site=False).context("content"), "content")
+    finally:
+        con.close()
+    assert (fresh["spam"], fresh["ham"]) == (23, 24)
+    assert stored == (fresh["gain"], fresh["offset"])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE decisions SET base_logit = 'abc'",
+        "UPDATE decisions SET base_logit = 1e308 * 10",
+        "DELETE FROM counts",
+        "UPDATE message_columns SET columns = x'0102'",
+    ],
+    ids=["text-logit", "infinite-logit", "counts-gone", "columns-misshapen"],
+)
+def test_a_damaged_decisions_table_stops_learn_with_a_model_error(site_model, tmp_path, statement):
+    import sqlite3
+
+    from helpers import assert_one_line_error
+
+    _teach_export(site_model, 0, 25)
+    con = sqlite3.connect(site_model / "site.sqlite")
+    con.execute(statement)
+    con.commit()
+    con.close()
+    export = tmp_path / "more.csv"
+    texts, labels = _export(100, 2)
+    rows = "".join(f'"{t}",{"true" if y else "false"},true\n' for t, y in zip(texts, labels))
+    export.write_text("text,hidden,reviewed\n" + rows)
+    assert_one_line_error(run_cli("learn", "--model", site_model, export, "--hidden-col", "hidden"), 4)
