@@ -138,8 +138,6 @@ def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
             con.executescript(_SCHEMA)
             return con
         except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc) and not create:  # an older spamcli's file we may only read
-                return con
             if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                 con.close()
                 raise
