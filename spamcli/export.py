@@ -68,10 +68,6 @@ def _site_block(ctx: ContextModel) -> dict | None:
     }
 
 
-def _calibrated(contexts: dict) -> bool:
-    return any(c["site"] and (c["site"]["gain"], c["site"]["offset"]) != (1.0, 0.0) for c in contexts.values())
-
-
 def _profile_vectors(bundle: Bundle) -> list[dict]:
     from .profiles import ProfileScorer
 
@@ -109,6 +105,7 @@ def _patterns() -> dict[str, str]:
 def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
     contexts = {}
     vectors = []
+    calibrated = any(ctx.site is not None and ctx.site.is_calibrated for ctx in bundle.contexts.values())
     for ctx_name, ctx in bundle.contexts.items():
         models = {}
         for lang, model in ctx.models.items():
@@ -166,7 +163,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         profile_scoring = {"text_context": scorer.text_context, **scorer.config.to_dict()}
     return {
         "format": EXPORT_FORMAT,
-        "format_version": EXPORT_VERSION_CALIBRATED if _calibrated(contexts) else EXPORT_VERSION,
+        "format_version": EXPORT_VERSION_CALIBRATED if calibrated else EXPORT_VERSION,
         "spamcli_version": __version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "specification": "docs/FORMAT.md in the spamcli source",

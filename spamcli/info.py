@@ -35,7 +35,11 @@ def describe(directory: Path | None = None) -> dict:
             "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
             "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
             # the site layer's gain and offset, fitted on a moderation export's decisions (site_calibration)
-            **({"site_calibration": {"gain": ctx.site.gain, "offset": ctx.site.offset}} if _calibrated(ctx) else {}),
+            **(
+                {"site_calibration": {"gain": ctx.site.gain, "offset": ctx.site.offset}}
+                if ctx.site is not None and ctx.site.is_calibrated
+                else {}
+            ),
             **({"scoring": ctx.scoring.get("source", "custom")} if ctx.scoring else {}),
             **({"scoring_thresholds": ctx.scoring["thresholds"]} if ctx.scoring.get("thresholds") else {}),
         }
@@ -49,7 +53,3 @@ def describe(directory: Path | None = None) -> dict:
         "contexts": contexts,
         **({"training": manifest["training"]} if "training" in manifest else {}),
     }
-
-
-def _calibrated(ctx) -> bool:
-    return ctx.site is not None and (ctx.site.gain, ctx.site.offset) != (1.0, 0.0)

@@ -126,7 +126,15 @@ class Teacher:
         return self._con
 
     def teach(self, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
-        """Learn (``spam``/``ham``) or ``forget`` each text; what changed, counted."""
+        """Learn (``spam``/``ham``) or ``forget`` each text; what changed, counted. A forget or a
+        move that left the site's calibration stale (an export's decision gone) refits it."""
+        report = self._teach(texts, action, context)
+        con = self._con
+        if con is not None and (action == "forget" or report.moved) and site_calibration.stale(con, context):
+            self.refit(context)
+        return report
+
+    def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
         if action not in ACTIONS:
             raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
         vectoriser = self._vectoriser(context)
@@ -159,8 +167,6 @@ class Teacher:
             else:
                 report.moved += 1
         report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
-        if con is not None and (label is None or report.moved) and site_calibration.stale(con, context):
-            self.refit(context)  # an export's decision was forgotten or relearned otherwise
         return report
 
     def refit(self, context: str) -> None:
@@ -178,8 +184,8 @@ class Teacher:
         report = LearnReport()
         for action, label in (("spam", 1), ("ham", 0)):
             chosen = [t for t, y in zip(texts, labels) if y == label]
-            if chosen:
-                done = self.teach(chosen, action, context)
+            if chosen:  # no refit per class: one at the end, on every decision
+                done = self._teach(chosen, action, context)
                 for name in ("learned", "moved", "unchanged"):
                     setattr(report, name, getattr(report, name) + getattr(done, name))
                 report.total_learned = done.total_learned

@@ -290,19 +290,8 @@ class Pipeline:
         detected = self.detect(texts, langs)
         models, sure = ctx.models, ctx.min_lang_confidence  # self.route(), inlined
         routes = [lang if conf >= sure and lang in models else FALLBACK for lang, conf in detected]
-        scores = np.empty(len(texts))
-        for name in set(routes):
-            idx = [i for i, r in enumerate(routes) if r == name]
-            rows = self.vectoriser.transform([texts[i] for i in idx])
-            layer = ctx.site  # one snapshot per batch: a follower may swap it meanwhile
-            if layer is None:
-                scores[idx] = models[name].predict_proba(rows)
-            else:
-                model = models[name]
-                logit = model.calib_a * model.decision_function(rows) + model.calib_b
-                logit += layer.shift(rows.indptr, rows.indices, ctx.site_deltas(layer))
-                scores[idx] = sigmoid(logit)
-        score_list = scores.tolist()
+        # one snapshot of the site layer per batch: a follower may swap it meanwhile
+        score_list = sigmoid(self._logits(texts, routes, ctx.site)).tolist()
         labels = ctx._labels(score_list, routes, detected, thresholds)
         verdicts = [
             Verdict(score=score, label=label, lang=lang, lang_confidence=round(conf, 3), model=route)
@@ -322,13 +311,20 @@ class Pipeline:
         given language taken as certain), without the site layer (what the site's calibration is
         fitted against)."""
         ctx = self.model
-        routes = [ctx.route(lang, conf) for lang, conf in self.detect(texts, langs)]
+        return self._logits(texts, [ctx.route(lang, conf) for lang, conf in self.detect(texts, langs)], None)
+
+    def _logits(self, texts: list[str], routes: list[str], layer: SiteLayer | None) -> np.ndarray:
+        """Calibrated log-odds of each text by its routed model, plus ``layer``'s shift if given."""
+        ctx = self.model
         out = np.empty(len(texts))
         for name in set(routes):
             idx = [i for i, r in enumerate(routes) if r == name]
             model = ctx.models[name]
             rows = self.vectoriser.transform([texts[i] for i in idx])
-            out[idx] = model.calib_a * model.decision_function(rows) + model.calib_b
+            logit = model.calib_a * model.decision_function(rows) + model.calib_b
+            if layer is not None:
+                logit += layer.shift(rows.indptr, rows.indices, ctx.site_deltas(layer))
+            out[idx] = logit
         return out
 
     def explain(self, text: str, model_name: str, top: int) -> list[tuple[str, float]]:

@@ -71,6 +71,8 @@ PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
 RATE_FLOOR = 0.005  # no feature's base rate is taken as lower than this
 HALF_WEIGHT = 1.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
+GAIN_RANGE = (0.05, 4.0)  # a site calibration's allowed gain and offset (site_calibration clips its fit to them)
+OFFSET_RANGE = (-8.0, 8.0)
 LABELS = {"ham": 0, "spam": 1}
 JOURNAL_KEEP = 100_000  # journal entries kept for followers; one that falls further behind reloads
 
@@ -181,6 +183,11 @@ class SiteLayer:
     def weight(self) -> float:
         return weight_of(self.n_messages)
 
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether a moderation export's fit changed the gain or offset from 1 and 0."""
+        return (self.gain, self.offset) != (1.0, 0.0)
+
     def deltas(self, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``delta_j`` per taught column, from the base rates ``(q_h, q_s)`` at those columns."""
         return evidence(self.spam, self.ham, base_rates)
@@ -207,7 +214,7 @@ class SiteLayer:
         row_ids = np.repeat(np.arange(len(counts)), counts)
         sums = np.bincount(row_ids, weights=per_entry, minlength=len(counts))
         shifts = self.weight * sums / np.sqrt(np.maximum(counts, FLOOR))
-        if self.gain != 1.0 or self.offset != 0.0:
+        if self.is_calibrated:
             shifts = self.gain * shifts + self.offset
         return shifts
 
@@ -234,8 +241,7 @@ def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]
     if row is None:
         return 1.0, 0.0
     gain, offset = float(row[0]), float(row[1])  # ValueError/TypeError if not numbers
-    # the ranges site_calibration clips its fit to (here, not imported: scoring never needs it)
-    if not (0.05 <= gain <= 4.0 and -8.0 <= offset <= 8.0):
+    if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
         raise ValueError(f"site calibration of context {context!r} out of range: gain {gain}, offset {offset}")
     return gain, offset
 

@@ -35,8 +35,6 @@ from .errors import ModelError
 
 MIN_EACH = 20  # spam and ham decisions needed before a site is calibrated
 RIDGE = 1.0  # pull of gain to 1 and offset to 0, in decisions' worth of log-loss
-GAIN_RANGE = (0.05, 4.0)  # as site.calibration_of checks on reading
-OFFSET_RANGE = (-8.0, 8.0)
 _CHUNK = 2_000  # decisions whose leave-one-out sums are computed at once
 
 
@@ -164,4 +162,4 @@ def _logistic_fit(base: np.ndarray, sums: np.ndarray, y: np.ndarray) -> tuple[fl
         previous, current = current, loss(w)
         if previous - current < 1e-10:
             break
-    return float(np.clip(w[0], *GAIN_RANGE)), float(np.clip(w[1], *OFFSET_RANGE))
+    return float(np.clip(w[0], *site.GAIN_RANGE)), float(np.clip(w[1], *site.OFFSET_RANGE))

@@ -80,8 +80,8 @@ def test_the_fit_converges_where_a_plain_newton_step_overshoots():
     sums = np.where(y == 1, 25.0, 1.0) + np.linspace(-3, 3, 100)
     base = np.where(y == 1, 4.0, -1.0)
     gain, offset = site_calibration._logistic_fit(base, sums, y)
-    assert site_calibration.GAIN_RANGE[0] < gain < site_calibration.GAIN_RANGE[1], gain
-    assert site_calibration.OFFSET_RANGE[0] < offset < 0, offset
+    assert site.GAIN_RANGE[0] < gain < site.GAIN_RANGE[1], gain
+    assert site.OFFSET_RANGE[0] < offset < 0, offset
 
 
 def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
