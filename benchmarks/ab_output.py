@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROFILE_SETS = ("twitter_genuine_bios", "decidim_profiles", "arabic_twitter_accounts")
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from startup import _env as startup_env  # noqa: E402  (each checkout's code and model)
 
 # JSON keys whose values are time stamps, blanked before comparing ("exported": "2026-12-07T04:25:46+00:00")
 TIMES = re.compile(rb'"(exported|created)": "[^"]*"')
@@ -95,8 +96,7 @@ def run(tree: Path, out: Path, case: str, files: dict[str, Path]) -> bytes:
     if args[-2:-1] == ["<"]:
         args, stdin = args[:-2], args[-1]
     python = tree / ".venv" / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k not in ("SPAMCLI_MODEL", "PYTHONPATH")}
-    env.update(PYTHONPATH=str(tree), SPAMCLI_MODEL=str(tree / "models" / "default"))
+    env = startup_env(tree)  # that tree's code and its own model
     cmd = [str(python) if python.exists() else sys.executable, "-m", "spamcli", *args]
     with open(stdin, "rb") as handle:
         proc = subprocess.run(cmd, stdin=handle, capture_output=True, env=env, cwd=out, check=False)

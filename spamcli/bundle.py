@@ -721,6 +721,14 @@ class TeachingView:
         return self.settings[name]
 
 
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)  # what a manifest's wrong field raises
+
+
+def _malformed(exc: Exception, where: str, directory: Path) -> ModelError:
+    detail = str(exc) if type(exc) is ValueError else repr(exc)
+    return ModelError(f"model manifest is incomplete or malformed{where}: {detail}: {directory}")
+
+
 def read_teaching_view(directory: Path) -> TeachingView:
     """The :class:`TeachingView` of the model at ``directory`` (ModelError, exit code 4, if its
     manifest is not a readable spamcli manifest)."""
@@ -728,9 +736,8 @@ def read_teaching_view(directory: Path) -> TeachingView:
     try:
         contexts = manifest["contexts"]
         settings = {name: FeatureSettings.from_dict(ctx["features"]) for name, ctx in contexts.items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        detail = str(exc) if type(exc) is ValueError else repr(exc)
-        raise ModelError(f"model manifest is incomplete or malformed: {detail}: {directory}") from None
+    except _MALFORMED as exc:
+        raise _malformed(exc, "", directory) from None
     if not settings:
         raise ModelError(f"model has no contexts: {directory}")
     return TeachingView(settings=settings, learned=_load_learned(Path(directory), manifest.get("learned")))
@@ -771,9 +778,8 @@ def _load_manifest(directory: Path, manifest: dict, with_site: bool) -> Bundle:
                 contexts[ctx_name] = _load_context(directory, ctx_name, ctx, digests)
         finally:
             digests.check()  # on an error too: a corrupt file is reported as such
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        detail = str(exc) if type(exc) is ValueError else repr(exc)
-        raise ModelError(f"model manifest is incomplete or malformed{where}: {detail}: {directory}") from None
+    except _MALFORMED as exc:
+        raise _malformed(exc, where, directory) from None
     if not contexts:
         raise ModelError(f"model has no contexts: {directory}")
     extra = {k: v for k, v in manifest.items() if k in ("training",)}

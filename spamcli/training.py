@@ -180,6 +180,11 @@ def clean_records(
     return kept, {**stats, "clean": clean, "first_error": first_error}
 
 
+def _languages(detected: list[tuple[str, float]], min_confidence: float) -> list[str]:
+    """Each detected language, or ``und`` where detection was not sure enough to train on."""
+    return [lang if conf >= min_confidence else "und" for lang, conf in detected]
+
+
 class _AllCounts:
     """Naive Bayes counts of every clean record, per language and class, while the records stream
     by: when the regression trains on a sample (``max_rows``), the final models still count
@@ -201,10 +206,8 @@ class _AllCounts:
         self.counts = None  # scipy CSR, shape (2 * languages, n_features)
         self.docs: Counter[tuple[int, int]] = Counter()  # (language, class) -> documents
         self.records = 0
-        self.active = False
 
     def add(self, rec: Record, key: int) -> None:
-        self.active = True
         self._pending.append((rec.text, rec.lang, int(rec.label), key))
         if len(self._pending) >= self._chunk:
             self._flush()
@@ -215,7 +218,7 @@ class _AllCounts:
     def finish(self) -> bool:
         """Counts everything pending and takes the dropped texts out; whether any record was
         counted (the sample was full)."""
-        if not self.active:
+        if not (self._pending or self.records):  # nothing added: the sample was never full
             return False
         self._flush()
         if self._dropped:
@@ -237,7 +240,7 @@ class _AllCounts:
         texts, hints, labels, keys = zip(*self._pending)
         self._pending = []
         detected = self._detect(list(texts), list(hints))
-        langs = [lang if conf >= self._opts.min_lang_confidence else "und" for lang, conf in detected]
+        langs = _languages(detected, self._opts.min_lang_confidence)
         ids = np.array([self.languages.setdefault(lang, len(self.languages)) for lang in langs], dtype=np.int32)
         self._keys.append(np.asarray(keys, dtype=np.int64))
         self._langs.append(ids)
@@ -602,7 +605,7 @@ def train_context(
 
     say(f"detecting languages of {len(texts)} records")
     detected = tmp_ctx.detect(texts, [r.lang for r in kept])
-    langs = np.array([lang if conf >= opts.min_lang_confidence else "und" for lang, conf in detected], dtype=object)
+    langs = np.array(_languages(detected, opts.min_lang_confidence), dtype=object)
 
     domains = None
     if opts.domain_field:
