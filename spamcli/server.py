@@ -248,12 +248,15 @@ class Service:
         contexts = {}
         for name, ctx in self.bundle.contexts.items():
             contexts[name] = {"languages": ctx.languages, "learned": ctx.site.n_messages if ctx.site else 0}
-        return {
+        health = {
             "path": str(self.directory),
             "created": self.bundle.created,
             "spamcli_version": self.bundle.spamcli_version,
             "contexts": contexts,
         }
+        if self._follower is not None and self._follower.damage:  # serving what was taught before it
+            health["site_database_error"] = self._follower.damage
+        return health
 
 
 # ---- metrics ---------------------------------------------------------------------------------

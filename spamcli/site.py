@@ -54,7 +54,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     import sqlite3
 
 from .bundle import SITE_DB
+
+log = logging.getLogger("spamcli.site")
 
 PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
 RATE_FLOOR = 0.005  # no feature's base rate is taken as lower than this
@@ -378,6 +380,7 @@ class SiteFollower:
         self.contexts = contexts
         self.con = connect(self.directory, create=True)
         self.seq = 0
+        self.damage: str | None = None  # what the last poll found wrong with the database, if anything
         self.version = self._data_version()
         self._reload()
 
@@ -385,23 +388,40 @@ class SiteFollower:
         return self.con.execute("PRAGMA data_version").fetchone()[0]
 
     def poll(self) -> int:
-        """Apply what was taught since the last poll; the number of journal entries applied."""
-        version = self._data_version()
-        if version == self.version:
-            return 0
-        self.version = version
-        rows = self.con.execute(
-            "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
-        ).fetchall()
+        """Apply what was taught since the last poll; the number of journal entries applied.
+
+        A damaged database (a row not of ours, a negative count, a broken file) changes nothing:
+        every context keeps its last good layer, one line is logged, and the next poll tries again."""
+        import sqlite3
+
         try:
-            return self._apply(rows)
-        finally:  # a refit calibration (after an export was learned) is not in the journal
-            for name, ctx in self.contexts.items():
-                if ctx.site is not None:
-                    with contextlib.suppress(ValueError, TypeError):  # a damaged row: keep the last good one
-                        ctx.set_site(ctx.site.calibrated(*calibration_of(self.con, name)))
+            version = self._data_version()
+            if version == self.version:
+                return 0
+            rows = self.con.execute(
+                "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
+            ).fetchall()
+            # a refit calibration (after an export was learned) is not in the journal; read first,
+            # as _apply changes nothing unless all is well
+            calibrations = {name: calibration_of(self.con, name) for name in self.contexts}
+            applied = self._apply(rows)
+        except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+            if str(exc) != self.damage:  # once, not at every poll until it is mended
+                log.error(
+                    "site database unreadable, keeping what was taught before: %s: %s", self.directory / SITE_DB, exc
+                )
+            self.damage = str(exc)
+            return 0
+        self.damage = None
+        for name, calibration in calibrations.items():
+            ctx = self.contexts[name]
+            if ctx.site is not None:
+                ctx.set_site(ctx.site.calibrated(*calibration))
+        self.version = version
+        return applied
 
     def _apply(self, rows: list) -> int:
+        """Apply journal ``rows``; raises before changing any context if one is damaged."""
         if not rows:
             return 0
         oldest = self.con.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
@@ -410,12 +430,15 @@ class SiteFollower:
             return len(rows)
         by_context: dict[str, list] = {}
         for _seq, context, key, before, after, blob in rows:
-            by_context.setdefault(context, []).append((key, before, after, blob))
-        for name, entries in by_context.items():
-            ctx = self.contexts.get(name)
-            if ctx is None:
-                continue
-            ctx.set_site(merged(ctx.site, [(b, a, blob) for _k, b, a, blob in entries]))
+            if context in self.contexts:
+                by_context.setdefault(context, []).append((key, before, after, blob))
+        layers = {
+            name: merged(self.contexts[name].site, [(b, a, blob) for _k, b, a, blob in entries])
+            for name, entries in by_context.items()
+        }
+        for name, entries in by_context.items():  # nothing raises from here on
+            ctx = self.contexts[name]
+            ctx.set_site(layers[name])
             prefix = len(name) + 1
             for key, _before, after, _blob in entries:
                 if after is None:

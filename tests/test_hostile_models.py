@@ -523,3 +523,48 @@ def test_tampered_site_database_is_a_model_error(model_copy, statement):
     with pytest.raises(ModelError):
         bundle.load_bundle(model_copy)
     _assert_model_error(model_copy, run=run_cli)
+
+
+TAMPERED_JOURNAL = {
+    "columns-ragged": "UPDATE changes SET columns = x'010203' WHERE seq = (SELECT MAX(seq) FROM changes)",
+    "columns-text": "UPDATE changes SET columns = 'abcd' WHERE seq = (SELECT MAX(seq) FROM changes)",
+    "calibration-text": "INSERT INTO calibration VALUES ('content', 'abc', 1.0, 30, 30)",
+}
+
+
+@pytest.mark.parametrize("statement", list(TAMPERED_JOURNAL.values()), ids=list(TAMPERED_JOURNAL))
+def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(model_copy, statement, caplog):
+    """A server's follower (spamcli serve) meets damage written after it started: every request
+    is scored as before, one line is logged, and once the row is mended it catches up."""
+    import sqlite3
+
+    from spamcli import site
+    from spamcli.learning import learn_messages
+
+    spam = "Win a free cruise, call 0800 123 456 now"
+    learn_messages(model_copy, [spam], "spam")
+    loaded = bundle.load_bundle(model_copy)
+    follower = site.SiteFollower(model_copy, loaded.contexts)
+    try:
+        before = loaded.contexts["content"].site
+        learn_messages(model_copy, ["Lunch at noon tomorrow?"], "ham")
+        con = sqlite3.connect(model_copy / "site.sqlite")
+        seq, columns = con.execute("SELECT seq, columns FROM changes ORDER BY seq DESC LIMIT 1").fetchone()
+        con.execute(statement)
+        con.commit()
+        for _ in range(2):
+            assert follower.poll() == 0
+        assert loaded.contexts["content"].site is before
+        assert len([r for r in caplog.records if "site database unreadable" in r.getMessage()]) == 1
+        con.execute("DELETE FROM calibration")  # mended
+        con.execute("UPDATE changes SET columns = ? WHERE seq = ?", (columns, seq))
+        con.commit()
+        con.close()
+        learn_messages(model_copy, ["See you at the meeting"], "ham")
+        follower.poll()
+        assert follower.damage is None
+        now, fresh = loaded.contexts["content"].site, bundle.load_bundle(model_copy).contexts["content"].site
+        assert now.n_messages == fresh.n_messages == 3
+        assert np.array_equal(now.columns, fresh.columns) and np.array_equal(now.ham, fresh.ham)
+    finally:
+        follower.close()
