@@ -178,9 +178,11 @@ class Teacher:
         self, texts: list[str], labels: list[int], context: str = "content", langs: list[str | None] | None = None
     ) -> LearnReport:
         """Teach a moderation export's decisions (``labels``: 1 spam, 0 ham; ``langs``: each
-        record's given language, if any, routed as ``classify`` routes it). For messages
-        (``content``), also keep them with the base model's log-odds and refit the site's
-        calibration on every decision kept (:mod:`spamcli.site_calibration`)."""
+        record's given language, if any, routed as ``classify`` routes it), keep them with the base
+        model's log-odds and refit the site's calibration on every decision kept
+        (:mod:`spamcli.site_calibration`). For ``profile``, a decision is an account and the text is
+        its bio: an empty bio is taught (it counts) but not kept for the fit, since a profile with
+        none is scored without the text model."""
         report = LearnReport()
         for action, label in (("spam", 1), ("ham", 0)):
             chosen = [t for t, y in zip(texts, labels) if y == label]
@@ -189,12 +191,14 @@ class Teacher:
                 for name in ("learned", "moved", "unchanged"):
                     setattr(report, name, getattr(report, name) + getattr(done, name))
                 report.total_learned = done.total_learned
-        if context == "content":
-            ctx = load_bundle(self.directory, with_site=False).context(context)
-            con = self._connection(create=True)
-            keys = [f"{context}:{message_hash(t)}" for t in texts]
-            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(list(texts), langs))
-            report.calibration = site_calibration.refit(con, ctx, context)
+        ctx = load_bundle(self.directory, with_site=False).context(context)
+        con = self._connection(create=True)
+        kept = [i for i, text in enumerate(texts) if text.strip()]
+        if kept:
+            scored = [texts[i] for i in kept]
+            base_logits = ctx.pipeline().base_logits(scored, [langs[i] for i in kept] if langs else None)
+            site_calibration.record(con, context, [f"{context}:{message_hash(t)}" for t in scored], base_logits)
+        report.calibration = site_calibration.refit(con, ctx, context)
         return report
 
     def close(self) -> None:

@@ -13,7 +13,9 @@ is fitted on every decision kept so far: a logistic regression of the decisions'
 *leave-one-out* layer sums (each decision scored by the layer without its own counts, as an unseen
 message would be), with the base log-odds as a fixed offset and a ridge pulling ``gain`` to 1 and
 ``offset`` to 0, so a small export moves them little. ``offset`` is how the site's cut follows its
-own decisions: a site whose genuine messages the layer pushes up gets a negative one.
+own decisions: a site whose genuine messages the layer pushes up gets a negative one. Each context
+is fitted apart: an account export (``--context profile``) calibrates the bios' text scores, which
+the profile scoring then combines with the account signals as always.
 
 Refitted after each export learned and whenever the decisions kept no longer match those the
 calibration was fitted on (a decision forgotten or relearned otherwise, even by a run that stopped

@@ -264,3 +264,47 @@ def test_one_call_teaching_a_message_twice_counts_it_once(model_copy):
     report = learn_messages(model_copy, [MESSAGE, MESSAGE.replace(" ", "  "), PROBES[2]], "spam")
     assert (report.learned, report.unchanged, report.total_learned) == (2, 1, 2)
     assert load_bundle(model_copy).context("content").site.n_messages == 2
+
+
+def test_an_account_export_calibrates_the_profile_context_and_forgetting_it_restores_every_score(
+    profile_model, tmp_path
+):
+    """Block/keep decisions are a sample of the site's accounts, as a message export is of its
+    messages: the profile context's gain and offset are fitted on them (empty bios not kept)."""
+    model = Path(shutil.copytree(profile_model, tmp_path / "model"))
+    before = _profile_run(model, tmp_path, "classify", "--jobs", "1")
+    towns = ["Leeds", "Porto", "Lyon", "Graz", "Turku", "Cork", "Split"]
+    hobbies = ["gardening", "chess", "birdwatching", "choir singing", "pottery", "cycling"]
+    trades = ["locksmith", "roofer", "plumber", "carpet cleaner", "mover", "pest control"]
+    rows = []
+    for i in range(30):
+        town, hobby, trade = towns[i % 7], hobbies[i // 7 % 6], trades[i % 6]
+        rows.append(
+            {"id": f"s{i}", "about": f"Best {trade} in {town}, call now for cheap {trade} deals", "blocked": "true"}
+        )
+        rows.append(
+            {
+                "id": f"h{i}",
+                "about": f"Teacher from {town} who enjoys {hobby} and {trades[i // 5 % 6]} jokes",
+                "blocked": "false",
+                "reviewed_at": "2026-11-03",
+            }
+        )
+    export = tmp_path / "accounts.csv"
+    with export.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "about", "blocked", "reviewed_at"], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_cli("learn", "--model", model, "--context", "profile", export, "--blocked-col", "blocked", "--json")
+    assert result.code == 0, result.stderr
+    calibration = json.loads(result.stdout)["calibration"]
+    assert (calibration["spam"], calibration["ham"]) == (30, 30)
+    info = json.loads(run_cli("info", "--model", model, "--json").stdout)["contexts"]
+    assert info["profile"]["site_calibration"] == {"gain": calibration["gain"], "offset": calibration["offset"]}
+    assert "site_calibration" not in info["content"]
+    assert _profile_run(model, tmp_path, "classify", "--jobs", "1") != before
+
+    export.write_text("about\n" + "".join(f'"{r["about"]}"\n' for r in rows if r["about"]))
+    forgot = run_cli("learn", "--model", model, "--context", "profile", "--forget", export, "--format", "csv", "--json")
+    assert json.loads(forgot.stdout)["forgotten"] == 60, forgot.stderr
+    assert _profile_run(model, tmp_path, "classify", "--jobs", "1") == before
