@@ -1,0 +1,287 @@
+"""Replay the moderator's week of ``benchmarks/adapt.py`` over precomputed base scores, to compare site-layer designs.
+
+    python benchmarks/replay.py [--datasets PATH] [--out benchmarks/results] [--layers kept,gated-regression]
+
+``adapt.py`` teaches a real model directory through ``spamcli learn``'s library call (minutes per
+community). A candidate design is judged faster here: each community's base log-odds, labels' cuts
+and feature columns are computed once with ``adapt.py``'s base models (cached in
+``OUT/tmp/replay/``), then the same week is replayed in memory under the same review protocol (a
+genuine message labelled ``spam`` or ``unsure`` taught as ham, a spam not labelled ``spam`` taught as
+spam, in order), the rest scored, and the checks of the issue's bar counted: AUC after learning ≥
+the untouched and the local-only model, FP rate ≤ 3% and recall ≥ 70% at the model's own ``spam``
+label, the other test sets within 0.005, the curve above bogofilter's (read from ``OUT/adapt.json``,
+so run ``adapt.py`` first for that check). Seconds per design once prepared. An approximation of
+``adapt.py``'s spamcli column: there, a later message whose text is one already taught gets the
+moderators' label outright; here it is scored like any other (the figures differ by a few points).
+
+Layers:
+
+- ``kept``: the site layer spamcli ships (:mod:`spamcli.site`, same formula and constants);
+- ``gated-regression``: ``kept`` plus a logistic regression refitted on the taught messages' feature
+  columns after each lesson (balanced, C = 10, no intercept, rows l2-normalised), its decision
+  times 4 added, weighted by ``min(s, h) / (min(s, h) + 5)`` for ``s``/``h`` taught spam/ham. Measured,
+  not shipped: see ``benchmarks/README.md`` ("Design: a site layer, and the candidates measured").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import adapt  # noqa: E402
+
+from spamcli import site  # noqa: E402
+from spamcli.bundle import load_bundle  # noqa: E402
+from spamcli.datasets import datasets_root  # noqa: E402
+from spamcli.metrics import roc_auc  # noqa: E402
+from spamcli.router import FALLBACK  # noqa: E402
+
+CURVE = adapt.CURVE
+
+
+# ---- preparation: what the base model says, once per community ---------------------------------
+def _part(ctx, records) -> dict:
+    """Base log-odds, label cuts and distinct feature columns of ``records`` under ``ctx``."""
+    texts = [r.text for r in records]
+    detected = ctx.detect(texts, [None] * len(texts))
+    routes = [ctx.route(lang, conf) for lang, conf in detected]
+    thresholds = [ctx.thresholds_for(r) for r in routes]
+    known, sure = ctx.known_languages, ctx.min_lang_confidence
+    return {
+        "z": ctx.pipeline().base_logits(texts, None),
+        "cols": [np.unique(np.fromiter(row, dtype=np.int64)) for row in map(ctx.vectoriser.row, texts)],
+        "spam_cut": np.array([t.spam for t in thresholds]),
+        "ham_cut": np.array([t.ham for t in thresholds]),
+        # the rule for a language the model was not trained on (see router.ContextModel._labels)
+        "unseen": np.array([known is not None and c >= sure and lang not in known for lang, c in detected]),
+        "unseen_cut": ctx.unseen_language_threshold,
+        "y": np.array([r.label for r in records]),
+    }
+
+
+def prepare(root: Path, out: Path, wanted: set[str] | None) -> dict[str, dict]:
+    cache = out / "tmp" / "replay"
+    cache.mkdir(parents=True, exist_ok=True)
+    data = {}
+    for name, (records, without) in adapt.communities(root).items():
+        if wanted and name not in wanted:
+            continue
+        path = cache / f"{name.replace(' ', '_')}.pkl"
+        if not path.is_file():
+            stream = adapt.stream_order([r for r in records if r.label is not None])
+            n_week = min(400, len(stream) // 2)
+            week, rest = stream[:n_week], stream[n_week:]
+            ctx = load_bundle(adapt.base_model(root, without, out / "tmp")).context("content")
+            base = ctx.models[FALLBACK]
+            prepared = {
+                "week": _part(ctx, week),
+                "rest": _part(ctx, rest),
+                "others": _part(ctx, adapt.other_tests(root, without, name)),
+                "base": (base.columns, np.asarray(base.counts), np.asarray(base.doc_counts)),
+                "local_auc": adapt.local_only(week, rest)["auc"],
+            }
+            path.write_bytes(pickle.dumps(prepared))  # our own cache, written and read by this script
+            adapt.log(f"prepared {name}")
+        data[name] = pickle.loads(path.read_bytes())  # noqa: S301 - our own cache (above)
+    return data
+
+
+# ---- layers -------------------------------------------------------------------------------------
+class KeptLayer:
+    """The shipped site layer, in memory: taught counts per column, spamcli.site's evidence."""
+
+    def __init__(self, prepared: dict):
+        self.base_columns, self.base_counts, self.base_docs = prepared["base"]
+        self.spam: dict[int, int] = {}
+        self.ham: dict[int, int] = {}
+        self.n_spam = self.n_ham = 0
+        self._table = None
+
+    def learn(self, cols: np.ndarray, y: int) -> None:
+        counts = self.spam if y else self.ham
+        for c in cols.tolist():
+            counts[c] = counts.get(c, 0) + 1
+        self.n_spam += y == 1
+        self.n_ham += y == 0
+        self._table = None
+
+    def _base_rates(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.minimum(np.searchsorted(self.base_columns, columns), len(self.base_columns) - 1)
+        seen = self.base_columns[pos] == columns
+        return tuple((np.where(seen, self.base_counts[c, pos], 0.0) + 0.5) / (self.base_docs[c] + 1.0) for c in (0, 1))
+
+    def shift(self, rows: list[np.ndarray]) -> np.ndarray:
+        n = self.n_spam + self.n_ham
+        if not n:
+            return np.zeros(len(rows))
+        if self._table is None:
+            keys = np.array(sorted(set(self.spam) | set(self.ham)), dtype=np.int64)
+            s = np.array([self.spam.get(k, 0) for k in keys.tolist()], dtype=np.float64)
+            h = np.array([self.ham.get(k, 0) for k in keys.tolist()], dtype=np.float64)
+            self._table = (keys, site.evidence(s, h, self._base_rates(keys)))
+        keys, deltas = self._table
+        out = np.empty(len(rows))
+        for i, cols in enumerate(rows):
+            pos = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
+            total = np.where(keys[pos] == cols, deltas[pos], 0.0).sum()
+            out[i] = site.weight_of(n) * total / np.sqrt(max(len(cols), site.FLOOR))
+        return out
+
+
+class GatedRegression(KeptLayer):
+    """``kept`` plus a regression on the taught messages' columns, gated on both classes taught."""
+
+    SCALE, GATE, C = 4.0, 5.0, 10.0
+
+    def __init__(self, prepared: dict):
+        super().__init__(prepared)
+        self.taught: list[tuple[np.ndarray, int]] = []
+        self._fit = None
+
+    def learn(self, cols: np.ndarray, y: int) -> None:
+        super().learn(cols, y)
+        self.taught.append((cols, y))
+        self._fit = None
+
+    @staticmethod
+    def _matrix(rows: list[np.ndarray], keys: np.ndarray):
+        from scipy.sparse import csr_matrix
+
+        indptr, indices, values = [0], [], []
+        for cols in rows:
+            pos = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
+            hit = pos[keys[pos] == cols]
+            indices.append(hit)
+            values.append(np.full(len(hit), 1.0 / np.sqrt(max(len(cols), 1))))
+            indptr.append(indptr[-1] + len(hit))
+        return csr_matrix((np.concatenate(values), np.concatenate(indices), indptr), shape=(len(rows), len(keys)))
+
+    def shift(self, rows: list[np.ndarray]) -> np.ndarray:
+        out = super().shift(rows)
+        both = min(self.n_spam, self.n_ham)
+        if not both:
+            return out
+        if self._fit is None:
+            from sklearn.linear_model import LogisticRegression
+
+            keys = np.unique(np.concatenate([c for c, _ in self.taught]))
+            x = self._matrix([c for c, _ in self.taught], keys)
+            y = np.array([label for _, label in self.taught])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = LogisticRegression(C=self.C, class_weight="balanced", max_iter=1000).fit(x, y)
+            self._fit = (keys, fit.coef_[0])
+        keys, coef = self._fit
+        return out + self.SCALE * both / (both + self.GATE) * (self._matrix(rows, keys) @ coef)
+
+
+LAYERS = {"kept": KeptLayer, "gated-regression": GatedRegression}
+
+
+# ---- the replay ----------------------------------------------------------------------------------
+def _flagged(p: np.ndarray, part: dict, idx) -> np.ndarray:
+    """The ``spam`` label at probabilities ``p`` of ``part``'s records ``idx``."""
+    spam = p >= part["spam_cut"][idx]
+    return spam & ~(part["unseen"][idx] & (p < part["unseen_cut"]))
+
+
+def replay(prepared: dict, make) -> dict:
+    week, rest, others = prepared["week"], prepared["rest"], prepared["others"]
+    layer = make(prepared)
+    curve, taught = {}, {"spam": 0, "ham": 0}
+    for i in range(len(week["y"])):
+        if i in CURVE:
+            curve[i] = roc_auc(rest["y"], rest["z"] + layer.shift(rest["cols"]))
+        p = 1.0 / (1.0 + np.exp(-(week["z"][i] + layer.shift([week["cols"][i]])[0])))
+        y = int(week["y"][i])
+        labelled_spam = bool(_flagged(np.array([p]), week, [i])[0])
+        if y == 0 and (labelled_spam or p >= week["ham_cut"][i]):  # flagged for review: taught as ham
+            layer.learn(week["cols"][i], 0)
+            taught["ham"] += 1
+        elif y == 1 and not labelled_spam:
+            layer.learn(week["cols"][i], 1)
+            taught["spam"] += 1
+    z = rest["z"] + layer.shift(rest["cols"])
+    flagged = _flagged(1.0 / (1.0 + np.exp(-z)), rest, slice(None))
+    curve[len(week["y"])] = auc = roc_auc(rest["y"], z)
+    return {
+        "auc": auc,
+        "fpr": float(flagged[rest["y"] == 0].mean()),
+        "recall": float(flagged[rest["y"] == 1].mean()),
+        "others": roc_auc(others["y"], others["z"] + layer.shift(others["cols"])),
+        "curve": curve,
+        "taught": taught,
+    }
+
+
+def failed_checks(prepared: dict, result: dict, bogofilter_curve: dict) -> list[str]:
+    untouched = roc_auc(prepared["rest"]["y"], prepared["rest"]["z"])
+    others_before = roc_auc(prepared["others"]["y"], prepared["others"]["z"])
+    curve_ok = all(result["curve"][k] > bogofilter_curve[str(k)] for k in result["curve"] if str(k) in bogofilter_curve)
+    checks = {
+        "auc>=untouched": result["auc"] >= untouched,
+        "auc>=local-only": result["auc"] >= prepared["local_auc"],
+        "fpr<=3%": result["fpr"] <= 0.03,
+        "recall>=70%": result["recall"] >= 0.70,
+        "others-0.005": result["others"] >= others_before - 0.005,
+        "curve>bogofilter": curve_ok,
+    }
+    return [name for name, ok in checks.items() if not ok]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=None)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--communities", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--layers", default=",".join(LAYERS), help=f"comma-separated, of: {', '.join(LAYERS)}")
+    args = parser.parse_args(argv)
+    root = datasets_root(args.datasets)
+    if root is None:
+        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
+        return 3
+    layers = args.layers.split(",")
+    if unknown := [name for name in layers if name not in LAYERS]:
+        print(f"unknown layer {unknown[0]!r} (choose from {', '.join(LAYERS)})", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    adapt_json = out / "adapt.json"
+    bogofilter = {}
+    if adapt_json.is_file():
+        for name, entry in json.loads(adapt_json.read_text())["communities"].items():
+            bogofilter[name] = (entry.get("bogofilter") or {}).get("curve", {})
+    data = prepare(root, out, set(args.communities.split(",")) if args.communities else None)
+    lines = []
+    for layer in layers:
+        fails = 0
+        rows = ["| community | AUC | FPR | recall | taught spam / ham | other test sets lost | curve | failed |"]
+        rows.append("|---|---|---|---|---|---|---|---|")
+        for name, prepared in data.items():
+            r = replay(prepared, LAYERS[layer])
+            failed = failed_checks(prepared, r, bogofilter.get(name, {}))
+            fails += len(failed)
+            lost = roc_auc(prepared["others"]["y"], prepared["others"]["z"]) - r["others"]
+            curve = " ".join(f"{r['curve'][k]:.3f}" for k in sorted(r["curve"]))
+            rows.append(
+                f"| {name} | {r['auc']:.3f} | {r['fpr']:.1%} | {r['recall']:.1%} | {r['taught']['spam']} / "
+                f"{r['taught']['ham']} | {lost:.4f} | {curve} | {', '.join(failed)} |"
+            )
+        lines += [f"Layer `{layer}`: {fails} checks fail", "", *rows, ""]
+        adapt.log(f"{layer}: {fails} checks fail")
+    text = "\n".join(lines)
+    print(text)
+    (out / "replay.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
