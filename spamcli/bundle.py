@@ -637,7 +637,7 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
     from . import site
 
     try:
-        con = site.connect(directory)
+        con = site.connect(directory, reader=True)
         try:
             for name, ctx in contexts.items():
                 ctx.site = site.SiteLayer.read(con, name)

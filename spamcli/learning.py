@@ -122,7 +122,13 @@ class Teacher:
 
     def _connection(self, create: bool):
         if self._con is None:
-            self._con = site.connect(self.directory, create=create or (self.directory / site.SITE_DB).is_file())
+            import sqlite3
+
+            path = self.directory / site.SITE_DB
+            try:
+                self._con = site.connect(self.directory, create=create or path.is_file())
+            except sqlite3.Error as exc:  # read-only for this user, damaged, not a database
+                raise ModelError(f"cannot teach the site database: {path}: {exc}") from None
         return self._con
 
     def teach(self, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:

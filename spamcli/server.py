@@ -149,7 +149,12 @@ class Service:
         from .site import SITE_DB, SiteFollower
 
         if (self.directory / SITE_DB).is_file() or os.access(self.directory, os.W_OK):
-            return SiteFollower(self.directory, bundle.contexts)
+            import sqlite3
+
+            try:
+                return SiteFollower(self.directory, bundle.contexts)
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:  # as load_bundle reports it
+                raise ModelError(f"site database unreadable: {self.directory / SITE_DB}: {exc}") from None
         return None  # a read-only model nobody can teach (the shipped one, installed as root)
 
     def refresh(self, force: bool = False) -> None:

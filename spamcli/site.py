@@ -55,6 +55,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -124,13 +125,30 @@ CREATE TABLE IF NOT EXISTS totals (
 """
 
 
-def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
-    """The site database of a model directory (None if it has none and ``create`` is false)."""
+def connect(directory: Path, create: bool = False, reader: bool = False) -> sqlite3.Connection | None:
+    """The site database of a model directory (None if it has none and ``create`` is false).
+
+    SQLite needs write access to read a database in WAL mode (its shared-memory index), so a model
+    this user may not write is opened by a ``reader`` only if nobody can change it (see
+    :func:`_unchangeable`), as an immutable file; otherwise an OperationalError says what to do."""
     path = Path(directory) / SITE_DB
     if not create and not path.is_file():
         return None
     import sqlite3  # here: a model without a site database never needs it
 
+    if path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        if reader and _unchangeable(path):
+            return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
+        raise sqlite3.OperationalError(
+            "read-only for this user"
+            + (
+                ", and others may change it (SQLite then needs write access to read it): run as its owner, "
+                "give this user write access, or make the model directory and site.sqlite read-only for all "
+                "(chmod a-w) to use them as they are"
+                if reader
+                else ": cannot teach this model"
+            )
+        )
     con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     # Two first learns at once: switching a new database to WAL (and creating its tables) can be
     # refused with "database is locked" without SQLite's busy wait; retry, as the wait would.
@@ -146,6 +164,21 @@ def connect(directory: Path, create: bool = False) -> sqlite3.Connection | None:
                 con.close()
                 raise
             time.sleep(0.01)
+
+
+def _unchangeable(path: Path) -> bool:
+    """Whether nobody can change the site database at ``path``: it is on a read-only file system,
+    or neither it nor its directory has a write bit; and no write-ahead log with changes not yet in
+    the file lies beside it (an immutable reader would not see them)."""
+    try:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return False
+        if hasattr(os, "statvfs") and os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+        return not (path.stat().st_mode | path.parent.stat().st_mode) & 0o222
+    except OSError:
+        return False
 
 
 @dataclass
@@ -378,7 +411,7 @@ class SiteFollower:
     def __init__(self, directory: Path, contexts: dict):
         self.directory = Path(directory)
         self.contexts = contexts
-        self.con = connect(self.directory, create=True)
+        self.con = connect(self.directory, create=True, reader=True)
         self.seq = 0
         self.damage: str | None = None  # what the last poll found wrong with the database, if anything
         self.version = self._data_version()

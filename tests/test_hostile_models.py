@@ -568,3 +568,48 @@ def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(
         assert np.array_equal(now.columns, fresh.columns) and np.array_equal(now.ham, fresh.ham)
     finally:
         follower.close()
+
+
+def _read_only(path: Path, on: bool) -> None:
+    for item in (path, *path.iterdir()):
+        mode = item.stat().st_mode
+        item.chmod(mode & ~0o222 if on else mode | 0o200)
+
+
+def test_a_taught_model_installed_read_only_scores_as_its_owner_saw_it(model_copy, monkeypatch):
+    """SQLite needs write access to read a WAL database; a model nobody can change (no write bit,
+    or a read-only file system) is opened as an immutable file instead, for any user."""
+    from spamcli import site
+    from spamcli.learning import learn_messages
+
+    learn_messages(model_copy, ["Win a free cruise, call 0800 123 456 now"], "spam")
+    probes = ["Win a free cruise today, call now", "Lunch at noon?"]
+    before = [v.score for v in SpamFilter.load(model_copy).score(probes)]
+    _read_only(model_copy, True)
+    try:
+        assert site._unchangeable(model_copy / "site.sqlite")
+        monkeypatch.setattr(site.os, "access", lambda *_a, **_k: False)  # another user's view (root writes anyway)
+        loaded = SpamFilter.load(model_copy)
+        assert [v.score for v in loaded.score(probes)] == before
+        with pytest.raises(ModelError, match="cannot teach"):
+            learn_messages(model_copy, ["Lunch at noon?"], "ham")
+    finally:
+        _read_only(model_copy, False)
+
+
+def test_a_model_others_may_change_but_this_user_may_not_write_is_a_model_error_saying_what_to_do(
+    model_copy, monkeypatch
+):
+    from spamcli import site
+    from spamcli.learning import learn_messages
+
+    learn_messages(model_copy, ["Win a free cruise, call 0800 123 456 now"], "spam")
+    monkeypatch.setattr(site.os, "access", lambda *_a, **_k: False)
+    with pytest.raises(ModelError, match="chmod a-w"):
+        bundle.load_bundle(model_copy)
+    (model_copy / "site.sqlite-wal").write_bytes(b"\0" * 32)  # changes not yet in the file: not immutable
+    _read_only(model_copy, True)
+    try:
+        assert not site._unchangeable(model_copy / "site.sqlite")
+    finally:
+        _read_only(model_copy, False)
