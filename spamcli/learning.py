@@ -56,6 +56,7 @@ class LearnReport:
     created_from: str | None = None  # the model a new site model was copied from
     # a moderation export's: the site calibration refit on every decision kept (site_calibration.refit)
     calibration: dict | None = None
+    empty: int = 0  # records with nothing to teach: a blank line, an account without a bio
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -235,16 +236,17 @@ def learn_from_inputs(
     from .records import read_records
 
     records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
-    skipped = []
+    skipped, empty = [], []
 
     def readable_texts():
         for rec in records:
             if rec.error:
-                skipped.append(rec.id)
+                (empty if _is_empty(rec.error) else skipped).append(rec.id)
             else:
                 yield rec.text
 
     report = learn_messages(directory, readable_texts(), action, context=context)
+    report.empty = len(empty)
     if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:
         raise InputError("no messages in the input" + (f" ({len(skipped)} unreadable)" if skipped else ""))
     return report, len(skipped)
@@ -267,10 +269,11 @@ def learn_from_export(
     texts: list[str] = []
     labels: list[int] = []
     langs: list[str | None] = []
-    unreadable = 0
+    unreadable = empty = 0
     for rec in labeler.apply(records):  # read in full before anything is taught, as Teacher.teach does
         if rec.error:
-            unreadable += 1
+            empty += _is_empty(rec.error)
+            unreadable += not _is_empty(rec.error)
         else:
             texts.append(rec.text)
             labels.append(int(rec.label))
@@ -281,9 +284,19 @@ def learn_from_export(
         )
     teacher = Teacher(directory)
     try:
-        return teacher.teach_decisions(texts, labels, context, langs), unreadable
+        report = teacher.teach_decisions(texts, labels, context, langs)
     finally:
         teacher.close()
+    report.empty = empty
+    return report, unreadable
+
+
+def _is_empty(error: str) -> bool:
+    """Whether a record's error says it held nothing (a blank line, a profile without a bio): counted
+    apart from the unreadable ones, as there was nothing to teach."""
+    from .records import EMPTY_LINE, EMPTY_TEXT
+
+    return error in (EMPTY_LINE, EMPTY_TEXT)
 
 
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:

@@ -40,6 +40,10 @@ SPAM_LABELS = {"spam", "1", "true", "yes", "y", "t", "junk", "scam", "fraud", "p
 HAM_LABELS = {"ham", "0", "false", "no", "n", "f", "normal", "ok", "legit", "not_spam", "not spam"}
 
 
+# the errors of a record with nothing in it: classify reports them; learn counts them as empty, not unreadable
+EMPTY_LINE, EMPTY_TEXT = "empty line", "empty text"
+
+
 @dataclass
 class Record:
     """One input record. ``error`` is set when it could not be read; ``label``: 1 spam, 0 ham."""
@@ -199,7 +203,7 @@ def record_from_fields(fields: dict, number: int, opts: ReadOptions) -> Record:
     elif lang and not lang.isascii() and _LONE_SURROGATE_RE.search(lang):
         rec.error = f"{opts.lang_field} {_NOT_UNICODE}"  # a given language is echoed as "lang"
     elif not text.strip() and not opts.allow_empty_text:
-        rec.error = "empty text"
+        rec.error = EMPTY_TEXT
     return rec
 
 
@@ -253,7 +257,7 @@ def parse_line(fmt: str, number: int, raw: bytes | None, opts: ReadOptions) -> R
         except UnicodeDecodeError as exc:
             return Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
         if not text.strip():
-            return Record(id=number, error="empty line")
+            return Record(id=number, error=EMPTY_LINE)
         return Record(id=number, text=text, label=opts.default_label)
     try:
         obj = json.loads(_decode(raw))
@@ -261,7 +265,7 @@ def parse_line(fmt: str, number: int, raw: bytes | None, opts: ReadOptions) -> R
         return Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
     except json.JSONDecodeError as exc:
         if not raw.strip():
-            return Record(id=number, error="empty line")
+            return Record(id=number, error=EMPTY_LINE)
         return Record(id=number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
     except RecursionError:
         return Record(id=number, error="invalid JSON: nested too deeply")
@@ -284,7 +288,7 @@ def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
             yield Record(id=number, error=f"invalid UTF-8 at byte {exc.start}")
             continue
         if not line.strip():
-            yield Record(id=number, error="empty line")
+            yield Record(id=number, error=EMPTY_LINE)
             continue
         label_text, sep, text = line.partition(";")
         if not sep:
@@ -296,7 +300,7 @@ def _read_decidim(stream: BinaryIO, opts: ReadOptions) -> Iterator[Record]:
             yield Record(id=number, error=str(exc))
             continue
         if not text.strip():
-            yield Record(id=number, error="empty text")
+            yield Record(id=number, error=EMPTY_TEXT)
             continue
         yield Record(id=number, text=text, label=label)
 
@@ -410,7 +414,7 @@ def _read_csv(stream: BinaryIO, opts: ReadOptions, delimiter: str) -> Iterator[R
             yield Record(id=number, error=f"unreadable CSV row: {exc}")
             continue
         if not row:
-            yield Record(id=number, error="empty line")
+            yield Record(id=number, error=EMPTY_LINE)
             continue
         yield record_from_fields(dict(zip(header, row)), number, opts)
 

@@ -98,7 +98,9 @@ def learn_report(console, report, unreadable: int) -> None:
     """What ``spamcli learn`` did, on one line."""
     console.print(
         f"learned {report.learned}, moved {report.moved}, already known {report.unchanged}, "
-        f"forgotten {report.forgotten}, not learned before {report.not_learned}, unreadable {unreadable}; "
+        f"forgotten {report.forgotten}, not learned before {report.not_learned}, unreadable {unreadable}"
+        + (f", empty {report.empty} (nothing to teach)" if report.empty else "")
+        + "; "
         f"the model remembers {report.total_learned} learned messages",
         markup=False,
     )

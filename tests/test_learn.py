@@ -308,3 +308,27 @@ def test_an_account_export_calibrates_the_profile_context_and_forgetting_it_rest
     forgot = run_cli("learn", "--model", model, "--context", "profile", "--forget", export, "--format", "csv", "--json")
     assert json.loads(forgot.stdout)["forgotten"] == 60, forgot.stderr
     assert _profile_run(model, tmp_path, "classify", "--jobs", "1") == before
+
+
+def test_records_with_nothing_to_teach_are_counted_as_empty_not_unreadable(profile_model, tmp_path):
+    """An account without a bio, a blank line: nothing to teach, and nothing wrong with the input."""
+    model = Path(shutil.copytree(profile_model, tmp_path / "model"))
+    export = tmp_path / "accounts.csv"
+    export.write_text(
+        "id,about,blocked,reviewed_at\n"
+        f'b1,"{BLOCKED["about"]}",true,2026-11-02\n'
+        "b2,,true,2026-11-02\n"  # a blocked account without a bio
+        f'k1,"{KEPT["about"]}",false,2026-11-03\n'
+    )
+    result = run_cli("learn", "--model", model, "--context", "profile", export, "--blocked-col", "blocked", "--json")
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["learned"], summary["empty"], summary["unreadable"]) == (2, 1, 0)
+    assert "empty 1 (nothing to teach)" in result.stderr
+
+    lines = tmp_path / "spam.txt"
+    lines.write_bytes(b"cheap pills at pills.example\n\n   \n\xff\xfe broken\n")
+    result = run_cli("learn", "--model", model, "--spam", lines, "--json")
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["learned"], summary["empty"], summary["unreadable"]) == (1, 2, 1)
