@@ -302,6 +302,8 @@ def evaluate(
     thresholds = (ham_threshold, spam_threshold, max_fpr)
     with render.status(render.stderr(), "cross-validating", enabled=bool(cv)) as progress:
         result = evaluate_inputs(inputs, opts, model, context, cv, target_precision, errors, *thresholds, progress)
+    if result.learned:
+        render.learned_records_warning(render.stderr(), result.learned)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:

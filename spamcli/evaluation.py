@@ -51,6 +51,7 @@ class ScoreLog:
         self.scores: list[float] = []
         self.decisions: list[str] = []
         self.langs: list[str] = []
+        self.learned = 0  # records the model was taught (spamcli learn): labelled by the moderators
         self._worst_fp: list[tuple] = []  # min-heap on score: the root is the mildest kept
         self._worst_fn: list[tuple] = []  # min-heap on -score
         self._seq = 0
@@ -60,6 +61,7 @@ class ScoreLog:
         self.scores.append(verdict.score)
         self.decisions.append(verdict.label)
         self.langs.append(verdict.lang or "und")
+        self.learned += verdict.learned is not None
         if not self.errors:
             return
         if label == 0 and verdict.label == "spam":
@@ -99,6 +101,9 @@ class Evaluation:
     # Languages with a handful of messages (mostly misdetected short texts), pooled for tables.
     other_languages: list[str] = field(default_factory=list)
     other: Report | None = None
+    # Records that are messages this model was taught (spamcli learn): their label is the
+    # moderators' own and the site layer counted them, so they flatter every figure.
+    learned: int = 0
 
     def to_dict(self) -> dict:
         def example(e: ScoredExample) -> dict:
@@ -115,6 +120,7 @@ class Evaluation:
             "reliability": self.reliability,
             "skipped_records": self.skipped,
             "other_languages": self.other_languages,
+            "learned_records": self.learned,
             "false_positives": [example(e) for e in self.false_positives],
             "false_negatives": [example(e) for e in self.false_negatives],
         }
@@ -159,6 +165,7 @@ def summarise(
         false_negatives=log.worst("fn"),
         other_languages=other_langs,
         other=other,
+        learned=log.learned,
     )
 
 
@@ -170,6 +177,7 @@ class ProfileVerdict:
     label: str
     lang: str
     model: str
+    learned: str | None = None
 
 
 def _verdicts(scorer, batch: list[Record]) -> list:
@@ -179,7 +187,9 @@ def _verdicts(scorer, batch: list[Record]) -> list:
         return scorer.score([r.text for r in batch], [r.lang for r in batch])
     items = scorer.score_records(batch)
     return [
-        None if "error" in x else ProfileVerdict(x["score"], x["label"], x.get("lang") or "", x.get("model") or "")
+        None
+        if "error" in x
+        else ProfileVerdict(x["score"], x["label"], x.get("lang") or "", x.get("model") or "", x.get("learned"))
         for x in items
     ]
 

@@ -199,6 +199,15 @@ def evaluation(console, result) -> None:
         console.print(f"skipped {result.skipped} unreadable or unlabeled records")
 
 
+def learned_records_warning(console, learned: int) -> None:
+    """Evaluating on messages the model was taught measures its memory, not the site."""
+    warning(
+        console,
+        f"{learned} of these records were taught to this model (spamcli learn): they get the moderators' "
+        "label and the site layer counted them, so the figures are optimistic; evaluate on messages not taught",
+    )
+
+
 def model_info(console, data: dict) -> None:
     """What :func:`spamcli.info.describe` says of a model, as a table per context."""
     from rich.table import Table

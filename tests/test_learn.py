@@ -332,3 +332,33 @@ def test_records_with_nothing_to_teach_are_counted_as_empty_not_unreadable(profi
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["learned"], summary["empty"], summary["unreadable"]) == (1, 2, 1)
+
+
+def test_evaluate_counts_and_warns_of_records_the_model_was_taught(profile_model, tmp_path):
+    """Evaluated on what it was taught, a site model gets the moderators' labels back: say so."""
+    model = Path(shutil.copytree(profile_model, tmp_path / "model"))
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "text,label\n"
+        '"Win a free cruise today, call 0800 123 456 now to claim",spam\n'
+        '"Lunch at the usual place on Thursday? Bring the slides",ham\n'
+        '"Cheap watches and bags, free shipping, order at shop-deals.example",spam\n'
+    )
+    before = json.loads(run_cli("evaluate", "--model", model, labelled, "--json").stdout)
+    assert before["learned_records"] == 0
+    spam = tmp_path / "spam.txt"
+    spam.write_text("Win a free cruise today, call 0800 123 456 now to claim\n")
+    assert run_cli("learn", "--model", model, "--spam", spam).code == 0
+    result = run_cli("evaluate", "--model", model, labelled, "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["learned_records"] == 1
+    assert "1 of these records were taught to this model" in " ".join(result.stderr.split())
+
+    profiles = tmp_path / "labelled-accounts.jsonl"  # not _profile_run's file
+    profiles.write_text(
+        "".join(json.dumps({**r, "label": label}) + "\n" for r, label in ((BLOCKED, "spam"), (KEPT, "ham")))
+    )
+    assert _profile_run(model, tmp_path, "learn", "--spam", "--json", records=[BLOCKED])[0]["learned"] == 1
+    result = run_cli("evaluate", "--model", model, "--context", "profile", profiles, "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["learned_records"] == 1
