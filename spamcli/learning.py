@@ -188,9 +188,12 @@ class Teacher:
         record's given language, if any, routed as ``classify`` routes it), keep them with the base
         model's log-odds and refit the site's calibration on every decision kept
         (:mod:`spamcli.site_calibration`). For ``profile``, a decision is an account and the text is
-        its bio: an empty bio is taught (it counts) but not kept for the fit, since a profile with
-        none is scored without the text model."""
+        its bio. A blank text has nothing to teach: it is counted (``empty``) and left out."""
         report = LearnReport()
+        kept = [i for i, text in enumerate(texts) if text.strip()]  # a blank text has nothing to teach
+        report.empty = len(texts) - len(kept)
+        texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
+        langs = [langs[i] for i in kept] if langs else None
         for action, label in (("spam", 1), ("ham", 0)):
             chosen = [t for t, y in zip(texts, labels) if y == label]
             if chosen:  # no refit per class: one at the end, on every decision
@@ -200,11 +203,9 @@ class Teacher:
                 report.total_learned = done.total_learned
         ctx = load_bundle(self.directory, with_site=False).context(context)
         con = self._connection(create=True)
-        kept = [i for i, text in enumerate(texts) if text.strip()]
-        if kept:
-            scored = [texts[i] for i in kept]
-            base_logits = ctx.pipeline().base_logits(scored, [langs[i] for i in kept] if langs else None)
-            site_calibration.record(con, context, [f"{context}:{message_hash(t)}" for t in scored], base_logits)
+        if texts:
+            keys = [f"{context}:{message_hash(t)}" for t in texts]
+            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
         return report
 
@@ -235,20 +236,23 @@ def learn_from_inputs(
 
     from .records import read_records
 
-    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    records = itertools.chain.from_iterable(read_records(p, _accounts_without_bio(opts, context)) for p in inputs)
     skipped, empty = [], []
 
     def readable_texts():
         for rec in records:
             if rec.error:
                 (empty if _is_empty(rec.error) else skipped).append(rec.id)
+            elif not rec.text.strip():
+                empty.append(rec.id)
             else:
                 yield rec.text
 
     report = learn_messages(directory, readable_texts(), action, context=context)
     report.empty = len(empty)
     if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:
-        raise InputError("no messages in the input" + (f" ({len(skipped)} unreadable)" if skipped else ""))
+        detail = [f"{n} {what}" for n, what in ((len(empty), "with no text"), (len(skipped), "unreadable")) if n]
+        raise InputError("no messages in the input" + (f" ({', '.join(detail)})" if detail else ""))
     return report, len(skipped)
 
 
@@ -265,7 +269,7 @@ def learn_from_export(
 
     from .records import read_records
 
-    records = itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
+    records = itertools.chain.from_iterable(read_records(p, _accounts_without_bio(opts, context)) for p in inputs)
     texts: list[str] = []
     labels: list[int] = []
     langs: list[str | None] = []
@@ -278,17 +282,28 @@ def learn_from_export(
             texts.append(rec.text)
             labels.append(int(rec.label))
             langs.append(rec.lang)
-    if not texts:
+    if not any(text.strip() for text in texts):
         raise InputError(
-            f"no moderation decision in the input ({labeler.skipped} rows not reviewed, {unreadable} unreadable)"
+            f"no moderation decision to teach in the input ({labeler.skipped} rows not reviewed, "
+            f"{empty + len(texts)} with no text, {unreadable} unreadable)"
         )
     teacher = Teacher(directory)
     try:
         report = teacher.teach_decisions(texts, labels, context, langs)
     finally:
         teacher.close()
-    report.empty = empty
+    report.empty += empty
     return report, unreadable
+
+
+def _accounts_without_bio(opts: ReadOptions | None, context: str) -> ReadOptions:
+    """Read options under which a profile without a bio is a record (with nothing to teach), as
+    ``classify`` reads it, not an error."""
+    from dataclasses import replace
+
+    from .records import ReadOptions
+
+    return replace(opts or ReadOptions(), allow_empty_text=context == "profile")
 
 
 def _is_empty(error: str) -> bool:

@@ -128,27 +128,38 @@ CREATE TABLE IF NOT EXISTS totals (
 def connect(directory: Path, create: bool = False, reader: bool = False) -> sqlite3.Connection | None:
     """The site database of a model directory (None if it has none and ``create`` is false).
 
-    SQLite needs write access to read a database in WAL mode (its shared-memory index), so a model
-    this user may not write is opened by a ``reader`` only if nobody can change it (see
-    :func:`_unchangeable`), as an immutable file; otherwise an OperationalError says what to do."""
+    SQLite needs write access to read a database in WAL mode (its shared-memory index). When it
+    is refused that, a ``reader`` opens the database as an immutable file if nobody can change it
+    (see :func:`_unchangeable`: a model deployed read-only); otherwise an OperationalError says
+    what to do."""
     path = Path(directory) / SITE_DB
     if not create and not path.is_file():
         return None
     import sqlite3  # here: a model without a site database never needs it
 
-    if path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
-        if reader and _unchangeable(path):
+    try:
+        return _open(path)
+    except sqlite3.OperationalError as exc:
+        refused = "readonly" in str(exc) or "unable to open" in str(exc)
+        if not (reader and refused and path.is_file()):
+            raise
+        if _unchangeable(path):
             return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
+        if _pending_log(path):
+            raise sqlite3.OperationalError(
+                f"{exc}; {path.name}-wal holds taught messages not yet written into {path.name}: open the "
+                "model once with write access (spamcli info --model DIR) before deploying it read-only"
+            ) from None
         raise sqlite3.OperationalError(
-            "read-only for this user"
-            + (
-                ", and others may change it (SQLite then needs write access to read it): run as its owner, "
-                "give this user write access, or make the model directory and site.sqlite read-only for all "
-                "(chmod a-w) to use them as they are"
-                if reader
-                else ": cannot teach this model"
-            )
-        )
+            f"{exc}: this user may not write it, and others may change it (SQLite then needs write access "
+            "to read it): run as its owner, give this user write access, or make the model directory and "
+            "site.sqlite read-only for all (chmod -R a-w) to use them as they are"
+        ) from None
+
+
+def _open(path: Path):
+    import sqlite3
+
     con = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     # Two first learns at once: switching a new database to WAL (and creating its tables) can be
     # refused with "database is locked" without SQLite's busy wait; retry, as the wait would.
@@ -166,13 +177,18 @@ def connect(directory: Path, create: bool = False, reader: bool = False) -> sqli
             time.sleep(0.01)
 
 
+def _pending_log(path: Path) -> bool:
+    """Whether a write-ahead log with changes not yet in the database file lies beside it."""
+    wal = path.with_name(path.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 0
+
+
 def _unchangeable(path: Path) -> bool:
     """Whether nobody can change the site database at ``path``: it is on a read-only file system,
     or neither it nor its directory has a write bit; and no write-ahead log with changes not yet in
     the file lies beside it (an immutable reader would not see them)."""
     try:
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists() and wal.stat().st_size > 0:
+        if _pending_log(path):
             return False
         if hasattr(os, "statvfs") and os.statvfs(path).f_flag & os.ST_RDONLY:
             return True
@@ -375,11 +391,17 @@ def last_change(con: sqlite3.Connection) -> int:
     return con.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
 
+# what a journal entry (before, after) may say: a message learned, or forgotten (a move is both)
+_JOURNAL_MOVES = {(None, "spam"), (None, "ham"), ("spam", None), ("ham", None)}
+
+
 def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     """``layer`` with journal entries ``(before, after, columns)`` applied (a new object)."""
     cols, spam, ham = [], [], []
     n = layer.n_messages if layer is not None else 0
     for before, after, blob in entries:
+        if (before, after) not in _JOURNAL_MOVES:
+            raise ValueError(f"a journal entry from {before!r} to {after!r}: not one spamcli writes")
         c = np.frombuffer(blob, dtype=np.int32).astype(np.int64)
         sign, label = (-1.0, before) if after is None else (1.0, after)
         n += int(sign)
@@ -396,6 +418,8 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     unique, inverse = np.unique(all_cols, return_inverse=True)
     new_spam = np.bincount(inverse, weights=np.concatenate(spam), minlength=len(unique))
     new_ham = np.bincount(inverse, weights=np.concatenate(ham), minlength=len(unique))
+    if n < 0 or (new_spam < 0).any() or (new_ham < 0).any():  # a message forgotten that was never taught
+        raise ValueError("the journal takes taught counts below zero")
     keep = (new_spam > 0) | (new_ham > 0)
     gain, offset = (layer.gain, layer.offset) if layer is not None else (1.0, 0.0)
     return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n, gain, offset)
@@ -414,6 +438,7 @@ class SiteFollower:
         self.con = connect(self.directory, create=True, reader=True)
         self.seq = 0
         self.damage: str | None = None  # what the last poll found wrong with the database, if anything
+        self._damaged_version: int | None = None  # the data_version it was found at (not read again)
         self.version = self._data_version()
         self._reload()
 
@@ -427,9 +452,10 @@ class SiteFollower:
         every context keeps its last good layer, one line is logged, and the next poll tries again."""
         import sqlite3
 
+        version = None
         try:
             version = self._data_version()
-            if version == self.version:
+            if version in (self.version, self._damaged_version):  # unchanged, or still as found damaged
                 return 0
             rows = self.con.execute(
                 "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
@@ -443,9 +469,9 @@ class SiteFollower:
                 log.error(
                     "site database unreadable, keeping what was taught before: %s: %s", self.directory / SITE_DB, exc
                 )
-            self.damage = str(exc)
+            self.damage, self._damaged_version = str(exc), version
             return 0
-        self.damage = None
+        self.damage = self._damaged_version = None
         for name, calibration in calibrations.items():
             ctx = self.contexts[name]
             if ctx.site is not None:

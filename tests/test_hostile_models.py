@@ -525,15 +525,22 @@ def test_tampered_site_database_is_a_model_error(model_copy, statement):
     _assert_model_error(model_copy, run=run_cli)
 
 
-TAMPERED_JOURNAL = {
-    "columns-ragged": "UPDATE changes SET columns = x'010203' WHERE seq = (SELECT MAX(seq) FROM changes)",
-    "columns-text": "UPDATE changes SET columns = 'abcd' WHERE seq = (SELECT MAX(seq) FROM changes)",
-    "calibration-text": "INSERT INTO calibration VALUES ('content', 'abc', 1.0, 30, 30)",
+_LAST = "WHERE seq = (SELECT MAX(seq) FROM changes)"
+TAMPERED_JOURNAL = {  # damage written after the server started, and how it is mended
+    "columns-ragged": (f"UPDATE changes SET columns = x'010203' {_LAST}", None),
+    "columns-text": (f"UPDATE changes SET columns = 'abcd' {_LAST}", None),
+    "label-unknown": (f"UPDATE changes SET after = 'bogus' {_LAST}", "UPDATE changes SET after = 'ham' WHERE seq = ?"),
+    "forget-untaught": (  # taught counts below zero: scores would be NaN
+        "INSERT INTO changes (context, key, before, after, columns) VALUES ('content', 'content:x', 'spam', NULL, "
+        "x'0100000002000000')",
+        "DELETE FROM changes WHERE key = 'content:x'",
+    ),
+    "calibration-text": ("INSERT INTO calibration VALUES ('content', 'abc', 1.0, 30, 30)", "DELETE FROM calibration"),
 }
 
 
-@pytest.mark.parametrize("statement", list(TAMPERED_JOURNAL.values()), ids=list(TAMPERED_JOURNAL))
-def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(model_copy, statement, caplog):
+@pytest.mark.parametrize(("statement", "mend"), list(TAMPERED_JOURNAL.values()), ids=list(TAMPERED_JOURNAL))
+def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(model_copy, statement, mend, caplog):
     """A server's follower (spamcli serve) meets damage written after it started: every request
     is scored as before, one line is logged, and once the row is mended it catches up."""
     import sqlite3
@@ -556,8 +563,10 @@ def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(
             assert follower.poll() == 0
         assert loaded.contexts["content"].site is before
         assert len([r for r in caplog.records if "site database unreadable" in r.getMessage()]) == 1
-        con.execute("DELETE FROM calibration")  # mended
-        con.execute("UPDATE changes SET columns = ? WHERE seq = ?", (columns, seq))
+        if mend is None:
+            con.execute("UPDATE changes SET columns = ? WHERE seq = ?", (columns, seq))
+        else:
+            con.execute(mend, (seq,) if "?" in mend else ())
         con.commit()
         con.close()
         learn_messages(model_copy, ["See you at the meeting"], "ham")
@@ -576,6 +585,18 @@ def _read_only(path: Path, on: bool) -> None:
         item.chmod(mode & ~0o222 if on else mode | 0o200)
 
 
+def _refused_as_another_user(monkeypatch) -> None:
+    """What SQLite says to a user who may not write the model (as root, chmod alone would not do)."""
+    import sqlite3
+
+    from spamcli import site
+
+    def refuse(path):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(site, "_open", refuse)
+
+
 def test_a_taught_model_installed_read_only_scores_as_its_owner_saw_it(model_copy, monkeypatch):
     """SQLite needs write access to read a WAL database; a model nobody can change (no write bit,
     or a read-only file system) is opened as an immutable file instead, for any user."""
@@ -588,7 +609,7 @@ def test_a_taught_model_installed_read_only_scores_as_its_owner_saw_it(model_cop
     _read_only(model_copy, True)
     try:
         assert site._unchangeable(model_copy / "site.sqlite")
-        monkeypatch.setattr(site.os, "access", lambda *_a, **_k: False)  # another user's view (root writes anyway)
+        _refused_as_another_user(monkeypatch)
         loaded = SpamFilter.load(model_copy)
         assert [v.score for v in loaded.score(probes)] == before
         with pytest.raises(ModelError, match="cannot teach"):
@@ -604,12 +625,14 @@ def test_a_model_others_may_change_but_this_user_may_not_write_is_a_model_error_
     from spamcli.learning import learn_messages
 
     learn_messages(model_copy, ["Win a free cruise, call 0800 123 456 now"], "spam")
-    monkeypatch.setattr(site.os, "access", lambda *_a, **_k: False)
-    with pytest.raises(ModelError, match="chmod a-w"):
+    _refused_as_another_user(monkeypatch)
+    with pytest.raises(ModelError, match="chmod -R a-w"):
         bundle.load_bundle(model_copy)
-    (model_copy / "site.sqlite-wal").write_bytes(b"\0" * 32)  # changes not yet in the file: not immutable
+    (model_copy / "site.sqlite-wal").write_bytes(b"\0" * 32)  # lessons not yet in the file: not immutable
     _read_only(model_copy, True)
     try:
         assert not site._unchangeable(model_copy / "site.sqlite")
+        with pytest.raises(ModelError, match="not yet written into site.sqlite"):
+            bundle.load_bundle(model_copy)
     finally:
         _read_only(model_copy, False)

@@ -325,6 +325,12 @@ def test_records_with_nothing_to_teach_are_counted_as_empty_not_unreadable(profi
     summary = json.loads(result.stdout)
     assert (summary["learned"], summary["empty"], summary["unreadable"]) == (2, 1, 0)
     assert "empty 1 (nothing to teach)" in result.stderr
+    no_bio = tmp_path / "no-bio.jsonl"  # accounts without the field at all, as classify reads them
+    no_bio.write_text('{"id": "u1", "blocked": true}\n{"id": "u2", "about": null, "blocked": true}\n')
+    result = run_cli("learn", "--model", model, "--context", "profile", no_bio, "--blocked-col", "blocked")
+    assert_one_line_error(result, 3)
+    assert "2 with no text, 0 unreadable" in result.stderr
+    assert run_cli("info", "--model", model, "--json").code == 0
 
     lines = tmp_path / "spam.txt"
     lines.write_bytes(b"cheap pills at pills.example\n\n   \n\xff\xfe broken\n")
