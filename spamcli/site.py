@@ -457,12 +457,18 @@ class SiteFollower:
             version = self._data_version()
             if version in (self.version, self._damaged_version):  # unchanged, or still as found damaged
                 return 0
-            rows = self.con.execute(
-                "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
-            ).fetchall()
-            # a refit calibration (after an export was learned) is not in the journal; read first,
-            # as _apply changes nothing unless all is well
-            calibrations = {name: calibration_of(self.con, name) for name in self.contexts}
+            self.con.execute("BEGIN")  # the journal and the calibrations of one moment
+            try:
+                rows = self.con.execute(
+                    "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq",
+                    (self.seq,),
+                ).fetchall()
+                # a refit calibration (after an export was learned) is not in the journal; read
+                # first, as _apply changes nothing unless all is well
+                calibrations = {name: calibration_of(self.con, name) for name in self.contexts}
+            finally:
+                if self.con.in_transaction:
+                    self.con.execute("COMMIT")
             applied = self._apply(rows)
         except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
             if str(exc) != self.damage:  # once, not at every poll until it is mended
