@@ -344,7 +344,7 @@ def learn(
     reviewed and kept: ham; others skipped); with --context profile, rows are accounts and their bios
     are taught.
     """
-    from .learning import ensure_site_model, learn_from_export, learn_from_inputs
+    from .learning import learn_from_export, learn_from_inputs
 
     if model is None:
         raise UsageError("learn needs --model DIR (the shipped model is read-only)")
@@ -360,8 +360,6 @@ def learn(
 
         labeler = ModerationLabeler(**rules)
     opts = _read_options(fmt, text_col, None, "", need_label=False)
-    if ensure_site_model(model):
-        render.created_site_model(render.stderr(), model)
     moderation = {}
     if labeler is not None:
         report, unreadable = learn_from_export(model, inputs or ["-"], labeler, opts, context)
@@ -369,6 +367,8 @@ def learn(
         render.moderation_counts(render.stderr(), moderation["moderation"])
     else:
         report, unreadable = learn_from_inputs(model, inputs or ["-"], actions[0], opts, context)
+    if report.created_from:
+        render.created_site_model(render.stderr(), model)
     render.learn_report(render.stderr(), report, unreadable)
     if json_summary:
         print(json.dumps({**report.to_dict(), "unreadable": unreadable, **moderation}))

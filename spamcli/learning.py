@@ -230,30 +230,19 @@ def learn_from_inputs(
     directory: Path, inputs: Iterable[Source], action: str, opts: ReadOptions | None = None, context: str = "content"
 ) -> tuple[LearnReport, int]:
     """What ``spamcli learn`` does: :func:`learn_messages` over the readable records of ``inputs``
-    (files, ``-`` for stdin, or open binary streams). Returns the report and how many records
-    could not be read; InputError (exit code 3) if the inputs held no message at all."""
-    import itertools
-
-    from .records import read_records
-
-    records = itertools.chain.from_iterable(read_records(p, _accounts_without_bio(opts, context)) for p in inputs)
-    skipped, empty = [], []
-
-    def readable_texts():
-        for rec in records:
-            if rec.error:
-                (empty if _is_empty(rec.error) else skipped).append(rec.id)
-            elif not rec.text.strip():
-                empty.append(rec.id)
-            else:
-                yield rec.text
-
-    report = learn_messages(directory, readable_texts(), action, context=context)
-    report.empty = len(empty)
-    if report.learned + report.moved + report.unchanged + report.forgotten + report.not_learned == 0:
-        detail = [f"{n} {what}" for n, what in ((len(empty), "with no text"), (len(skipped), "unreadable")) if n]
+    (files, ``-`` for stdin, or open binary streams), into ``directory``, made a copy of the shipped
+    model first if it does not exist (``report.created_from``). Returns the report and how many
+    records could not be read; InputError (exit code 3), with nothing created, if the inputs held no
+    message at all."""
+    records, empty, unreadable = _teachable(_records(inputs, opts, context))
+    texts = [rec.text for rec in records]
+    if not texts:
+        detail = [f"{n} {what}" for n, what in ((empty, "with no text"), (unreadable, "unreadable")) if n]
         raise InputError("no messages in the input" + (f" ({', '.join(detail)})" if detail else ""))
-    return report, len(skipped)
+    created_from = _ensure(directory)
+    report = learn_messages(directory, texts, action, context=context)
+    report.empty, report.created_from = empty, created_from
+    return report, unreadable
 
 
 def learn_from_export(
@@ -263,55 +252,58 @@ def learn_from_export(
     :class:`~spamcli.moderation.ModerationLabeler` decides each row): what moderators hid or blocked
     is learned as spam, what they reviewed and kept as ham, rows without a decision are skipped
     (``labeler.skipped``). For ``context="profile"`` a row is an account and its bio is what is
-    taught, so blocking an account moves the scores of accounts with similar bios. Returns the
-    report and how many records could not be read; InputError (exit code 3) if no row had a decision."""
-    import itertools
-
-    from .records import read_records
-
-    records = itertools.chain.from_iterable(read_records(p, _accounts_without_bio(opts, context)) for p in inputs)
-    texts: list[str] = []
-    labels: list[int] = []
-    langs: list[str | None] = []
-    unreadable = empty = 0
-    for rec in labeler.apply(records):  # read in full before anything is taught, as Teacher.teach does
-        if rec.error:
-            empty += _is_empty(rec.error)
-            unreadable += not _is_empty(rec.error)
-        else:
-            texts.append(rec.text)
-            labels.append(int(rec.label))
-            langs.append(rec.lang)
-    if not any(text.strip() for text in texts):
+    taught, so blocking an account moves the scores of accounts with similar bios. As
+    :func:`learn_from_inputs`, ``directory`` is created if need be; InputError if no row had a
+    decision to teach."""
+    records, empty, unreadable = _teachable(labeler.apply(_records(inputs, opts, context)))
+    if not records:
         raise InputError(
             f"no moderation decision to teach in the input ({labeler.skipped} rows not reviewed, "
-            f"{empty + len(texts)} with no text, {unreadable} unreadable)"
+            f"{empty} with no text, {unreadable} unreadable)"
         )
+    created_from = _ensure(directory)
     teacher = Teacher(directory)
     try:
+        texts, labels, langs = [r.text for r in records], [int(r.label) for r in records], [r.lang for r in records]
         report = teacher.teach_decisions(texts, labels, context, langs)
     finally:
         teacher.close()
-    report.empty += empty
+    report.empty, report.created_from = empty, created_from
     return report, unreadable
 
 
-def _accounts_without_bio(opts: ReadOptions | None, context: str) -> ReadOptions:
-    """Read options under which a profile without a bio is a record (with nothing to teach), as
+def _records(inputs: Iterable[Source], opts: ReadOptions | None, context: str):
+    """The records of ``inputs``; a profile without a bio is a record (with nothing to teach), as
     ``classify`` reads it, not an error."""
+    import itertools
     from dataclasses import replace
 
-    from .records import ReadOptions
+    from .records import read_records
 
-    return replace(opts or ReadOptions(), allow_empty_text=context == "profile")
+    opts = replace(opts or ReadOptions(), allow_empty_text=context == "profile")
+    return itertools.chain.from_iterable(read_records(p, opts) for p in inputs)
 
 
-def _is_empty(error: str) -> bool:
-    """Whether a record's error says it held nothing (a blank line, a profile without a bio): counted
-    apart from the unreadable ones, as there was nothing to teach."""
+def _teachable(records: Iterable) -> tuple[list, int, int]:
+    """Read ``records`` in full (before anything is created or taught): those with something to
+    teach, how many had nothing (a blank line or text, a profile without a bio) and how many could
+    not be read."""
     from .records import EMPTY_LINE, EMPTY_TEXT
 
-    return error in (EMPTY_LINE, EMPTY_TEXT)
+    kept, empty, unreadable = [], 0, 0
+    for rec in records:
+        if rec.error in (EMPTY_LINE, EMPTY_TEXT) or (not rec.error and not rec.text.strip()):
+            empty += 1
+        elif rec.error:
+            unreadable += 1
+        else:
+            kept.append(rec)
+    return kept, empty, unreadable
+
+
+def _ensure(directory: Path) -> str | None:
+    """:func:`ensure_site_model`; the model it was copied from, if it made one."""
+    return str(default_model_dir()) if ensure_site_model(directory) else None
 
 
 def _forget_legacy(directory: Path, context: str, entries: list[tuple[str, str]]) -> None:

@@ -119,6 +119,9 @@ def test_learn_needs_a_model_and_exactly_one_action(model_copy):
 
 def test_learn_into_a_directory_that_does_not_exist_starts_from_the_shipped_model(tmp_path):
     site_dir = tmp_path / "site-model"
+    for nothing in ("", "\n\n", '{"text": "broken\n'):  # nothing to learn: nothing is created either
+        assert_one_line_error(run_cli("learn", "--model", site_dir, "--ham", "-", stdin=nothing), 3)
+        assert not site_dir.exists()
     result = _learn(site_dir, "ham", "hello from our knitting forum")
     assert result.code == 0, result.stderr
     assert "copy of the shipped model" in result.stderr
@@ -126,6 +129,8 @@ def test_learn_into_a_directory_that_does_not_exist_starts_from_the_shipped_mode
     assert json.loads(run_cli("info", "--model", site_dir, "--json").stdout)["learned_messages"] == 1
     again = _learn(site_dir, "ham", "another message")
     assert "copy of the shipped model" not in again.stderr
+    summary = run_cli("learn", "--model", site_dir, "--ham", "-", "--json", stdin="x y\n").stdout
+    assert json.loads(summary)["created_from"] is None
     assert_one_line_error(_learn(tmp_path / "no" / "such" / "dir", "ham", "x"), 4)
 
 
