@@ -629,14 +629,11 @@ def _load_learned(directory: Path, entry: dict | None) -> dict:
 
 def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
     """Give each context what its site's moderators taught (``site.sqlite``, see site.py)."""
-    path = directory / SITE_DB
-    if not path.is_file():  # before importing sqlite3: most models served read-only have none
+    if not (directory / SITE_DB).is_file():  # before importing sqlite3: most models served read-only have none
         return
-    import sqlite3
-
     from . import site
 
-    try:
+    with site.reading(directory):
         con = site.connect(directory, reader=True)
         try:
             for name, ctx in contexts.items():
@@ -644,8 +641,6 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
                 ctx.learned_labels.update(site.labels_of(con, name))
         finally:
             con.close()
-    except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:  # damaged, or not ours
-        raise ModelError(f"site database unreadable: {path}: {exc}") from None
 
 
 def _load_context(directory: Path, name: str, ctx: dict, digests: _Digests) -> ContextModel:

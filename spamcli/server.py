@@ -146,15 +146,11 @@ class Service:
         self.loaded_at = time.time()
 
     def _follow(self, bundle):
-        from .site import SITE_DB, SiteFollower
+        from .site import SITE_DB, SiteFollower, reading
 
         if (self.directory / SITE_DB).is_file() or os.access(self.directory, os.W_OK):
-            import sqlite3
-
-            try:
+            with reading(self.directory):
                 return SiteFollower(self.directory, bundle.contexts)
-            except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:  # as load_bundle reports it
-                raise ModelError(f"site database unreadable: {self.directory / SITE_DB}: {exc}") from None
         return None  # a read-only model nobody can teach (the shipped one, installed as root)
 
     def refresh(self, force: bool = False) -> None:

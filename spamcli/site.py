@@ -54,6 +54,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 from .bundle import SITE_DB
+from .errors import ModelError
 
 log = logging.getLogger("spamcli.site")
 
@@ -155,6 +157,23 @@ def connect(directory: Path, create: bool = False, reader: bool = False) -> sqli
             "to read it): run as its owner, give this user write access, or make the model directory and "
             "site.sqlite read-only for all (chmod -R a-w) to use them as they are"
         ) from None
+
+
+def damage_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged or foreign site database raises: SQLite's errors, and ours on a row
+    spamcli never writes (a count or calibration not a number, a ragged column list)."""
+    import sqlite3
+
+    return (sqlite3.Error, ValueError, TypeError, OverflowError)
+
+
+@contextlib.contextmanager
+def reading(directory: Path):
+    """Turn what reading ``directory``'s site database raises into a ModelError (exit 4) naming it."""
+    try:
+        yield
+    except damage_errors() as exc:
+        raise ModelError(f"site database unreadable: {Path(directory) / SITE_DB}: {exc}") from None
 
 
 def _open(path: Path):
@@ -450,7 +469,6 @@ class SiteFollower:
 
         A damaged database (a row not of ours, a negative count, a broken file) changes nothing:
         every context keeps its last good layer, one line is logged, and the next poll tries again."""
-        import sqlite3
 
         version = None
         try:
@@ -470,7 +488,7 @@ class SiteFollower:
                 if self.con.in_transaction:
                     self.con.execute("COMMIT")
             applied = self._apply(rows)
-        except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+        except damage_errors() as exc:
             if str(exc) != self.damage:  # once, not at every poll until it is mended
                 log.error(
                     "site database unreadable, keeping what was taught before: %s: %s", self.directory / SITE_DB, exc
