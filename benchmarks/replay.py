@@ -31,6 +31,7 @@ import pickle
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from spamcli import site  # noqa: E402
 from spamcli.bundle import load_bundle  # noqa: E402
 from spamcli.datasets import datasets_root  # noqa: E402
 from spamcli.metrics import roc_auc  # noqa: E402
-from spamcli.router import FALLBACK  # noqa: E402
+from spamcli.router import FALLBACK, base_rates  # noqa: E402
 
 CURVE = adapt.CURVE
 
@@ -97,14 +98,16 @@ def prepare(root: Path, out: Path, wanted: set[str] | None) -> dict[str, dict]:
 
 # ---- layers -------------------------------------------------------------------------------------
 class KeptLayer:
-    """The shipped site layer, in memory: taught counts per column, spamcli.site's evidence."""
+    """The shipped site layer, in memory: taught counts per column, scored by spamcli.site's own
+    :class:`~spamcli.site.SiteLayer` against the base model's rates (``router.base_rates``)."""
 
     def __init__(self, prepared: dict):
-        self.base_columns, self.base_counts, self.base_docs = prepared["base"]
+        columns, counts, docs = prepared["base"]
+        self.base = SimpleNamespace(columns=columns, counts=counts, doc_counts=docs)
         self.spam: dict[int, int] = {}
         self.ham: dict[int, int] = {}
         self.n_spam = self.n_ham = 0
-        self._table = None
+        self._layer = None
 
     def learn(self, cols: np.ndarray, y: int) -> None:
         counts = self.spam if y else self.ham
@@ -112,29 +115,20 @@ class KeptLayer:
             counts[c] = counts.get(c, 0) + 1
         self.n_spam += y == 1
         self.n_ham += y == 0
-        self._table = None
-
-    def _base_rates(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.minimum(np.searchsorted(self.base_columns, columns), len(self.base_columns) - 1)
-        seen = self.base_columns[pos] == columns
-        return tuple((np.where(seen, self.base_counts[c, pos], 0.0) + 0.5) / (self.base_docs[c] + 1.0) for c in (0, 1))
+        self._layer = None
 
     def shift(self, rows: list[np.ndarray]) -> np.ndarray:
-        n = self.n_spam + self.n_ham
-        if not n:
+        if not self.n_spam + self.n_ham:
             return np.zeros(len(rows))
-        if self._table is None:
+        if self._layer is None:
             keys = np.array(sorted(set(self.spam) | set(self.ham)), dtype=np.int64)
             s = np.array([self.spam.get(k, 0) for k in keys.tolist()], dtype=np.float64)
             h = np.array([self.ham.get(k, 0) for k in keys.tolist()], dtype=np.float64)
-            self._table = (keys, site.evidence(s, h, self._base_rates(keys)))
-        keys, deltas = self._table
-        out = np.empty(len(rows))
-        for i, cols in enumerate(rows):
-            pos = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
-            total = np.where(keys[pos] == cols, deltas[pos], 0.0).sum()
-            out[i] = site.weight_of(n) * total / np.sqrt(max(len(cols), site.FLOOR))
-        return out
+            layer = site.SiteLayer(keys, s, h, self.n_spam + self.n_ham)
+            self._layer = (layer, layer.deltas(base_rates(self.base, keys)))
+        layer, deltas = self._layer
+        indptr = np.concatenate([[0], np.cumsum([len(cols) for cols in rows])])
+        return layer.shift(indptr, np.concatenate(rows), deltas)
 
 
 class GatedRegression(KeptLayer):

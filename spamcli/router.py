@@ -71,6 +71,19 @@ class Verdict:
     learned: str | None = None  # "spam"/"ham" when a moderator taught this very message (spamcli learn)
 
 
+def base_rates(base, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(q_ham, q_spam)``: the share of ``base``'s training ham and spam (a model's ``columns``,
+    ``counts`` and ``doc_counts``) holding each of the sorted ``columns`` (smoothed), the site
+    layer's yardstick."""
+    pos = np.minimum(np.searchsorted(base.columns, columns), max(len(base.columns) - 1, 0))
+    seen = (base.columns[pos] == columns) if len(base.columns) else np.zeros(len(columns), bool)
+    rates = []
+    for c in (0, 1):
+        held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
+        rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
+    return rates[0], rates[1]
+
+
 @dataclass
 class ContextModel:
     context: str
@@ -110,16 +123,8 @@ class ContextModel:
         return deltas
 
     def base_rates(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(q_ham, q_spam)``: the share of the fallback's training ham and spam holding each of
-        the sorted ``columns`` (smoothed), the site layer's yardstick."""
-        base = self.models[FALLBACK]
-        pos = np.minimum(np.searchsorted(base.columns, columns), max(len(base.columns) - 1, 0))
-        seen = (base.columns[pos] == columns) if len(base.columns) else np.zeros(len(columns), bool)
-        rates = []
-        for c in (0, 1):
-            held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)
-            rates.append((held + 0.5) / (base.doc_counts[c] + 1.0))
-        return rates[0], rates[1]
+        """``(q_ham, q_spam)`` of the fallback model at ``columns``: see :func:`base_rates`."""
+        return base_rates(self.models[FALLBACK], columns)
 
     def set_site(self, layer: SiteLayer | None) -> None:
         """Replace the site layer (a scoring thread keeps the layer it started with)."""
