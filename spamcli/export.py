@@ -39,6 +39,8 @@ EXPORT_VERSION = 1
 # A site calibrated by a moderation export adds ``gain`` and ``offset`` to the formula: a reader of
 # version 1 would ignore them and score wrongly, so such a document is version 2.
 EXPORT_VERSION_CALIBRATED = 2
+# A site regression (fitted on a moderation export's decisions too) adds a term version 2 lacks.
+EXPORT_VERSION_REGRESSION = 3
 _VECTOR_TEXTS = (
     "WIN a FREE iPhone!!! Claim now at http://win.example/claim or call 0800 123 4567",
     "Are we still meeting for lunch tomorrow at 12?",
@@ -65,7 +67,15 @@ def _site_block(ctx: ContextModel) -> dict | None:
         "taught_messages": ctx.site.n_messages,
         "columns": ctx.site.columns.tolist(),
         "deltas": ctx.site_deltas().tolist(),
+        "regression": _regression_block(ctx.site.regression),
     }
+
+
+def _regression_block(regression: site.SiteRegression | None) -> dict | None:
+    """The site regression (fitted on a moderation export's decisions, site_regression), if any."""
+    if regression is None:
+        return None
+    return {"gain": regression.gain, "columns": regression.columns.tolist(), "weights": regression.weights.tolist()}
 
 
 def _profile_vectors(bundle: Bundle) -> list[dict]:
@@ -106,6 +116,7 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
     contexts = {}
     vectors = []
     calibrated = any(ctx.site is not None and ctx.site.is_calibrated for ctx in bundle.contexts.values())
+    regression = any(ctx.site is not None and ctx.site.regression is not None for ctx in bundle.contexts.values())
     for ctx_name, ctx in bundle.contexts.items():
         models = {}
         for lang, model in ctx.models.items():
@@ -163,7 +174,9 @@ def export_document(bundle: Bundle, with_counts: bool = False) -> dict:
         profile_scoring = {"text_context": scorer.text_context, **scorer.config.to_dict()}
     return {
         "format": EXPORT_FORMAT,
-        "format_version": EXPORT_VERSION_CALIBRATED if calibrated else EXPORT_VERSION,
+        "format_version": (
+            EXPORT_VERSION_REGRESSION if regression else EXPORT_VERSION_CALIBRATED if calibrated else EXPORT_VERSION
+        ),
         "spamcli_version": __version__,
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "specification": "docs/FORMAT.md in the spamcli source",

@@ -34,9 +34,16 @@ def describe(directory: Path | None = None) -> dict:
             },
             "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
             "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
-            # the site layer's gain and offset, fitted on a moderation export's decisions (site_calibration)
+            # the site layer's gain and offset, and its regression's gain, fitted on a moderation
+            # export's decisions (site_calibration, site_regression)
             **(
-                {"site_calibration": {"gain": ctx.site.gain, "offset": ctx.site.offset}}
+                {
+                    "site_calibration": {
+                        "gain": ctx.site.gain,
+                        "offset": ctx.site.offset,
+                        "regression_gain": ctx.site.regression.gain if ctx.site.regression else None,
+                    }
+                }
                 if ctx.site is not None and ctx.site.is_calibrated
                 else {}
             ),

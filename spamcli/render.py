@@ -111,6 +111,7 @@ def learn_report(console, report, unreadable: int) -> None:
         decisions = f"{cal['spam']} spam and {cal['ham']} ham decisions from exports"
         console.print(
             f"site calibration on {decisions}: gain {cal['gain']:.3f}, offset {cal['offset']:+.3f}"
+            + (f", regression gain {cal['regression_gain']:.3f}" if cal.get("regression_gain") else ", no regression")
             if cal["gain"] is not None
             else f"site calibration: not yet ({decisions}; it needs {MIN_EACH} of each)",
             markup=False,
@@ -230,6 +231,11 @@ def model_info(console, data: dict) -> None:
             + (
                 f"; site calibration gain {ctx['site_calibration']['gain']:.3f}, "
                 f"offset {ctx['site_calibration']['offset']:+.3f}"
+                + (
+                    f", regression gain {ctx['site_calibration']['regression_gain']:.3f}"
+                    if ctx["site_calibration"].get("regression_gain")
+                    else ""
+                )
                 if "site_calibration" in ctx
                 else ""
             )

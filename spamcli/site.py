@@ -42,6 +42,14 @@ scores::
     logit(score) = logit(base score) + gain * layer sum + offset
 
 and the offset is how the site's cut follows its own decisions. Without an export: gain 1, offset 0.
+A calibrated layer also weighs its taught classes alike (:attr:`SiteLayer.class_weights`: ``s_j`` and
+``h_j`` above times ``n / 2n_spam`` and ``n / 2n_ham``). An export holds the site's own share of spam
+(three quarters of a Telegram group's week): counted raw, every feature common to the site's messages,
+a space or a digit, became spam evidence, and taught one such week the layer cost the other test sets
+0.11 AUC (0.993 -> 0.877 in ``benchmarks/adapt.py``). The site's share of spam is the offset's to
+carry, not the features'. Corrections alone keep raw counts: they are the model's mistakes, and
+their balance says nothing about the site. The same refit adds a regression on the export's
+decisions, weighed with the layer (:mod:`spamcli.site_regression`).
 
 Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting a
 batch of messages is one small transaction (durable when it returns, safe with concurrent writers), and
@@ -78,6 +86,7 @@ HALF_WEIGHT = 1.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
 GAIN_RANGE = (0.05, 4.0)  # a site calibration's allowed gain and offset (site_calibration clips its fit to them)
 OFFSET_RANGE = (-8.0, 8.0)
+REGRESSION_GAIN_RANGE = (0.0, 4.0)  # a site regression's allowed gain (site_calibration fits none below 0)
 LABELS = {"ham": 0, "spam": 1}
 JOURNAL_KEEP = 100_000  # journal entries kept for followers; one that falls further behind reloads
 
@@ -117,6 +126,12 @@ CREATE TABLE IF NOT EXISTS calibration (
     offset REAL NOT NULL,
     spam INTEGER NOT NULL,         -- the decisions it was fitted on
     ham INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS regression (
+    context TEXT PRIMARY KEY,      -- fitted with the calibration, on the same decisions
+    gain REAL NOT NULL,
+    columns BLOB NOT NULL,         -- int64, sorted
+    weights BLOB NOT NULL          -- float64, one per column
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS totals (
     context TEXT NOT NULL,
@@ -226,6 +241,8 @@ class SiteLayer:
     n_messages: int
     gain: float = 1.0  # fitted on a moderation export's decisions (site_calibration), else 1 and 0
     offset: float = 0.0
+    n_spam: int | None = None  # taught spam messages among n_messages (None: not known, no class weights)
+    regression: SiteRegression | None = None  # fitted on a moderation export's decisions, with gain and offset
 
     @classmethod
     def read(cls, con: sqlite3.Connection, context: str) -> SiteLayer | None:
@@ -239,15 +256,18 @@ class SiteLayer:
         table = np.array(rows, dtype=np.int64).reshape(-1, 3)
         if (table[:, 1:] < 0).any():
             raise ValueError(f"negative taught counts in context {context!r}")
-        gain, offset = calibration_of(con, context)
-        layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n))
-        return layer.calibrated(gain, offset)
+        n_spam = taught(con)[context]["spam"]
+        layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n), n_spam=n_spam)
+        return layer.calibrated(*calibration_of(con, context), regression_of(con, context))
 
-    def calibrated(self, gain: float, offset: float) -> SiteLayer:
-        """This layer with ``gain`` and ``offset`` (itself if they are unchanged)."""
-        if (gain, offset) == (self.gain, self.offset):
+    def calibrated(self, gain: float, offset: float, regression: SiteRegression | None = None) -> SiteLayer:
+        """This layer with ``gain``, ``offset`` and ``regression`` (itself if they are unchanged)."""
+        same = regression is self.regression or (
+            regression is not None and self.regression is not None and regression.same_as(self.regression)
+        )
+        if (gain, offset) == (self.gain, self.offset) and same:
             return self
-        return replace(self, gain=gain, offset=offset)
+        return replace(self, gain=gain, offset=offset, regression=regression)
 
     @property
     def weight(self) -> float:
@@ -255,44 +275,102 @@ class SiteLayer:
 
     @property
     def is_calibrated(self) -> bool:
-        """Whether a moderation export's fit changed the gain or offset from 1 and 0."""
-        return (self.gain, self.offset) != (1.0, 0.0)
+        """Whether a moderation export's fit changed the gain or offset from 1 and 0, or added a regression."""
+        return (self.gain, self.offset) != (1.0, 0.0) or self.regression is not None
+
+    @property
+    def class_weights(self) -> tuple[float, float]:
+        """The weights of taught spam and ham counts in :meth:`deltas`: 1 and 1, but under a site
+        calibration (see module docstring) each class weighs as much as the other."""
+        if not self.is_calibrated or self.n_spam is None:
+            return 1.0, 1.0
+        return balancing(self.n_spam, self.n_messages - self.n_spam)
 
     def deltas(self, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``delta_j`` per taught column, from the base rates ``(q_h, q_s)`` at those columns."""
-        return evidence(self.spam, self.ham, base_rates)
+        spam_weight, ham_weight = self.class_weights
+        return evidence(spam_weight * self.spam, ham_weight * self.ham, base_rates)
 
     def contributions(self, columns: np.ndarray, deltas: np.ndarray) -> np.ndarray:
-        """The log-odds each of one message's distinct ``columns`` gets from the layer (they add up
-        to its :meth:`shift` less the site's ``offset``, which no word carries), for ``--explain``."""
+        """The log-odds each of one message's distinct ``columns`` gets from the layer and its
+        regression (they add up to its :meth:`shift` less the site's ``offset``, which no word
+        carries), for ``--explain``."""
         columns = np.asarray(columns, dtype=np.int64)
-        if not len(columns) or not len(self.columns):
-            return np.zeros(len(columns))
-        pos = np.minimum(np.searchsorted(self.columns, columns), len(self.columns) - 1)
-        per_column = np.where(self.columns[pos] == columns, deltas[pos], 0.0)
-        return self.gain * self.weight * per_column / np.sqrt(max(len(columns), FLOOR))
+        per_column = _looked_up(self.columns, deltas, columns)
+        out = self.gain * self.weight * per_column / np.sqrt(max(len(columns), FLOOR))
+        if self.regression is not None:
+            out = out + self.regression.contributions(columns)
+        return out
 
     def shift(self, indptr: np.ndarray, indices: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the layer."""
         if not len(self.columns):  # only messages without features were taught
             return np.full(len(indptr) - 1, self.offset)
-        pos = np.searchsorted(self.columns, indices)
-        pos = np.minimum(pos, len(self.columns) - 1)
-        hit = self.columns[pos] == indices
-        per_entry = np.where(hit, deltas[pos], 0.0)
-        counts = np.diff(indptr)
-        row_ids = np.repeat(np.arange(len(counts)), counts)
-        sums = np.bincount(row_ids, weights=per_entry, minlength=len(counts))
-        shifts = self.weight * sums / np.sqrt(np.maximum(counts, FLOOR))
+        sums = _row_sums(indptr, _looked_up(self.columns, deltas, indices))
+        shifts = self.weight * sums / np.sqrt(np.maximum(np.diff(indptr), FLOOR))
         if self.is_calibrated:
             shifts = self.gain * shifts + self.offset
+        if self.regression is not None:
+            shifts = shifts + self.regression.shift(indptr, indices)
         return shifts
+
+
+@dataclass(frozen=True, eq=False)
+class SiteRegression:
+    """A logistic regression on a context's moderation-export decisions, weighed by the gain the
+    site calibration fitted for it (:mod:`spamcli.site_calibration`): a message with ``k`` distinct
+    columns gets ``gain * sum_j weights_j / sqrt(k)`` (``weights_j`` 0 off ``columns``)."""
+
+    columns: np.ndarray  # int64, sorted
+    weights: np.ndarray  # float64
+    gain: float
+
+    def same_as(self, other: SiteRegression) -> bool:
+        return (
+            self.gain == other.gain
+            and np.array_equal(self.columns, other.columns)
+            and np.array_equal(self.weights, other.weights)
+        )
+
+    def contributions(self, columns: np.ndarray) -> np.ndarray:
+        """The log-odds each of one message's distinct ``columns`` gets from the regression."""
+        return self.gain * _looked_up(self.columns, self.weights, columns) / np.sqrt(max(len(columns), 1))
+
+    def shift(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the regression."""
+        sums = _row_sums(indptr, _looked_up(self.columns, self.weights, indices))
+        return self.gain * sums / np.sqrt(np.maximum(np.diff(indptr), 1))
+
+
+def _looked_up(keys: np.ndarray, values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``values`` at ``columns`` in the sorted ``keys`` (0 where a column is not a key)."""
+    if not len(keys) or not len(columns):
+        return np.zeros(len(columns))
+    pos = np.minimum(np.searchsorted(keys, columns), len(keys) - 1)
+    return np.where(keys[pos] == columns, values[pos], 0.0)
+
+
+def _row_sums(indptr: np.ndarray, per_entry: np.ndarray) -> np.ndarray:
+    counts = np.diff(indptr)
+    return np.bincount(np.repeat(np.arange(len(counts)), counts), weights=per_entry, minlength=len(counts))
 
 
 def evidence(spam: np.ndarray, ham: np.ndarray, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``delta_j`` of features held by ``spam``/``ham`` taught messages, against base rates ``(q_h, q_s)``."""
     q_ham, q_spam = (np.maximum(q, RATE_FLOOR) for q in base_rates)
     return np.log1p(spam / (PRIOR * q_spam)) - np.log1p(ham / (PRIOR * q_ham))
+
+
+def balancing(n_spam: int | np.ndarray, n_ham: int | np.ndarray) -> tuple:
+    """The weights that make ``n_spam`` taught spam and ``n_ham`` taught ham count alike (1 for a
+    class with none taught, whose counts are all zero anyway)."""
+    n_spam, n_ham = np.asarray(n_spam, dtype=np.float64), np.asarray(n_ham, dtype=np.float64)
+    total = n_spam + n_ham
+    spam_weight = np.where(n_spam > 0, total / (2.0 * np.maximum(n_spam, 1.0)), 1.0)
+    ham_weight = np.where(n_ham > 0, total / (2.0 * np.maximum(n_ham, 1.0)), 1.0)
+    if spam_weight.ndim == 0:
+        return float(spam_weight), float(ham_weight)
+    return spam_weight, ham_weight
 
 
 def weight_of(n_messages: int) -> float:
@@ -314,6 +392,26 @@ def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]
     if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
         raise ValueError(f"site calibration of context {context!r} out of range: gain {gain}, offset {offset}")
     return gain, offset
+
+
+def regression_of(con: sqlite3.Connection, context: str) -> SiteRegression | None:
+    """The site regression of ``context``: None until fitted on an export (or in a database of an
+    older spamcli). ValueError if the stored one is not one spamcli writes."""
+    try:
+        row = con.execute("SELECT gain, columns, weights FROM regression WHERE context = ?", (context,)).fetchone()
+    except Exception as exc:  # a read-only database of an older spamcli has no such table
+        if "no such table" not in str(exc):
+            raise
+        return None
+    if row is None:
+        return None
+    gain = float(row[0])  # ValueError/TypeError if not a number
+    columns = np.frombuffer(row[1], dtype=np.int64)  # ValueError if misshapen, TypeError if not a blob
+    weights = np.frombuffer(row[2], dtype=np.float64)
+    ok_gain = REGRESSION_GAIN_RANGE[0] < gain <= REGRESSION_GAIN_RANGE[1]
+    if not ok_gain or len(columns) != len(weights) or (np.diff(columns) <= 0).any() or not np.isfinite(weights).all():
+        raise ValueError(f"site regression of context {context!r} damaged")
+    return SiteRegression(columns, weights, gain)
 
 
 def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, columns: np.ndarray) -> str | None:
@@ -418,12 +516,15 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     """``layer`` with journal entries ``(before, after, columns)`` applied (a new object)."""
     cols, spam, ham = [], [], []
     n = layer.n_messages if layer is not None else 0
+    n_spam = layer.n_spam if layer is not None else 0
     for before, after, blob in entries:
         if (before, after) not in _JOURNAL_MOVES:
             raise ValueError(f"a journal entry from {before!r} to {after!r}: not one spamcli writes")
         c = np.frombuffer(blob, dtype=np.int32).astype(np.int64)
         sign, label = (-1.0, before) if after is None else (1.0, after)
         n += int(sign)
+        if n_spam is not None and label == "spam":
+            n_spam += int(sign)
         cols.append(c)
         spam.append(np.full(len(c), sign if label == "spam" else 0.0))
         ham.append(np.full(len(c), sign if label == "ham" else 0.0))
@@ -437,11 +538,12 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     unique, inverse = np.unique(all_cols, return_inverse=True)
     new_spam = np.bincount(inverse, weights=np.concatenate(spam), minlength=len(unique))
     new_ham = np.bincount(inverse, weights=np.concatenate(ham), minlength=len(unique))
-    if n < 0 or (new_spam < 0).any() or (new_ham < 0).any():  # a message forgotten that was never taught
-        raise ValueError("the journal takes taught counts below zero")
+    if n < 0 or (new_spam < 0).any() or (new_ham < 0).any() or not 0 <= (n_spam or 0) <= n:
+        raise ValueError("the journal takes taught counts below zero")  # a message forgotten that was never taught
     keep = (new_spam > 0) | (new_ham > 0)
-    gain, offset = (layer.gain, layer.offset) if layer is not None else (1.0, 0.0)
-    return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n, gain, offset)
+    if layer is None:
+        return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n, n_spam=n_spam)
+    return replace(layer, columns=unique[keep], spam=new_spam[keep], ham=new_ham[keep], n_messages=n, n_spam=n_spam)
 
 
 class SiteFollower:
@@ -483,7 +585,9 @@ class SiteFollower:
                 ).fetchall()
                 # a refit calibration (after an export was learned) is not in the journal; read
                 # first, as _apply changes nothing unless all is well
-                calibrations = {name: calibration_of(self.con, name) for name in self.contexts}
+                calibrations = {
+                    name: (*calibration_of(self.con, name), regression_of(self.con, name)) for name in self.contexts
+                }
             finally:
                 if self.con.in_transaction:
                     self.con.execute("COMMIT")

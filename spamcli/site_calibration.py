@@ -11,7 +11,8 @@ is kept with the base model's log-odds for it (table ``decisions``), and the sit
 
 is fitted on every decision kept so far: a logistic regression of the decisions' labels on their
 *leave-one-out* layer sums (each decision scored by the layer without its own counts, as an unseen
-message would be), with the base log-odds as a fixed offset and a ridge pulling ``gain`` to 1 and
+message would be, and its taught classes weighed alike, as a calibrated layer weighs them: see
+:attr:`site.SiteLayer.class_weights`), with the base log-odds as a fixed offset and a ridge pulling ``gain`` to 1 and
 ``offset`` to 0, so a small export moves them little. ``offset`` is how the site's cut follows its
 own decisions: a site whose genuine messages the layer pushes up gets a negative one. Each context
 is fitted apart: an account export (``--context profile``) calibrates the bios' text scores, which
@@ -32,7 +33,7 @@ import sqlite3
 
 import numpy as np
 
-from . import site
+from . import site, site_regression
 from .errors import ModelError
 
 MIN_EACH = 20  # spam and ham decisions needed before a site is calibrated
@@ -78,13 +79,21 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
     con.execute("BEGIN IMMEDIATE")  # one snapshot of counts and decisions, and no writer between
     try:
         try:
-            fitted = _fit(con, ctx, context)
+            with site_regression.one_thread():
+                fitted = _fit(con, ctx, context)
         except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
             raise ModelError(f"site database damaged: {exc}") from None
+        regression = fitted.pop("regression")
         con.execute("DELETE FROM calibration WHERE context = ?", (context,))
+        con.execute("DELETE FROM regression WHERE context = ?", (context,))
         if fitted["gain"] is not None:
             row = {"context": context, **fitted}
             con.execute("INSERT INTO calibration VALUES (:context, :gain, :offset, :spam, :ham)", row)
+        if regression is not None:
+            con.execute(
+                "INSERT INTO regression VALUES (?, ?, ?, ?)",
+                (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -100,6 +109,7 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     ).fetchall()
     y = np.array([label == "spam" for _z, label, _c in rows], dtype=np.float64)
     fitted = {"gain": None, "offset": None, "spam": int(y.sum()), "ham": int(len(y) - y.sum())}
+    fitted.update(regression_gain=None, regression=None)
     if min(fitted["spam"], fitted["ham"]) < MIN_EACH:
         return fitted
     layer = site.SiteLayer.read(con, context)
@@ -114,14 +124,23 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
             for i in range(0, len(rows), _CHUNK)
         ]
     )
-    fitted["gain"], fitted["offset"] = _logistic_fit(base, sums, y)
-    if not np.isfinite([fitted["gain"], fitted["offset"]]).all():
+    columns = [np.frombuffer(r[2], dtype=np.int32).astype(np.int64) for r in rows]
+    weights, held_out = site_regression.fit(columns, y)
+    if weights is not None:  # the layer, the regression and the offset, weighed together
+        gain, reg_gain, offset = _logistic_fit(base, np.column_stack([sums, held_out]), y)
+        if reg_gain > site.REGRESSION_GAIN_RANGE[0]:
+            fitted.update(gain=gain, offset=offset, regression_gain=reg_gain)
+            fitted["regression"] = site.SiteRegression(*weights, reg_gain)
+    if fitted["regression"] is None:  # none, or one that would count against its own evidence
+        fitted["gain"], fitted["offset"] = _logistic_fit(base, sums[:, None], y)
+    if not np.isfinite([fitted["gain"], fitted["offset"], fitted["regression_gain"] or 0.0]).all():
         raise ValueError("the site calibration did not converge")
     return fitted
 
 
 def _leave_one_out_sums(layer: site.SiteLayer, ctx, blobs: list[bytes], y: np.ndarray) -> np.ndarray:
-    """The uncalibrated layer sum of each decision with its own counts taken out."""
+    """The layer sum of each decision with its own counts taken out, before gain and offset, with
+    the class weights of a calibrated layer (:attr:`site.SiteLayer.class_weights`)."""
     columns = [np.frombuffer(b, dtype=np.int32).astype(np.int64) for b in blobs]  # ValueError if misshapen
     lengths = np.array([len(c) for c in columns], dtype=np.int64)
     cols = np.concatenate(columns) if columns else np.zeros(0, np.int64)
@@ -134,28 +153,33 @@ def _leave_one_out_sums(layer: site.SiteLayer, ctx, blobs: list[bytes], y: np.nd
     if (spam < 0).any() or (ham < 0).any():  # ...and counted there at least once
         raise ValueError("a decision's features are counted less than once")
     q_ham, q_spam = ctx.base_rates(layer.columns)
-    deltas = site.evidence(spam, ham, (q_ham[pos], q_spam[pos]))
+    n_spam = layer.n_spam - own  # each decision's own class has one message less without it
+    spam_weight, ham_weight = site.balancing(n_spam, layer.n_messages - 1 - n_spam)  # as calibrated
+    deltas = site.evidence(spam_weight * spam, ham_weight * ham, (q_ham[pos], q_spam[pos]))
     rows = np.repeat(np.arange(len(columns)), lengths)
     totals = np.bincount(rows, weights=deltas, minlength=len(columns))
     return site.weight_of(layer.n_messages - 1) * totals / np.sqrt(np.maximum(lengths, site.FLOOR))
 
 
-def _logistic_fit(base: np.ndarray, sums: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _logistic_fit(base: np.ndarray, sums: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
     """Newton's method, with a backtracking line search, for ``min sum logloss(y, base + gain *
-    sums + offset) + RIDGE/2 * ((gain - 1)^2 + offset^2)`` (convex); clipped to the allowed ranges."""
+    sums[:, 0] + reg_gain * sums[:, 1] + offset) + RIDGE/2 * ((gain - 1)^2 + reg_gain^2 + offset^2)``
+    (convex; ``sums`` the layer's, and the regression's if it has a second column); ``(gain,
+    [reg_gain,] offset)`` clipped to the allowed ranges."""
+    x = np.column_stack([sums, np.ones(len(base))])  # the inputs, the offset's last
+    centre = np.zeros(x.shape[1])
+    centre[0] = 1.0
 
     def loss(w: np.ndarray) -> float:
-        z = base + w[0] * sums + w[1]
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * RIDGE * ((w[0] - 1.0) ** 2 + w[1] ** 2))
+        z = base + x @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * RIDGE * np.sum((w - centre) ** 2))
 
-    w = np.array([1.0, 0.0])
+    w = centre.copy()
     current = loss(w)
     for _ in range(100):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (base + w[0] * sums + w[1])))  # the logistic, without overflow
-        r = p - y
-        grad = np.array([r @ sums + RIDGE * (w[0] - 1.0), r.sum() + RIDGE * w[1]])
-        v = p * (1.0 - p)
-        hess = np.array([[v @ (sums * sums) + RIDGE, v @ sums], [v @ sums, v.sum() + RIDGE]])
+        p = 0.5 * (1.0 + np.tanh(0.5 * (base + x @ w)))  # the logistic, without overflow
+        grad = x.T @ (p - y) + RIDGE * (w - centre)
+        hess = (x.T * (p * (1.0 - p))) @ x + RIDGE * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         t = 1.0
         while t > 1e-6 and loss(w - t * step) > current:  # a full Newton step can overshoot far
@@ -164,4 +188,5 @@ def _logistic_fit(base: np.ndarray, sums: np.ndarray, y: np.ndarray) -> tuple[fl
         previous, current = current, loss(w)
         if previous - current < 1e-10:
             break
-    return float(np.clip(w[0], *site.GAIN_RANGE)), float(np.clip(w[1], *site.OFFSET_RANGE))
+    middle = [float(np.clip(v, *site.REGRESSION_GAIN_RANGE)) for v in w[1:-1]]
+    return float(np.clip(w[0], *site.GAIN_RANGE)), *middle, float(np.clip(w[-1], *site.OFFSET_RANGE))

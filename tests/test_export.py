@@ -60,6 +60,9 @@ def _portable_score(context: dict, text_: str, model_name: str) -> float:
         delta = dict(zip(layer["columns"], layer["deltas"]))
         evidence = layer["weight"] * sum(delta.get(c, 0.0) for c in x) / math.sqrt(max(len(x), layer["floor"]))
         logit += layer["gain"] * evidence + layer["offset"]
+        if layer["regression"]:  # fitted on a moderation export's decisions
+            weights = dict(zip(layer["regression"]["columns"], layer["regression"]["weights"]))
+            logit += layer["regression"]["gain"] * sum(weights.get(c, 0.0) for c in x) / math.sqrt(max(len(x), 1))
     return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -193,9 +196,10 @@ def test_export_carries_the_site_calibration_of_a_moderation_export(model_copy, 
     out = tmp_path / "calibrated.json"
     assert run_cli("export", "--model", model_copy, "--out", out).code == 0
     doc = load_export(out)
-    assert doc["format_version"] == 2  # a version-1 reader would ignore gain and offset
+    assert doc["format_version"] == 3  # a version-1 reader would ignore gain and offset, a version-2 the regression
     context = doc["contexts"]["content"]
     assert (context["site"]["gain"], context["site"]["offset"]) == (fitted["gain"], fitted["offset"]) != (1.0, 0.0)
+    assert context["site"]["regression"]["gain"] == fitted["regression_gain"] > 0
     verdicts = SpamFilter.load(model_copy).score([t for t, _ in TEXTS], [lang for _, lang in TEXTS])
     for (text_, lang), verdict in zip(TEXTS, verdicts):
         assert abs(_portable_score(context, text_, _route(context, lang)) - verdict.score) < 1e-9, text_

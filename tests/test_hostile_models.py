@@ -505,6 +505,12 @@ TAMPERED_SITE = {
     "offset-huge": "UPDATE calibration SET offset = 1e6",
     "count-text": "UPDATE counts SET spam = 'x'",
     "count-negative": "UPDATE counts SET ham = -3 WHERE spam > 0",
+    "regression-ragged": "INSERT INTO regression VALUES ('content', 1.0, x'0100000000000000', x'0102')",
+    "regression-unsorted": (
+        "INSERT INTO regression VALUES ('content', 1.0, x'02000000000000000100000000000000', zeroblob(16))"
+    ),
+    "regression-gain-negative": "INSERT INTO regression VALUES ('content', -1.0, x'0100000000000000', zeroblob(8))",
+    "regression-text": "INSERT INTO regression VALUES ('content', 1.0, 'abcdefgh', zeroblob(8))",
 }
 
 
@@ -536,6 +542,10 @@ TAMPERED_JOURNAL = {  # damage written after the server started, and how it is m
         "DELETE FROM changes WHERE key = 'content:x'",
     ),
     "calibration-text": ("INSERT INTO calibration VALUES ('content', 'abc', 1.0, 30, 30)", "DELETE FROM calibration"),
+    "regression-nan": (
+        "INSERT INTO regression VALUES ('content', 1.0, x'0100000000000000', x'000000000000f87f')",
+        "DELETE FROM regression",
+    ),
 }
 
 

@@ -305,7 +305,11 @@ def test_an_account_export_calibrates_the_profile_context_and_forgetting_it_rest
     calibration = json.loads(result.stdout)["calibration"]
     assert (calibration["spam"], calibration["ham"]) == (30, 30)
     info = json.loads(run_cli("info", "--model", model, "--json").stdout)["contexts"]
-    assert info["profile"]["site_calibration"] == {"gain": calibration["gain"], "offset": calibration["offset"]}
+    assert info["profile"]["site_calibration"] == {
+        "gain": calibration["gain"],
+        "offset": calibration["offset"],
+        "regression_gain": calibration["regression_gain"],
+    }
     assert "site_calibration" not in info["content"]
     assert _profile_run(model, tmp_path, "classify", "--jobs", "1") != before
 

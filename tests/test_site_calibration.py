@@ -86,6 +86,7 @@ def test_the_fit_converges_where_a_plain_newton_step_overshoots():
 
 def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
     _teach_export(site_model, 0, 25)
+    learn_messages(site_model, [_spam(i) for i in range(100, 110)], "spam")  # 35 spam, 25 ham taught
     con = site.connect(site_model)
     layer = site.SiteLayer.read(con, "content")
     ctx = load_bundle(site_model, with_site=False).context("content")
@@ -95,14 +96,22 @@ def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
     con.close()
     y = np.array([label == "spam" for label, _ in rows], dtype=float)
     loo = site_calibration._leave_one_out_sums(layer, ctx, [blob for _, blob in rows], y)
+    assert layer.is_calibrated and layer.class_weights != (1.0, 1.0)  # unequal classes, weighed alike
     for i in (0, 1, len(rows) - 1):
         cols = np.frombuffer(rows[i][1], dtype=np.int32).astype(np.int64)
         own = np.isin(layer.columns, cols)
         without = site.SiteLayer(
-            layer.columns, layer.spam - own * y[i], layer.ham - own * (1 - y[i]), layer.n_messages - 1
+            layer.columns,
+            layer.spam - own * y[i],
+            layer.ham - own * (1 - y[i]),
+            layer.n_messages - 1,
+            layer.gain,
+            layer.offset,
+            layer.n_spam - int(y[i]),
         )
-        expected = without.shift(np.array([0, len(cols)]), cols, without.deltas(ctx.base_rates(layer.columns)))
-        assert loo[i] == pytest.approx(expected[0], rel=1e-12, abs=1e-12)
+        shift = without.shift(np.array([0, len(cols)]), cols, without.deltas(ctx.base_rates(layer.columns)))
+        expected = (shift[0] - layer.offset) / layer.gain  # the sum before gain and offset
+        assert loo[i] == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
 def test_an_export_calibrates_the_site_and_forgetting_it_restores_every_score(site_model):
@@ -137,7 +146,7 @@ def test_corrections_alone_never_calibrate_the_site(site_model):
 
 def test_too_few_decisions_leave_the_site_uncalibrated(site_model):
     fitted = _teach_export(site_model, 0, site_calibration.MIN_EACH - 1)
-    assert fitted == {"gain": None, "offset": None, "spam": 19, "ham": 19}
+    assert fitted == {"gain": None, "offset": None, "spam": 19, "ham": 19, "regression_gain": None}
     assert _calibration(site_model) == (1.0, 0.0)
 
 
@@ -147,9 +156,18 @@ def test_a_follower_picks_up_a_refit_calibration(site_model):
     follower = site.SiteFollower(site_model, bundle.contexts)
     try:
         fitted = _teach_export(site_model, 0, 25)
+        learn_messages(site_model, [_ham(i) for i in range(100, 103)], "ham")  # corrections: no refit
         follower.poll()
         layer = bundle.contexts["content"].site
         assert (layer.gain, layer.offset) == (fitted["gain"], fitted["offset"])
+        # the follower's counts weigh the classes as a fresh read does (25 spam, 28 ham taught)
+        fresh = load_bundle(site_model).contexts["content"].site
+        assert (layer.n_spam, layer.n_messages) == (fresh.n_spam, fresh.n_messages) == (25, 53)
+        assert layer.class_weights == fresh.class_weights == (53 / 50, 53 / 56)
+        rates = bundle.contexts["content"].base_rates(layer.columns)
+        assert np.array_equal(layer.deltas(rates), fresh.deltas(rates))
+        assert layer.regression.gain == fitted["regression_gain"] > 0  # and the regression fitted with them
+        assert layer.regression.same_as(fresh.regression)
     finally:
         follower.close()
 
@@ -164,11 +182,14 @@ def test_learn_on_an_export_reports_the_calibration_and_info_shows_it(site_model
     calibration = json.loads(result.stdout)["calibration"]
     assert (calibration["spam"], calibration["ham"]) == (25, 25)
     assert f"gain {calibration['gain']:.3f}" in result.stderr
+    assert f"regression gain {calibration['regression_gain']:.3f}" in result.stderr
     info = json.loads(run_cli("info", "--model", site_model, "--json").stdout)
     assert info["contexts"]["content"]["site_calibration"] == {
         "gain": calibration["gain"],
         "offset": calibration["offset"],
+        "regression_gain": calibration["regression_gain"],
     }
+    assert "regression gain" in " ".join(run_cli("info", "--model", site_model).stdout.split())
 
 
 def test_two_concurrent_export_learns_lose_no_decision_and_leave_the_calibration_of_both(site_model, tmp_path):
