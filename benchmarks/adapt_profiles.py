@@ -79,13 +79,18 @@ def markdown(results: dict) -> str:
     ]
     for key, name in (
         ("untouched", "shipped, untouched"),
-        ("layer_only", "after the exports, layer only (no calibration)"),
+        ("layer_only", "after the exports, layer only (no calibration, no regression)"),
         ("calibrated", "after the exports, calibrated (what `learn` does)"),
     ):
         r = results[key]
         rows.append(f"| {name} | {r['auc']:.3f} | {r['fpr']:.1%} | {r['recall']:.1%} | {r['unsure_ham']:.1%} |")
     cal = results["calibration"]
-    rows += ["", f"Site calibration of the profile context: gain {cal['gain']:.2f}, offset {cal['offset']:+.2f}."]
+    regression = f"{cal['regression_gain']:.2f}" if cal.get("regression_gain") else "none"
+    rows += [
+        "",
+        f"Site calibration of the profile context: gain {cal['gain']:.2f}, offset {cal['offset']:+.2f}, "
+        f"regression gain {regression}.",
+    ]
     return "\n".join(rows)
 
 
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         con = sqlite3.connect(site_dir / "site.sqlite")
         with con:
             con.execute("DELETE FROM calibration")
+            con.execute("DELETE FROM regression")
         con.close()
         results["layer_only"] = profile_rates(site_dir, rest)
     text = markdown(results)
