@@ -43,7 +43,8 @@ scores::
 
 and the offset is how the site's cut follows its own decisions. Without an export: gain 1, offset 0.
 A calibrated layer also weighs its taught classes alike (:attr:`SiteLayer.class_weights`: ``s_j`` and
-``h_j`` above times ``n / 2n_spam`` and ``n / 2n_ham``). An export holds the site's own share of spam
+``h_j`` above times ``n / 2n_spam`` and ``n / 2n_ham``, for the ``n`` export decisions the calibration
+was fitted on, fixed until the next refit). An export holds the site's own share of spam
 (three quarters of a Telegram group's week): counted raw, every feature common to the site's messages,
 a space or a digit, became spam evidence, and taught one such week the layer cost the other test sets
 0.11 AUC (0.993 -> 0.877 in ``benchmarks/adapt.py``). The site's share of spam is the offset's to
@@ -66,7 +67,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,9 @@ HALF_WEIGHT = 1.0  # taught messages at which the layer has half its full weight
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
 GAIN_RANGE = (0.05, 4.0)  # a site calibration's allowed gain and offset (site_calibration clips its fit to them)
 OFFSET_RANGE = (-8.0, 8.0)
+# A calibration fitted with both classes weighed alike, and perhaps a regression (2), or by a spamcli
+# before (1: raw counts, no regression): scored as it was fitted, refitted at the next export or forget.
+FIT_VERSION = 2
 REGRESSION_GAIN_RANGE = (0.0, 4.0)  # a site regression's allowed gain (site_calibration fits none below 0)
 LABELS = {"ham": 0, "spam": 1}
 JOURNAL_KEEP = 100_000  # journal entries kept for followers; one that falls further behind reloads
@@ -126,6 +130,10 @@ CREATE TABLE IF NOT EXISTS calibration (
     offset REAL NOT NULL,
     spam INTEGER NOT NULL,         -- the decisions it was fitted on
     ham INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fit_versions (
+    context TEXT PRIMARY KEY,      -- how its calibration was fitted (no row: version 1)
+    version INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS regression (
     context TEXT PRIMARY KEY,      -- fitted with the calibration, on the same decisions
@@ -241,12 +249,15 @@ class SiteLayer:
     n_messages: int
     gain: float = 1.0  # fitted on a moderation export's decisions (site_calibration), else 1 and 0
     offset: float = 0.0
-    n_spam: int | None = None  # taught spam messages among n_messages (None: not known, no class weights)
     regression: SiteRegression | None = None  # fitted on a moderation export's decisions, with gain and offset
+    # weights of the taught spam and ham counts: 1 and 1, but under a calibration fitted with the
+    # classes weighed alike (FIT_VERSION 2), those that make its decisions' two classes count alike
+    class_weights: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
-    def read(cls, con: sqlite3.Connection, context: str) -> SiteLayer | None:
-        """The layer of ``context``, or None when nothing is taught there."""
+    def read(cls, con: sqlite3.Connection, context: str, raw: bool = False) -> SiteLayer | None:
+        """The layer of ``context``, or None when nothing is taught there; ``raw``: its counts only,
+        without the site's calibration (which a refit replaces, damaged or not)."""
         n = sum(taught(con).get(context, {}).values())
         if not n:
             return None
@@ -256,18 +267,18 @@ class SiteLayer:
         table = np.array(rows, dtype=np.int64).reshape(-1, 3)
         if (table[:, 1:] < 0).any():
             raise ValueError(f"negative taught counts in context {context!r}")
-        n_spam = taught(con)[context]["spam"]
-        layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n), n_spam=n_spam)
-        return layer.calibrated(*calibration_of(con, context), regression_of(con, context))
+        layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n))
+        return layer if raw else layer.calibrated(fit_of(con, context))
 
-    def calibrated(self, gain: float, offset: float, regression: SiteRegression | None = None) -> SiteLayer:
-        """This layer with ``gain``, ``offset`` and ``regression`` (itself if they are unchanged)."""
+    def calibrated(self, fit: SiteFit) -> SiteLayer:
+        """This layer with the site's ``fit`` (itself if it is unchanged)."""
+        regression = fit.regression
         same = regression is self.regression or (
             regression is not None and self.regression is not None and regression.same_as(self.regression)
         )
-        if (gain, offset) == (self.gain, self.offset) and same:
+        if (fit.gain, fit.offset, fit.class_weights) == (self.gain, self.offset, self.class_weights) and same:
             return self
-        return replace(self, gain=gain, offset=offset, regression=regression)
+        return replace(self, gain=fit.gain, offset=fit.offset, regression=regression, class_weights=fit.class_weights)
 
     @property
     def weight(self) -> float:
@@ -277,14 +288,6 @@ class SiteLayer:
     def is_calibrated(self) -> bool:
         """Whether a moderation export's fit changed the gain or offset from 1 and 0, or added a regression."""
         return (self.gain, self.offset) != (1.0, 0.0) or self.regression is not None
-
-    @property
-    def class_weights(self) -> tuple[float, float]:
-        """The weights of taught spam and ham counts in :meth:`deltas`: 1 and 1, but under a site
-        calibration (see module docstring) each class weighs as much as the other."""
-        if not self.is_calibrated or self.n_spam is None:
-            return 1.0, 1.0
-        return balancing(self.n_spam, self.n_messages - self.n_spam)
 
     def deltas(self, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """``delta_j`` per taught column, from the base rates ``(q_h, q_s)`` at those columns."""
@@ -305,7 +308,8 @@ class SiteLayer:
     def shift(self, indptr: np.ndarray, indices: np.ndarray, deltas: np.ndarray) -> np.ndarray:
         """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the layer."""
         if not len(self.columns):  # only messages without features were taught
-            return np.full(len(indptr) - 1, self.offset)
+            shifts = np.full(len(indptr) - 1, self.offset)
+            return shifts if self.regression is None else shifts + self.regression.shift(indptr, indices)
         sums = _row_sums(indptr, _looked_up(self.columns, deltas, indices))
         shifts = self.weight * sums / np.sqrt(np.maximum(np.diff(indptr), FLOOR))
         if self.is_calibrated:
@@ -376,6 +380,43 @@ def balancing(n_spam: int | np.ndarray, n_ham: int | np.ndarray) -> tuple:
 def weight_of(n_messages: int) -> float:
     """The layer's weight with ``n_messages`` taught."""
     return n_messages / (n_messages + HALF_WEIGHT)
+
+
+@dataclass(frozen=True)
+class SiteFit:
+    """What a moderation export's refit stored for a context (site_calibration): its gain and offset,
+    the class weights they were fitted with, and the regression (None when there is none)."""
+
+    gain: float = 1.0
+    offset: float = 0.0
+    class_weights: tuple[float, float] = (1.0, 1.0)
+    regression: SiteRegression | None = field(default=None, compare=False)
+
+
+def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
+    """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0, no regression until an export is
+    fitted); ValueError or TypeError if a row is not one spamcli writes."""
+    gain, offset = calibration_of(con, context)
+    if fit_version_of(con, context) < FIT_VERSION:  # none, or fitted by an older spamcli: scored as then
+        return SiteFit(gain, offset)
+    spam, ham = con.execute("SELECT spam, ham FROM calibration WHERE context = ?", (context,)).fetchone()
+    if not (isinstance(spam, int) and isinstance(ham, int) and spam > 0 and ham > 0):
+        raise ValueError(f"site calibration of context {context!r}: decisions {spam!r} spam, {ham!r} ham")
+    return SiteFit(gain, offset, balancing(spam, ham), regression_of(con, context))
+
+
+def fit_version_of(con: sqlite3.Connection, context: str) -> int:
+    """How the calibration of ``context`` was fitted: :data:`FIT_VERSION`, or 1 (by an older spamcli,
+    or none stored)."""
+    try:
+        row = con.execute(
+            "SELECT f.version FROM fit_versions f JOIN calibration c USING (context) WHERE context = ?", (context,)
+        ).fetchone()
+    except Exception as exc:  # a read-only database of an older spamcli has no such table
+        if "no such table" not in str(exc):
+            raise
+        row = None
+    return 1 if row is None else int(row[0])
 
 
 def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]:
@@ -516,15 +557,12 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     """``layer`` with journal entries ``(before, after, columns)`` applied (a new object)."""
     cols, spam, ham = [], [], []
     n = layer.n_messages if layer is not None else 0
-    n_spam = layer.n_spam if layer is not None else 0
     for before, after, blob in entries:
         if (before, after) not in _JOURNAL_MOVES:
             raise ValueError(f"a journal entry from {before!r} to {after!r}: not one spamcli writes")
         c = np.frombuffer(blob, dtype=np.int32).astype(np.int64)
         sign, label = (-1.0, before) if after is None else (1.0, after)
         n += int(sign)
-        if n_spam is not None and label == "spam":
-            n_spam += int(sign)
         cols.append(c)
         spam.append(np.full(len(c), sign if label == "spam" else 0.0))
         ham.append(np.full(len(c), sign if label == "ham" else 0.0))
@@ -538,12 +576,12 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     unique, inverse = np.unique(all_cols, return_inverse=True)
     new_spam = np.bincount(inverse, weights=np.concatenate(spam), minlength=len(unique))
     new_ham = np.bincount(inverse, weights=np.concatenate(ham), minlength=len(unique))
-    if n < 0 or (new_spam < 0).any() or (new_ham < 0).any() or not 0 <= (n_spam or 0) <= n:
-        raise ValueError("the journal takes taught counts below zero")  # a message forgotten that was never taught
+    if n < 0 or (new_spam < 0).any() or (new_ham < 0).any():  # a message forgotten that was never taught
+        raise ValueError("the journal takes taught counts below zero")
     keep = (new_spam > 0) | (new_ham > 0)
     if layer is None:
-        return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n, n_spam=n_spam)
-    return replace(layer, columns=unique[keep], spam=new_spam[keep], ham=new_ham[keep], n_messages=n, n_spam=n_spam)
+        return SiteLayer(unique[keep], new_spam[keep], new_ham[keep], n)
+    return replace(layer, columns=unique[keep], spam=new_spam[keep], ham=new_ham[keep], n_messages=n)
 
 
 class SiteFollower:
@@ -577,21 +615,19 @@ class SiteFollower:
             version = self._data_version()
             if version in (self.version, self._damaged_version):  # unchanged, or still as found damaged
                 return 0
-            self.con.execute("BEGIN")  # the journal and the calibrations of one moment
+            self.con.execute("BEGIN")  # the journal and the fits of one moment
             try:
                 rows = self.con.execute(
                     "SELECT seq, context, key, before, after, columns FROM changes WHERE seq > ? ORDER BY seq",
                     (self.seq,),
                 ).fetchall()
-                # a refit calibration (after an export was learned) is not in the journal; read
-                # first, as _apply changes nothing unless all is well
-                calibrations = {
-                    name: (*calibration_of(self.con, name), regression_of(self.con, name)) for name in self.contexts
-                }
+                # a refit (after an export was learned) is not in the journal; read first, as
+                # _apply changes nothing unless all is well
+                fits = {name: fit_of(self.con, name) for name in self.contexts}
             finally:
                 if self.con.in_transaction:
                     self.con.execute("COMMIT")
-            applied = self._apply(rows)
+            applied = self._apply(rows, fits)
         except damage_errors() as exc:
             if str(exc) != self.damage:  # once, not at every poll until it is mended
                 log.error(
@@ -600,39 +636,39 @@ class SiteFollower:
             self.damage, self._damaged_version = str(exc), version
             return 0
         self.damage = self._damaged_version = None
-        for name, calibration in calibrations.items():
-            ctx = self.contexts[name]
-            if ctx.site is not None:
-                ctx.set_site(ctx.site.calibrated(*calibration))
         self.version = version
         return applied
 
-    def _apply(self, rows: list) -> int:
-        """Apply journal ``rows``; raises before changing any context if one is damaged."""
-        if not rows:
-            return 0
-        oldest = self.con.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
-        if oldest > self.seq + 1:  # entries this follower has not seen were pruned: read it all again
-            self._reload()
-            return len(rows)
+    def _apply(self, rows: list, fits: dict[str, SiteFit]) -> int:
+        """Apply journal ``rows`` and the ``fits`` read with them, each context's layer replaced once
+        (a scoring thread never sees new counts with an old fit); raises before changing any context
+        if one is damaged."""
+        if rows:
+            oldest = self.con.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+            if oldest > self.seq + 1:  # entries this follower has not seen were pruned: read it all again
+                self._reload()
+                return len(rows)
         by_context: dict[str, list] = {}
         for _seq, context, key, before, after, blob in rows:
             if context in self.contexts:
                 by_context.setdefault(context, []).append((key, before, after, blob))
-        layers = {
-            name: merged(self.contexts[name].site, [(b, a, blob) for _k, b, a, blob in entries])
-            for name, entries in by_context.items()
-        }
-        for name, entries in by_context.items():  # nothing raises from here on
+        layers = {name: ctx.site for name, ctx in self.contexts.items()}
+        for name, entries in by_context.items():
+            layers[name] = merged(layers[name], [(b, a, blob) for _k, b, a, blob in entries])
+        for name, ctx in self.contexts.items():  # nothing raises from here on
+            layer = layers[name] if layers[name] is None else layers[name].calibrated(fits[name])
+            if layer is not ctx.site:
+                ctx.set_site(layer)
+        for name, entries in by_context.items():
             ctx = self.contexts[name]
-            ctx.set_site(layers[name])
             prefix = len(name) + 1
             for key, _before, after, _blob in entries:
                 if after is None:
                     ctx.learned_labels.pop(key[prefix:], None)
                 else:
                     ctx.learned_labels[key[prefix:]] = after
-        self.seq = rows[-1][0]
+        if rows:
+            self.seq = rows[-1][0]
         return len(rows)
 
     def _reload(self) -> None:

@@ -57,7 +57,8 @@ def record(con: sqlite3.Connection, context: str, keys: list[str], base_logits: 
 
 def stale(con: sqlite3.Connection, context: str) -> bool:
     """Whether the stored calibration of ``context`` was not fitted on the decisions kept now (one
-    was forgotten or relearned otherwise since, perhaps by a run that stopped before its refit)."""
+    was forgotten or relearned otherwise since, perhaps by a run that stopped before its refit), or
+    was fitted by an older spamcli (raw counts, no regression: scored as then until refitted)."""
     counts = dict(
         con.execute(
             "SELECT m.label, COUNT(*) FROM decisions d JOIN messages m USING (key) "
@@ -69,7 +70,7 @@ def stale(con: sqlite3.Connection, context: str) -> bool:
     row = con.execute("SELECT spam, ham FROM calibration WHERE context = ?", (context,)).fetchone()
     if row is None:
         return min(spam, ham) >= MIN_EACH
-    return tuple(row) != (spam, ham)
+    return tuple(row) != (spam, ham) or site.fit_version_of(con, context) < site.FIT_VERSION
 
 
 def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
@@ -84,11 +85,12 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
         except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
             raise ModelError(f"site database damaged: {exc}") from None
         regression = fitted.pop("regression")
-        con.execute("DELETE FROM calibration WHERE context = ?", (context,))
-        con.execute("DELETE FROM regression WHERE context = ?", (context,))
+        for table in ("calibration", "fit_versions", "regression"):
+            con.execute(f"DELETE FROM {table} WHERE context = ?", (context,))  # noqa: S608 - our names
         if fitted["gain"] is not None:
             row = {"context": context, **fitted}
             con.execute("INSERT INTO calibration VALUES (:context, :gain, :offset, :spam, :ham)", row)
+            con.execute("INSERT INTO fit_versions VALUES (?, ?)", (context, site.FIT_VERSION))
         if regression is not None:
             con.execute(
                 "INSERT INTO regression VALUES (?, ?, ?, ?)",
@@ -112,7 +114,7 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     fitted.update(regression_gain=None, regression=None)
     if min(fitted["spam"], fitted["ham"]) < MIN_EACH:
         return fitted
-    layer = site.SiteLayer.read(con, context)
+    layer = site.SiteLayer.read(con, context, raw=True)
     if layer is None:
         raise ValueError("decisions kept but nothing taught")
     base = np.array([z for z, _l, _c in rows], dtype=np.float64)  # ValueError if not numbers
@@ -153,8 +155,8 @@ def _leave_one_out_sums(layer: site.SiteLayer, ctx, blobs: list[bytes], y: np.nd
     if (spam < 0).any() or (ham < 0).any():  # ...and counted there at least once
         raise ValueError("a decision's features are counted less than once")
     q_ham, q_spam = ctx.base_rates(layer.columns)
-    n_spam = layer.n_spam - own  # each decision's own class has one message less without it
-    spam_weight, ham_weight = site.balancing(n_spam, layer.n_messages - 1 - n_spam)  # as calibrated
+    n_spam = y.sum() - own  # the decisions' classes, each decision's own one without it
+    spam_weight, ham_weight = site.balancing(n_spam, len(y) - 1 - n_spam)  # as the calibrated layer weighs them
     deltas = site.evidence(spam_weight * spam, ham_weight * ham, (q_ham[pos], q_spam[pos]))
     rows = np.repeat(np.arange(len(columns)), lengths)
     totals = np.bincount(rows, weights=deltas, minlength=len(columns))

@@ -511,6 +511,8 @@ TAMPERED_SITE = {
     ),
     "regression-gain-negative": "INSERT INTO regression VALUES ('content', -1.0, x'0100000000000000', zeroblob(8))",
     "regression-text": "INSERT INTO regression VALUES ('content', 1.0, 'abcdefgh', zeroblob(8))",
+    "fit-version-text": "UPDATE fit_versions SET version = 'x'",
+    "decisions-text": "UPDATE calibration SET spam = 'x'",
 }
 
 
@@ -523,6 +525,7 @@ def test_tampered_site_database_is_a_model_error(model_copy, statement):
     learn_messages(model_copy, ["Win a free cruise, call 0800 123 456 now"], "spam")
     con = sqlite3.connect(model_copy / "site.sqlite")
     con.execute("INSERT INTO calibration VALUES ('content', 0.5, 1.0, 30, 30)")
+    con.execute("INSERT INTO fit_versions VALUES ('content', 2)")  # as this spamcli fits
     con.execute(statement)
     con.commit()
     con.close()
@@ -543,6 +546,7 @@ TAMPERED_JOURNAL = {  # damage written after the server started, and how it is m
     ),
     "calibration-text": ("INSERT INTO calibration VALUES ('content', 'abc', 1.0, 30, 30)", "DELETE FROM calibration"),
     "regression-nan": (
+        "INSERT INTO calibration VALUES ('content', 0.5, 1.0, 30, 30); INSERT INTO fit_versions VALUES ('content', 2); "
         "INSERT INTO regression VALUES ('content', 1.0, x'0100000000000000', x'000000000000f87f')",
         "DELETE FROM regression",
     ),
@@ -567,7 +571,8 @@ def test_a_follower_keeps_the_last_good_layer_over_a_damaged_database_and_mends(
         learn_messages(model_copy, ["Lunch at noon tomorrow?"], "ham")
         con = sqlite3.connect(model_copy / "site.sqlite")
         seq, columns = con.execute("SELECT seq, columns FROM changes ORDER BY seq DESC LIMIT 1").fetchone()
-        con.execute(statement)
+        for one in statement.split("; "):
+            con.execute(one)
         con.commit()
         for _ in range(2):
             assert follower.poll() == 0

@@ -78,17 +78,17 @@ def test_site_shift_has_known_values():
 def test_a_calibrated_layer_weighs_its_taught_classes_alike():
     # 30 spam and 10 ham taught (an export of a site where three messages in four are spam); column 1
     # is in every one of them (a space, a digit), column 2 in two of the spam
-    raw = site.SiteLayer(np.array([1, 2]), np.array([30.0, 2.0]), np.array([10.0, 0.0]), 40, n_spam=30)
+    raw = site.SiteLayer(np.array([1, 2]), np.array([30.0, 2.0]), np.array([10.0, 0.0]), 40)
     rates = (np.array([0.3, 0.01]), np.array([0.3, 0.01]))
     assert raw.class_weights == (1.0, 1.0)  # corrections alone: counted raw
     assert raw.deltas(rates)[0] == pytest.approx(np.log1p(30 / 30) - np.log1p(10 / 30), abs=1e-12)  # spam evidence
-    calibrated = raw.calibrated(0.8, 0.5)
+    fit = site.SiteFit(0.8, 0.5, site.balancing(30, 10))  # fitted on those 40 decisions
+    calibrated = raw.calibrated(fit)
     assert calibrated.class_weights == (40 / 60, 40 / 20)
     deltas = calibrated.deltas(rates)
     assert deltas[0] == pytest.approx(0.0, abs=1e-12)  # a feature of every message is no evidence either way
     assert deltas[1] == pytest.approx(np.log1p(2 * 40 / 60 / 1.0), abs=1e-12)
-    unknown = site.SiteLayer(np.array([1]), np.array([3.0]), np.array([1.0]), 4).calibrated(0.8, 0.5)
-    assert unknown.class_weights == (1.0, 1.0)  # a layer built without its classes' sizes: counted raw
+    assert raw.calibrated(site.SiteFit(0.8, 0.5)).class_weights == (1.0, 1.0)  # fitted by an older spamcli
 
 
 def test_a_feature_the_base_never_saw_weighs_as_if_one_base_message_in_200_held_it():

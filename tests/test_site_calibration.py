@@ -11,6 +11,7 @@ from helpers import run_cli
 
 from spamcli import SpamFilter, site, site_calibration
 from spamcli.bundle import load_bundle
+from spamcli.errors import ModelError
 from spamcli.learning import Teacher, ensure_site_model, learn_messages
 from spamcli.text import message_hash
 
@@ -86,7 +87,9 @@ def test_the_fit_converges_where_a_plain_newton_step_overshoots():
 
 def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
     _teach_export(site_model, 0, 25)
-    learn_messages(site_model, [_spam(i) for i in range(100, 110)], "spam")  # 35 spam, 25 ham taught
+    teacher = Teacher(site_model)
+    teacher.teach_decisions([_spam(i) for i in range(100, 110)], [1] * 10)  # 35 spam, 25 ham decisions
+    teacher.close()
     con = site.connect(site_model)
     layer = site.SiteLayer.read(con, "content")
     ctx = load_bundle(site_model, with_site=False).context("content")
@@ -96,7 +99,7 @@ def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
     con.close()
     y = np.array([label == "spam" for label, _ in rows], dtype=float)
     loo = site_calibration._leave_one_out_sums(layer, ctx, [blob for _, blob in rows], y)
-    assert layer.is_calibrated and layer.class_weights != (1.0, 1.0)  # unequal classes, weighed alike
+    assert layer.is_calibrated and layer.class_weights == (60 / 70, 60 / 50)  # unequal classes, weighed alike
     for i in (0, 1, len(rows) - 1):
         cols = np.frombuffer(rows[i][1], dtype=np.int32).astype(np.int64)
         own = np.isin(layer.columns, cols)
@@ -107,7 +110,7 @@ def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
             layer.n_messages - 1,
             layer.gain,
             layer.offset,
-            layer.n_spam - int(y[i]),
+            class_weights=site.balancing(35 - int(y[i]), 25 - int(1 - y[i])),  # the decisions without it
         )
         shift = without.shift(np.array([0, len(cols)]), cols, without.deltas(ctx.base_rates(layer.columns)))
         expected = (shift[0] - layer.offset) / layer.gain  # the sum before gain and offset
@@ -155,15 +158,19 @@ def test_a_follower_picks_up_a_refit_calibration(site_model):
     bundle = load_bundle(site_model)
     follower = site.SiteFollower(site_model, bundle.contexts)
     try:
-        fitted = _teach_export(site_model, 0, 25)
+        _teach_export(site_model, 0, 25)
+        teacher = Teacher(site_model)
+        fitted = teacher.teach_decisions([_spam(i) for i in range(100, 110)], [1] * 10).calibration
+        teacher.close()
         learn_messages(site_model, [_ham(i) for i in range(100, 103)], "ham")  # corrections: no refit
         follower.poll()
         layer = bundle.contexts["content"].site
         assert (layer.gain, layer.offset) == (fitted["gain"], fitted["offset"])
-        # the follower's counts weigh the classes as a fresh read does (25 spam, 28 ham taught)
+        # the follower weighs the classes as a fresh read does: as the 35 spam and 25 ham decisions
+        # of the fit (the 3 corrections since do not move the weights)
         fresh = load_bundle(site_model).contexts["content"].site
-        assert (layer.n_spam, layer.n_messages) == (fresh.n_spam, fresh.n_messages) == (25, 53)
-        assert layer.class_weights == fresh.class_weights == (53 / 50, 53 / 56)
+        assert layer.n_messages == fresh.n_messages == 63
+        assert layer.class_weights == fresh.class_weights == (60 / 70, 60 / 50)
         rates = bundle.contexts["content"].base_rates(layer.columns)
         assert np.array_equal(layer.deltas(rates), fresh.deltas(rates))
         assert layer.regression.gain == fitted["regression_gain"] > 0  # and the regression fitted with them
@@ -279,3 +286,43 @@ def test_a_damaged_decisions_table_stops_learn_with_a_model_error(site_model, tm
     rows = "".join(f'"{t}",{"true" if y else "false"},true\n' for t, y in zip(texts, labels))
     export.write_text("text,hidden,reviewed\n" + rows)
     assert_one_line_error(run_cli("learn", "--model", site_model, export, "--hidden-col", "hidden"), 4)
+
+
+def test_a_calibration_fitted_by_an_older_spamcli_scores_as_then_until_refitted(site_model):
+    """An older spamcli fitted gain and offset on raw counts, with no regression: after an upgrade
+    they are applied to raw counts still (no score moves), and the next forget refits them."""
+    _teach_export(site_model, 0, 25)
+    teacher = Teacher(site_model)
+    teacher.teach_decisions([_spam(i) for i in range(100, 110)], [1] * 10)  # unequal classes
+    teacher.close()
+    con = site.connect(site_model)
+    with con:
+        con.execute("DELETE FROM fit_versions")  # what a database of an older spamcli holds
+        con.execute("DELETE FROM regression")
+    gain, offset = site.calibration_of(con, "content")
+    assert site_calibration.stale(con, "content")
+    con.close()
+    layer = load_bundle(site_model).contexts["content"].site
+    assert (layer.gain, layer.offset, layer.class_weights, layer.regression) == (gain, offset, (1.0, 1.0), None)
+    ctx = load_bundle(site_model, with_site=False).context("content")
+    raw = site.SiteLayer(layer.columns, layer.spam, layer.ham, layer.n_messages, gain, offset)
+    cols, rows = layer.columns[:60], np.array([0, 20, 40, 60])  # three messages of taught features
+    assert np.array_equal(
+        layer.shift(rows, cols, layer.deltas(ctx.base_rates(layer.columns))),
+        raw.shift(rows, cols, raw.deltas(ctx.base_rates(layer.columns))),
+    )
+    learn_messages(site_model, [_spam(105)], "forget")  # a decision forgotten: refitted, as this spamcli fits
+    refitted = load_bundle(site_model).contexts["content"].site
+    assert refitted.class_weights == (59 / 68, 59 / 50) and refitted.regression is not None
+
+
+def test_the_next_export_replaces_a_damaged_fit(site_model):
+    _teach_export(site_model, 0, 25)
+    con = site.connect(site_model)
+    with con:
+        con.execute("UPDATE regression SET gain = 0")  # not one spamcli writes
+    con.close()
+    with pytest.raises(ModelError):
+        load_bundle(site_model)
+    fitted = _teach_export(site_model, 25, 25)  # the refit reads the counts only, and writes a new fit
+    assert load_bundle(site_model).contexts["content"].site.regression.gain == fitted["regression_gain"]

@@ -50,11 +50,11 @@ def test_a_fold_of_one_class_fits_nothing():
 
 def test_the_regression_adds_to_the_layer_and_explain_names_its_words():
     regression = site.SiteRegression(np.array([2, 5]), np.array([1.5, -0.5]), 2.0)
-    layer = site.SiteLayer(np.array([1, 2]), np.array([1.0, 0.0]), np.array([0.0, 2.0]), 10, 0.8, 0.3, 1, regression)
+    layer = site.SiteLayer(np.array([1, 2]), np.array([1.0, 0.0]), np.array([0.0, 2.0]), 10, 0.8, 0.3, regression)
     assert layer.is_calibrated
     deltas = layer.deltas((np.array([0.01, 0.01]), np.array([0.01, 0.01])))
     row = np.array([1, 2, 5, 9])
-    plain = site.SiteLayer(layer.columns, layer.spam, layer.ham, 10, 0.8, 0.3, 1)
+    plain = site.SiteLayer(layer.columns, layer.spam, layer.ham, 10, 0.8, 0.3)
     expected = plain.shift(np.array([0, 4]), row, deltas)[0] + 2.0 * (1.5 - 0.5) / np.sqrt(4)
     assert layer.shift(np.array([0, 4]), row, deltas)[0] == pytest.approx(expected, abs=1e-12)
     contributions = layer.contributions(row, deltas)
