@@ -64,6 +64,7 @@ new entries (:class:`SiteFollower`) instead of reloading the whole layer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -310,13 +311,32 @@ class SiteLayer:
         if not len(self.columns):  # only messages without features were taught
             shifts = np.full(len(indptr) - 1, self.offset)
             return shifts if self.regression is None else shifts + self.regression.shift(indptr, indices)
-        sums = _row_sums(indptr, _looked_up(self.columns, deltas, indices))
+        pos = np.minimum(np.searchsorted(self.columns, indices), len(self.columns) - 1)
+        hit = self.columns[pos] == indices
+        sums = _row_sums(indptr, np.where(hit, deltas[pos], 0.0))
         shifts = self.weight * sums / np.sqrt(np.maximum(np.diff(indptr), FLOOR))
         if self.is_calibrated:
             shifts = self.gain * shifts + self.offset
         if self.regression is not None:
-            shifts = shifts + self.regression.shift(indptr, indices)
+            aligned = self._regression_weights
+            if aligned is None:  # a regression column the layer does not hold (not one spamcli fits)
+                return shifts + self.regression.shift(indptr, indices)
+            reg_sums = _row_sums(indptr, np.where(hit, aligned[pos], 0.0))  # the same lookup, once
+            shifts = shifts + self.regression.gain * reg_sums / np.sqrt(np.maximum(np.diff(indptr), 1))
         return shifts
+
+    @functools.cached_property
+    def _regression_weights(self) -> np.ndarray | None:
+        """The regression's weights at this layer's columns (0 off its own), or None if it holds a
+        column the layer does not: a regression is fitted on taught decisions, whose columns the
+        layer counts, so :meth:`shift` looks a message's columns up once for both."""
+        reg = self.regression
+        pos = np.minimum(np.searchsorted(self.columns, reg.columns), max(len(self.columns) - 1, 0))
+        if not len(self.columns) or not np.array_equal(self.columns[pos], reg.columns):
+            return None
+        aligned = np.zeros(len(self.columns))
+        aligned[pos] = reg.weights
+        return aligned
 
 
 @dataclass(frozen=True, eq=False)

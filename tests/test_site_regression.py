@@ -110,3 +110,18 @@ def test_a_refit_repeats_bit_for_bit_whatever_the_threads(tmp_path, datasets_dir
         )
         runs.add(result.stdout)
     assert len(runs) == 1, runs
+
+
+def test_a_layer_looks_each_column_up_once_for_itself_and_its_regression():
+    rng = np.random.default_rng(5)
+    columns = np.unique(rng.integers(0, 5_000, 800))
+    spam, ham = rng.integers(0, 3, len(columns)).astype(float), rng.integers(0, 3, len(columns)).astype(float)
+    regression = site.SiteRegression(columns[::3].copy(), rng.normal(0, 1, len(columns[::3])), 1.7)  # the layer's
+    layer = site.SiteLayer(columns, spam, ham, 40, 0.6, -0.4, regression)
+    plain = site.SiteLayer(columns, spam, ham, 40, 0.6, -0.4)
+    deltas = layer.deltas((np.full(len(columns), 0.02), np.full(len(columns), 0.03)))
+    rows = [np.unique(rng.integers(0, 6_000, int(k))) for k in rng.integers(1, 300, 50)]
+    indptr, indices = np.concatenate([[0], np.cumsum([len(r) for r in rows])]), np.concatenate(rows)
+    assert layer._regression_weights is not None  # the one-lookup path
+    expected = plain.shift(indptr, indices, deltas) + regression.shift(indptr, indices)
+    assert np.array_equal(layer.shift(indptr, indices, deltas), expected)
