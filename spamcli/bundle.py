@@ -636,10 +636,13 @@ def _attach_site(directory: Path, contexts: dict[str, ContextModel]) -> None:
     with site.reading(directory):
         con = site.connect(directory, reader=True)
         try:
+            con.execute("BEGIN")  # one snapshot: a refit between two reads would pair counts and fits of two moments
             for name, ctx in contexts.items():
                 ctx.site = site.SiteLayer.read(con, name)
                 ctx.learned_labels.update(site.labels_of(con, name))
         finally:
+            if con.in_transaction:
+                con.execute("COMMIT")
             con.close()
 
 

@@ -427,7 +427,7 @@ def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
 
 def fit_version_of(con: sqlite3.Connection, context: str) -> int:
     """How the calibration of ``context`` was fitted: :data:`FIT_VERSION`, or 1 (by an older spamcli,
-    or none stored)."""
+    or none stored). ValueError for a version spamcli never writes, or one of a newer spamcli."""
     try:
         row = con.execute(
             "SELECT f.version FROM fit_versions f JOIN calibration c USING (context) WHERE context = ?", (context,)
@@ -436,7 +436,15 @@ def fit_version_of(con: sqlite3.Connection, context: str) -> int:
         if "no such table" not in str(exc):
             raise
         row = None
-    return 1 if row is None else int(row[0])
+    if row is None:
+        return 1
+    if type(row[0]) is not int or not 1 <= row[0] <= FIT_VERSION:
+        newer = type(row[0]) is int and row[0] > FIT_VERSION
+        raise ValueError(
+            f"site fit of context {context!r} is version {row[0]!r}"
+            + (f", newer than this spamcli's {FIT_VERSION}: upgrade spamcli" if newer else ": not one spamcli writes")
+        )
+    return row[0]
 
 
 def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]:

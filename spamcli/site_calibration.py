@@ -70,7 +70,12 @@ def stale(con: sqlite3.Connection, context: str) -> bool:
     row = con.execute("SELECT spam, ham FROM calibration WHERE context = ?", (context,)).fetchone()
     if row is None:
         return min(spam, ham) >= MIN_EACH
-    return tuple(row) != (spam, ham) or site.fit_version_of(con, context) < site.FIT_VERSION
+    if tuple(row) != (spam, ham):
+        return True
+    try:
+        return site.fit_version_of(con, context) != site.FIT_VERSION
+    except ValueError:  # a version spamcli never writes, or a newer one's: the refit replaces it
+        return True
 
 
 def refit(con: sqlite3.Connection, ctx, context: str) -> dict:

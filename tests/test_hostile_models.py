@@ -512,6 +512,8 @@ TAMPERED_SITE = {
     "regression-gain-negative": "INSERT INTO regression VALUES ('content', -1.0, x'0100000000000000', zeroblob(8))",
     "regression-text": "INSERT INTO regression VALUES ('content', 1.0, 'abcdefgh', zeroblob(8))",
     "fit-version-text": "UPDATE fit_versions SET version = 'x'",
+    "fit-version-real": "UPDATE fit_versions SET version = 2.5",
+    "fit-version-newer": "UPDATE fit_versions SET version = 3",  # a newer spamcli's: not scored by older rules
     "decisions-text": "UPDATE calibration SET spam = 'x'",
 }
 

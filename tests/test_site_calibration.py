@@ -326,3 +326,19 @@ def test_the_next_export_replaces_a_damaged_fit(site_model):
         load_bundle(site_model)
     fitted = _teach_export(site_model, 25, 25)  # the refit reads the counts only, and writes a new fit
     assert load_bundle(site_model).contexts["content"].site.regression.gain == fitted["regression_gain"]
+
+
+@pytest.mark.parametrize("version", ["'x'", "1e999", "3"])
+def test_a_forget_refits_over_a_fit_version_spamcli_cannot_read(site_model, version):
+    """A version spamcli never writes (or a newer one's) is a damaged fit to a reader (exit 4), and
+    the next forget's refit replaces it, where it was an internal error."""
+    _teach_export(site_model, 0, 25)
+    con = site.connect(site_model)
+    with con:
+        con.execute(f"UPDATE fit_versions SET version = {version}")  # noqa: S608 - the test's own values
+    con.close()
+    with pytest.raises(ModelError, match="version"):
+        load_bundle(site_model)
+    result = run_cli("learn", "--model", site_model, "--forget", "-", stdin=_spam(3) + "\n")
+    assert result.code == 0, result.stderr
+    assert load_bundle(site_model).contexts["content"].site.regression is not None
