@@ -71,12 +71,21 @@ class Verdict:
     learned: str | None = None  # "spam"/"ham" when a moderator taught this very message (spamcli learn)
 
 
+def sorted_positions(keys: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pos, found)``: where each of ``columns`` is in the sorted ``keys``, and whether it is there
+    at all (``pos`` is a valid index into a non-empty ``keys`` either way; 0 when ``keys`` is empty)."""
+    columns = np.asarray(columns)
+    if not len(keys):
+        return np.zeros(len(columns), dtype=np.intp), np.zeros(len(columns), dtype=bool)
+    pos = np.minimum(np.searchsorted(keys, columns), len(keys) - 1)
+    return pos, keys[pos] == columns
+
+
 def base_rates(base, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(q_ham, q_spam)``: the share of ``base``'s training ham and spam (a model's ``columns``,
     ``counts`` and ``doc_counts``) holding each of the sorted ``columns`` (smoothed), the site
     layer's yardstick."""
-    pos = np.minimum(np.searchsorted(base.columns, columns), max(len(base.columns) - 1, 0))
-    seen = (base.columns[pos] == columns) if len(base.columns) else np.zeros(len(columns), bool)
+    pos, seen = sorted_positions(base.columns, columns)
     rates = []
     for c in (0, 1):
         held = np.where(seen, base.counts[c, pos] if len(base.columns) else 0.0, 0.0)

@@ -79,6 +79,7 @@ if TYPE_CHECKING:
 
 from .bundle import SITE_DB
 from .errors import ModelError
+from .router import sorted_positions
 
 log = logging.getLogger("spamcli.site")
 
@@ -311,8 +312,7 @@ class SiteLayer:
         if not len(self.columns):  # only messages without features were taught
             shifts = np.full(len(indptr) - 1, self.offset)
             return shifts if self.regression is None else shifts + self.regression.shift(indptr, indices)
-        pos = np.minimum(np.searchsorted(self.columns, indices), len(self.columns) - 1)
-        hit = self.columns[pos] == indices
+        pos, hit = sorted_positions(self.columns, indices)
         sums = _row_sums(indptr, np.where(hit, deltas[pos], 0.0))
         shifts = self.weight * sums / np.sqrt(np.maximum(np.diff(indptr), FLOOR))
         if self.is_calibrated:
@@ -321,8 +321,7 @@ class SiteLayer:
             aligned = self._regression_weights
             if aligned is None:  # a regression column the layer does not hold (not one spamcli fits)
                 return shifts + self.regression.shift(indptr, indices)
-            reg_sums = _row_sums(indptr, np.where(hit, aligned[pos], 0.0))  # the same lookup, once
-            shifts = shifts + self.regression.gain * reg_sums / np.sqrt(np.maximum(np.diff(indptr), 1))
+            shifts = shifts + self.regression.scaled(indptr, np.where(hit, aligned[pos], 0.0))  # one lookup for both
         return shifts
 
     @functools.cached_property
@@ -331,8 +330,8 @@ class SiteLayer:
         column the layer does not: a regression is fitted on taught decisions, whose columns the
         layer counts, so :meth:`shift` looks a message's columns up once for both."""
         reg = self.regression
-        pos = np.minimum(np.searchsorted(self.columns, reg.columns), max(len(self.columns) - 1, 0))
-        if not len(self.columns) or not np.array_equal(self.columns[pos], reg.columns):
+        pos, found = sorted_positions(self.columns, reg.columns)
+        if not found.all():
             return None
         aligned = np.zeros(len(self.columns))
         aligned[pos] = reg.weights
@@ -362,19 +361,21 @@ class SiteRegression:
 
     def shift(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """The log-odds each row (CSR ``indptr``/``indices``, distinct columns) gets from the regression."""
-        sums = _row_sums(indptr, _looked_up(self.columns, self.weights, indices))
-        return self.gain * sums / np.sqrt(np.maximum(np.diff(indptr), 1))
+        return self.scaled(indptr, _looked_up(self.columns, self.weights, indices))
+
+    def scaled(self, indptr: np.ndarray, per_entry: np.ndarray) -> np.ndarray:
+        """Each row's sum of its entries' weights ``per_entry``, weighed: its log-odds from the regression."""
+        return self.gain * _row_sums(indptr, per_entry) / np.sqrt(np.maximum(np.diff(indptr), 1))
 
 
 def _looked_up(keys: np.ndarray, values: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """``values`` at ``columns`` in the sorted ``keys`` (0 where a column is not a key)."""
-    if not len(keys) or not len(columns):
-        return np.zeros(len(columns))
-    pos = np.minimum(np.searchsorted(keys, columns), len(keys) - 1)
-    return np.where(keys[pos] == columns, values[pos], 0.0)
+    pos, found = sorted_positions(keys, columns)
+    return np.where(found, values[pos], 0.0) if len(keys) else np.zeros(len(found))
 
 
 def _row_sums(indptr: np.ndarray, per_entry: np.ndarray) -> np.ndarray:
+    """The sum of ``per_entry`` over each row of a CSR ``indptr``."""
     counts = np.diff(indptr)
     return np.bincount(np.repeat(np.arange(len(counts)), counts), weights=per_entry, minlength=len(counts))
 
@@ -415,12 +416,18 @@ class SiteFit:
 
 def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
     """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0, no regression until an export is
-    fitted); ValueError or TypeError if a row is not one spamcli writes."""
-    gain, offset = calibration_of(con, context)
-    if fit_version_of(con, context) < FIT_VERSION:  # none, or fitted by an older spamcli: scored as then
+    fitted; a calibration of an older spamcli as it was fitted: raw counts, no regression);
+    ValueError or TypeError if a row is not one spamcli writes."""
+    row = _calibration_row(con, context)
+    if row is None:
+        return SiteFit()
+    gain, offset, spam, ham, version = row
+    gain, offset = float(gain), float(offset)  # ValueError/TypeError if not numbers
+    if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
+        raise ValueError(f"site calibration of context {context!r} out of range: gain {gain}, offset {offset}")
+    if _version(context, version) < FIT_VERSION:
         return SiteFit(gain, offset)
-    spam, ham = con.execute("SELECT spam, ham FROM calibration WHERE context = ?", (context,)).fetchone()
-    if not (isinstance(spam, int) and isinstance(ham, int) and spam > 0 and ham > 0):
+    if not (type(spam) is int and type(ham) is int and spam > 0 and ham > 0):
         raise ValueError(f"site calibration of context {context!r}: decisions {spam!r} spam, {ham!r} ham")
     return SiteFit(gain, offset, balancing(spam, ham), regression_of(con, context))
 
@@ -428,39 +435,38 @@ def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
 def fit_version_of(con: sqlite3.Connection, context: str) -> int:
     """How the calibration of ``context`` was fitted: :data:`FIT_VERSION`, or 1 (by an older spamcli,
     or none stored). ValueError for a version spamcli never writes, or one of a newer spamcli."""
+    row = _calibration_row(con, context)
+    return 1 if row is None else _version(context, row[4])
+
+
+def _calibration_row(con: sqlite3.Connection, context: str) -> tuple | None:
+    """``(gain, offset, spam, ham, version)`` of the stored calibration of ``context`` (version None:
+    fitted by an older spamcli), or None."""
+    query = "SELECT c.gain, c.offset, c.spam, c.ham, {} FROM calibration c {} WHERE c.context = ?"
     try:
-        row = con.execute(
-            "SELECT f.version FROM fit_versions f JOIN calibration c USING (context) WHERE context = ?", (context,)
-        ).fetchone()
+        return con.execute(query.format("f.version", "LEFT JOIN fit_versions f USING (context)"), (context,)).fetchone()
     except Exception as exc:  # a read-only database of an older spamcli has no such table
         if "no such table" not in str(exc):
             raise
-        row = None
-    if row is None:
+    try:
+        return con.execute(query.format("NULL", ""), (context,)).fetchone()
+    except Exception as exc:  # ...or not even the calibration table
+        if "no such table" not in str(exc):
+            raise
+        return None
+
+
+def _version(context: str, version) -> int:
+    """A stored fit version, checked (None: 1, an older spamcli's fit)."""
+    if version is None:
         return 1
-    if type(row[0]) is not int or not 1 <= row[0] <= FIT_VERSION:
-        newer = type(row[0]) is int and row[0] > FIT_VERSION
+    if type(version) is not int or not 1 <= version <= FIT_VERSION:
+        newer = type(version) is int and version > FIT_VERSION
         raise ValueError(
-            f"site fit of context {context!r} is version {row[0]!r}"
+            f"site fit of context {context!r} is version {version!r}"
             + (f", newer than this spamcli's {FIT_VERSION}: upgrade spamcli" if newer else ": not one spamcli writes")
         )
-    return row[0]
-
-
-def calibration_of(con: sqlite3.Connection, context: str) -> tuple[float, float]:
-    """The site's ``(gain, offset)`` for ``context``: ``(1.0, 0.0)`` until fitted on an export."""
-    try:
-        row = con.execute("SELECT gain, offset FROM calibration WHERE context = ?", (context,)).fetchone()
-    except Exception as exc:  # a read-only database of an older spamcli has no such table
-        if "no such table" not in str(exc):
-            raise
-        row = None
-    if row is None:
-        return 1.0, 0.0
-    gain, offset = float(row[0]), float(row[1])  # ValueError/TypeError if not numbers
-    if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
-        raise ValueError(f"site calibration of context {context!r} out of range: gain {gain}, offset {offset}")
-    return gain, offset
+    return version
 
 
 def regression_of(con: sqlite3.Connection, context: str) -> SiteRegression | None:

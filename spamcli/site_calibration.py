@@ -125,13 +125,13 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     base = np.array([z for z, _l, _c in rows], dtype=np.float64)  # ValueError if not numbers
     if not np.isfinite(base).all():
         raise ValueError("a decision's base log-odds is not a finite number")
+    columns = [np.frombuffer(r[2], dtype=np.int32).astype(np.int64) for r in rows]  # ValueError if misshapen
     sums = np.concatenate(
         [
-            _leave_one_out_sums(layer, ctx, [r[2] for r in rows[i : i + _CHUNK]], y[i : i + _CHUNK])
+            _leave_one_out_sums(layer, ctx, columns[i : i + _CHUNK], y[i : i + _CHUNK], y)
             for i in range(0, len(rows), _CHUNK)
         ]
     )
-    columns = [np.frombuffer(r[2], dtype=np.int32).astype(np.int64) for r in rows]
     weights, held_out = site_regression.fit(columns, y)
     if weights is not None:  # the layer, the regression and the offset, weighed together
         gain, reg_gain, offset = _logistic_fit(base, np.column_stack([sums, held_out]), y)
@@ -145,26 +145,28 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     return fitted
 
 
-def _leave_one_out_sums(layer: site.SiteLayer, ctx, blobs: list[bytes], y: np.ndarray) -> np.ndarray:
-    """The layer sum of each decision with its own counts taken out, before gain and offset, with
-    the class weights of a calibrated layer (:attr:`site.SiteLayer.class_weights`)."""
-    columns = [np.frombuffer(b, dtype=np.int32).astype(np.int64) for b in blobs]  # ValueError if misshapen
+def _leave_one_out_sums(
+    layer: site.SiteLayer, ctx, columns: list[np.ndarray], y: np.ndarray, all_y: np.ndarray
+) -> np.ndarray:
+    """The layer sum of each decision (its distinct feature ``columns``, label ``y``) with its own
+    counts taken out, before gain and offset, with the class weights of a calibrated layer
+    (:attr:`site.SiteLayer.class_weights`) over ``all_y``, the labels of every decision."""
+    from .router import sorted_positions
+
     lengths = np.array([len(c) for c in columns], dtype=np.int64)
     cols = np.concatenate(columns) if columns else np.zeros(0, np.int64)
-    pos = np.searchsorted(layer.columns, cols)  # every column of a taught message is in the layer...
+    pos, found = sorted_positions(layer.columns, cols)  # every column of a taught message is in the layer...
     own = np.repeat(y, lengths)
-    found = pos < len(layer.columns)
-    if not found.all() or not (layer.columns[pos] == cols).all():
+    if not found.all():
         raise ValueError("a decision's features are missing from the taught counts")
     spam, ham = layer.spam[pos] - own, layer.ham[pos] - (1.0 - own)
     if (spam < 0).any() or (ham < 0).any():  # ...and counted there at least once
         raise ValueError("a decision's features are counted less than once")
     q_ham, q_spam = ctx.base_rates(layer.columns)
-    n_spam = y.sum() - own  # the decisions' classes, each decision's own one without it
-    spam_weight, ham_weight = site.balancing(n_spam, len(y) - 1 - n_spam)  # as the calibrated layer weighs them
+    n_spam = all_y.sum() - own  # the decisions' classes, each decision's own one without it
+    spam_weight, ham_weight = site.balancing(n_spam, len(all_y) - 1 - n_spam)  # as the calibrated layer weighs them
     deltas = site.evidence(spam_weight * spam, ham_weight * ham, (q_ham[pos], q_spam[pos]))
-    rows = np.repeat(np.arange(len(columns)), lengths)
-    totals = np.bincount(rows, weights=deltas, minlength=len(columns))
+    totals = site._row_sums(np.concatenate([[0], np.cumsum(lengths)]), deltas)
     return site.weight_of(layer.n_messages - 1) * totals / np.sqrt(np.maximum(lengths, site.FLOOR))
 
 

@@ -81,10 +81,11 @@ def _matrix(columns: list[np.ndarray], keys: np.ndarray):
     """Rows of ``columns`` over ``keys`` (each distinct column 1, a row scaled by ``1/sqrt(k)``)."""
     from scipy.sparse import csr_matrix
 
+    from .router import sorted_positions
+
     lengths = np.array([len(c) for c in columns], dtype=np.int64)
     flat = np.concatenate(columns) if columns else np.zeros(0, np.int64)
-    pos = np.minimum(np.searchsorted(keys, flat), max(len(keys) - 1, 0))
-    hit = keys[pos] == flat if len(keys) else np.zeros(len(flat), bool)
+    pos, hit = sorted_positions(keys, flat)
     rows = np.repeat(np.arange(len(columns)), lengths)
     values = 1.0 / np.sqrt(np.maximum(lengths, 1))[rows]
     return csr_matrix((values[hit], (rows[hit], pos[hit])), shape=(len(columns), len(keys)))

@@ -54,9 +54,13 @@ def _scores(path) -> np.ndarray:
 def _calibration(path) -> tuple[float, float]:
     con = site.connect(path)
     try:
-        return site.calibration_of(con, "content")
+        return _gain_offset(site.fit_of(con, "content"))
     finally:
         con.close()
+
+
+def _gain_offset(fit: site.SiteFit) -> tuple[float, float]:
+    return fit.gain, fit.offset
 
 
 def _teach_export(path, start: int, n: int) -> dict:
@@ -98,7 +102,8 @@ def test_leave_one_out_sums_are_the_layer_without_that_message(site_model):
     ).fetchall()
     con.close()
     y = np.array([label == "spam" for label, _ in rows], dtype=float)
-    loo = site_calibration._leave_one_out_sums(layer, ctx, [blob for _, blob in rows], y)
+    columns = [np.frombuffer(blob, dtype=np.int32).astype(np.int64) for _, blob in rows]
+    loo = site_calibration._leave_one_out_sums(layer, ctx, columns, y, y)
     assert layer.is_calibrated and layer.class_weights == (60 / 70, 60 / 50)  # unequal classes, weighed alike
     for i in (0, 1, len(rows) - 1):
         cols = np.frombuffer(rows[i][1], dtype=np.int32).astype(np.int64)
@@ -230,7 +235,7 @@ def test_two_concurrent_export_learns_lose_no_decision_and_leave_the_calibration
     con = site.connect(site_model)
     try:
         assert con.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 110
-        stored = site.calibration_of(con, "content")
+        stored = _gain_offset(site.fit_of(con, "content"))
         refit = site_calibration.refit(con, load_bundle(site_model, with_site=False).context("content"), "content")
     finally:
         con.close()
@@ -253,7 +258,7 @@ def test_a_run_that_stopped_before_its_refit_is_refit_by_the_next_forget(site_mo
     con = site.connect(site_model)
     try:
         assert not site_calibration.stale(con, "content")
-        stored = site.calibration_of(con, "content")
+        stored = _gain_offset(site.fit_of(con, "content"))
         fresh = site_calibration.refit(con, load_bundle(site_model, with_site=False).context("content"), "content")
     finally:
         con.close()
@@ -299,7 +304,7 @@ def test_a_calibration_fitted_by_an_older_spamcli_scores_as_then_until_refitted(
     with con:
         con.execute("DELETE FROM fit_versions")  # what a database of an older spamcli holds
         con.execute("DELETE FROM regression")
-    gain, offset = site.calibration_of(con, "content")
+    gain, offset = _gain_offset(site.fit_of(con, "content"))
     assert site_calibration.stale(con, "content")
     con.close()
     layer = load_bundle(site_model).contexts["content"].site
@@ -342,3 +347,20 @@ def test_a_forget_refits_over_a_fit_version_spamcli_cannot_read(site_model, vers
     result = run_cli("learn", "--model", site_model, "--forget", "-", stdin=_spam(3) + "\n")
     assert result.code == 0, result.stderr
     assert load_bundle(site_model).contexts["content"].site.regression is not None
+
+
+def test_the_fit_does_not_depend_on_how_the_decisions_are_chunked(site_model, monkeypatch):
+    """The leave-one-out sums are computed a chunk of decisions at a time; each chunk weighs the
+    classes by every decision, as the calibrated layer does (by its own chunk's, they differed)."""
+    texts, labels = _export(0, 25)
+    teacher = Teacher(site_model)
+    teacher.teach_decisions(texts + [_spam(i) for i in range(100, 110)], labels + [1] * 10)
+    teacher.close()
+    ctx = load_bundle(site_model, with_site=False).context("content")
+    con = site.connect(site_model)
+    try:
+        whole = site_calibration.refit(con, ctx, "content")
+        monkeypatch.setattr(site_calibration, "_CHUNK", 7)  # chunks of 7 decisions, each mostly one class
+        assert site_calibration.refit(con, ctx, "content") == whole
+    finally:
+        con.close()
