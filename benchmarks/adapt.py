@@ -421,18 +421,33 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--datasets`` (the shared data sets) and ``--out`` (where its
+    results go), described by the first paragraph of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--datasets", default=None)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    return parser
+
+
+def shared_datasets(path: str | None) -> Path | None:
+    """The shared data sets' directory (``--datasets``, ``$SPAMCLI_DATASETS`` or ``../shared``), or
+    None, said on stderr."""
+    root = datasets_root(path)
+    if root is None:
+        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments(__doc__)
     parser.add_argument("--communities", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--week", type=int, default=400)
     parser.add_argument("--no-retrain", action="store_true")
     parser.add_argument("--no-cost", action="store_true")
     args = parser.parse_args(argv)
-    root = datasets_root(args.datasets)
+    root = shared_datasets(args.datasets)
     if root is None:
-        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
         return 3
     cache = Path(args.out) / "tmp"
     cache.mkdir(parents=True, exist_ok=True)

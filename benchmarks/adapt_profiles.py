@@ -17,7 +17,6 @@ recall and the share of genuine accounts left ``unsure``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sqlite3
@@ -30,15 +29,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from adapt import CURVE, log, stream_order  # noqa: E402
+from adapt import CURVE, arguments, log, shared_datasets, stream_order  # noqa: E402
 
-from spamcli.datasets import datasets_root, load  # noqa: E402
+from spamcli.bundle import default_model_dir  # noqa: E402
+from spamcli.datasets import load  # noqa: E402
 from spamcli.learning import Teacher  # noqa: E402
 from spamcli.metrics import roc_auc  # noqa: E402
 from spamcli.profiles import load_profile_scorer  # noqa: E402
 from spamcli.records import Record  # noqa: E402
 
-SHIPPED = ROOT / "models" / "default"
+SHIPPED = default_model_dir()
 
 
 def profile_rates(model_dir: Path, rest: list[Record]) -> dict:
@@ -95,14 +95,11 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser = arguments(__doc__)
     parser.add_argument("--week", type=int, default=400)
     args = parser.parse_args(argv)
-    root = datasets_root(args.datasets)
+    root = shared_datasets(args.datasets)
     if root is None or not (root / "arabic_twitter_accounts").is_dir():
-        print("no Arabic accounts data set found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
         return 3
     stream = stream_order([r for r in load("arabic_twitter_accounts", root) if r.label is not None])
     week, rest = stream[: args.week], stream[args.week :]

@@ -15,7 +15,6 @@ message pays for it). Medians, and their ratios.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
@@ -30,13 +29,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from adapt import arguments, shared_datasets  # noqa: E402
+from vectoriser import timed  # noqa: E402
 
 from spamcli import SpamFilter, site, site_calibration, site_regression  # noqa: E402
-from spamcli.bundle import load_bundle  # noqa: E402
-from spamcli.datasets import datasets_root, load  # noqa: E402
+from spamcli.bundle import default_model_dir, load_bundle  # noqa: E402
+from spamcli.datasets import load  # noqa: E402
 from spamcli.learning import Teacher  # noqa: E402
 
-SHIPPED = ROOT / "models" / "default"
+SHIPPED = default_model_dir()
 SOURCES = ("sms_multilingual", "telegram_tgspam", "youtube_spam_collection", "indonesian_sms")
 
 
@@ -46,25 +49,13 @@ def export_records(root: Path, n: int) -> tuple[list[str], list[int]]:
     return [r.text for r in records[:n]], [r.label for r in records[:n]]
 
 
-def _median_seconds(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser = arguments(__doc__)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    root = datasets_root(args.datasets)
+    root = shared_datasets(args.datasets)
     if root is None:
-        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
         return 3
     texts, labels = export_records(root, args.n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         ctx = load_bundle(model, with_site=False).context("content")
         con = site.connect(model)
         try:
-            refit_s = _median_seconds(lambda: site_calibration.refit(con, ctx, "content"), args.repeat)
+            refit_s = timed(lambda: site_calibration.refit(con, ctx, "content"), args.repeat, 1)["median_s"]
             with_regression = site.fit_of(con, "content")
             fit = site_regression.fit
             site_regression.fit = lambda columns, y: (None, np.zeros(len(columns)))  # the calibration alone
             try:
-                baseline_s = _median_seconds(lambda: site_calibration.refit(con, ctx, "content"), args.repeat)
+                baseline_s = timed(lambda: site_calibration.refit(con, ctx, "content"), args.repeat, 1)["median_s"]
             finally:
                 site_regression.fit = fit
                 site_calibration.refit(con, ctx, "content")

@@ -25,7 +25,6 @@ Layers:
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import sys
@@ -40,9 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import adapt  # noqa: E402
 
-from spamcli import site  # noqa: E402
+from spamcli import site, site_regression  # noqa: E402
 from spamcli.bundle import load_bundle  # noqa: E402
-from spamcli.datasets import datasets_root  # noqa: E402
 from spamcli.metrics import roc_auc  # noqa: E402
 from spamcli.router import FALLBACK, base_rates  # noqa: E402
 
@@ -146,19 +144,6 @@ class GatedRegression(KeptLayer):
         self.taught.append((cols, y))
         self._fit = None
 
-    @staticmethod
-    def _matrix(rows: list[np.ndarray], keys: np.ndarray):
-        from scipy.sparse import csr_matrix
-
-        indptr, indices, values = [0], [], []
-        for cols in rows:
-            pos = np.minimum(np.searchsorted(keys, cols), len(keys) - 1)
-            hit = pos[keys[pos] == cols]
-            indices.append(hit)
-            values.append(np.full(len(hit), 1.0 / np.sqrt(max(len(cols), 1))))
-            indptr.append(indptr[-1] + len(hit))
-        return csr_matrix((np.concatenate(values), np.concatenate(indices), indptr), shape=(len(rows), len(keys)))
-
     def shift(self, rows: list[np.ndarray]) -> np.ndarray:
         out = super().shift(rows)
         both = min(self.n_spam, self.n_ham)
@@ -168,14 +153,14 @@ class GatedRegression(KeptLayer):
             from sklearn.linear_model import LogisticRegression
 
             keys = np.unique(np.concatenate([c for c, _ in self.taught]))
-            x = self._matrix([c for c, _ in self.taught], keys)
+            x = site_regression._matrix([c for c, _ in self.taught], keys)
             y = np.array([label for _, label in self.taught])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fit = LogisticRegression(C=self.C, class_weight="balanced", max_iter=1000).fit(x, y)
             self._fit = (keys, fit.coef_[0])
         keys, coef = self._fit
-        return out + self.SCALE * both / (both + self.GATE) * (self._matrix(rows, keys) @ coef)
+        return out + self.SCALE * both / (both + self.GATE) * (site_regression._matrix(rows, keys) @ coef)
 
 
 LAYERS = {"kept": KeptLayer, "gated-regression": GatedRegression}
@@ -233,15 +218,12 @@ def failed_checks(prepared: dict, result: dict, bogofilter_curve: dict) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser = adapt.arguments(__doc__)
     parser.add_argument("--communities", default=None, help="comma-separated names (default: all)")
     parser.add_argument("--layers", default=",".join(LAYERS), help=f"comma-separated, of: {', '.join(LAYERS)}")
     args = parser.parse_args(argv)
-    root = datasets_root(args.datasets)
+    root = adapt.shared_datasets(args.datasets)
     if root is None:
-        print("no datasets directory found (use --datasets or SPAMCLI_DATASETS)", file=sys.stderr)
         return 3
     layers = args.layers.split(",")
     if unknown := [name for name in layers if name not in LAYERS]:
