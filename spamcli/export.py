@@ -39,7 +39,7 @@ EXPORT_VERSION = 1
 # A site calibrated by a moderation export adds ``gain`` and ``offset`` to the formula: a reader of
 # version 1 would ignore them and score wrongly, so such a document is version 2.
 EXPORT_VERSION_CALIBRATED = 2
-# A site regression (fitted on a moderation export's decisions too) adds a term version 2 lacks.
+# A site regression (fitted on a moderation export's decisions, or on the lessons) adds a term version 2 lacks.
 EXPORT_VERSION_REGRESSION = 3
 _VECTOR_TEXTS = (
     "WIN a FREE iPhone!!! Claim now at http://win.example/claim or call 0800 123 4567",
@@ -72,7 +72,8 @@ def _site_block(ctx: ContextModel) -> dict | None:
 
 
 def _regression_block(regression: site.SiteRegression | None) -> dict | None:
-    """The site regression (fitted on a moderation export's decisions, site_regression), if any."""
+    """The site regression (fitted on a moderation export's decisions, site_regression, or on the
+    lessons, site_lessons), if any."""
     if regression is None:
         return None
     return {"gain": regression.gain, "columns": regression.columns.tolist(), "weights": regression.weights.tolist()}

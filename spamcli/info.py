@@ -35,7 +35,8 @@ def describe(directory: Path | None = None) -> dict:
             "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
             "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
             # the site layer's gain and offset, and its regression's gain, fitted on a moderation
-            # export's decisions (site_calibration, site_regression)
+            # export's decisions (site_calibration, site_regression), or without an export the
+            # lesson regression's gain (site_lessons; gain 1, offset 0)
             **(
                 {
                     "site_calibration": {

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import site, site_calibration, tempfiles
+from . import site, site_calibration, site_lessons, tempfiles
 from .bundle import MANIFEST, default_model_dir, load_bundle, model_lock, read_teaching_view, save_bundle
 from .errors import InputError, ModelError, UsageError
 from .records import ReadOptions, Source
@@ -137,9 +137,19 @@ class Teacher:
         move that left the site's calibration stale (an export's decision gone) refits it."""
         report = self._teach(texts, action, context)
         con = self._con
-        if con is not None and (action == "forget" or report.moved) and site_calibration.stale(con, context):
-            self.refit(context)
+        if con is not None:
+            if (action == "forget" or report.moved) and site_calibration.stale(con, context):
+                self.refit(context)  # and the lessons' regression
+            else:
+                self._refit_lessons(context)
         return report
+
+    def _refit_lessons(self, context: str) -> None:
+        """Refit the regression on the lessons of ``context`` if what it is fitted on changed (site_lessons)."""
+        try:
+            site_lessons.refit(self._connection(create=True), context)
+        except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
+            raise ModelError(f"site database damaged: {exc}") from None
 
     def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
         if action not in ACTIONS:
@@ -177,9 +187,11 @@ class Teacher:
         return report
 
     def refit(self, context: str) -> None:
-        """Fit the site's calibration of ``context`` on the decisions kept (loads the model)."""
+        """Fit the site's calibration of ``context`` on the decisions kept (loads the model), and
+        without one, the regression on its lessons."""
         ctx = load_bundle(self.directory, with_site=False).context(context)
         site_calibration.refit(self._connection(create=True), ctx, context)
+        self._refit_lessons(context)
 
     def teach_decisions(
         self, texts: list[str], labels: list[int], context: str = "content", langs: list[str | None] | None = None
@@ -207,6 +219,7 @@ class Teacher:
             keys = [f"{context}:{message_hash(t)}" for t in texts]
             site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
+        self._refit_lessons(context)  # too few decisions to calibrate: the lessons' regression
         return report
 
     def close(self) -> None:

@@ -50,7 +50,9 @@ a space or a digit, became spam evidence, and taught one such week the layer cos
 0.11 AUC (0.993 -> 0.877 in ``benchmarks/adapt.py``). The site's share of spam is the offset's to
 carry, not the features'. Corrections alone keep raw counts: they are the model's mistakes, and
 their balance says nothing about the site. The same refit adds a regression on the export's
-decisions, weighed with the layer (:mod:`spamcli.site_regression`).
+decisions, weighed with the layer (:mod:`spamcli.site_regression`). Without an export, a regression
+on the lessons themselves, once both classes hold a few, with a fixed gain schedule
+(:mod:`spamcli.site_lessons`).
 
 Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting a
 batch of messages is one small transaction (durable when it returns, safe with concurrent writers), and
@@ -138,10 +140,15 @@ CREATE TABLE IF NOT EXISTS fit_versions (
     version INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS regression (
-    context TEXT PRIMARY KEY,      -- fitted with the calibration, on the same decisions
+    context TEXT PRIMARY KEY,      -- fitted with the calibration, on the same decisions, or without
+                                   -- one on the lessons (site_lessons)
     gain REAL NOT NULL,
     columns BLOB NOT NULL,         -- int64, sorted
     weights BLOB NOT NULL          -- float64, one per column
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lesson_samples (
+    context TEXT PRIMARY KEY,      -- the sample its lesson regression was fitted on (site_lessons)
+    digest TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS totals (
     context TEXT NOT NULL,
@@ -251,7 +258,7 @@ class SiteLayer:
     n_messages: int
     gain: float = 1.0  # fitted on a moderation export's decisions (site_calibration), else 1 and 0
     offset: float = 0.0
-    regression: SiteRegression | None = None  # fitted on a moderation export's decisions, with gain and offset
+    regression: SiteRegression | None = None  # fitted on an export's decisions with gain and offset, or on the lessons
     # weights of the taught spam and ham counts: 1 and 1, but under a calibration fitted with the
     # classes weighed alike (FIT_VERSION 2), those that make its decisions' two classes count alike
     class_weights: tuple[float, float] = (1.0, 1.0)
@@ -341,8 +348,9 @@ class SiteLayer:
 @dataclass(frozen=True, eq=False)
 class SiteRegression:
     """A logistic regression on a context's moderation-export decisions, weighed by the gain the
-    site calibration fitted for it (:mod:`spamcli.site_calibration`): a message with ``k`` distinct
-    columns gets ``gain * sum_j weights_j / sqrt(k)`` (``weights_j`` 0 off ``columns``)."""
+    site calibration fitted for it (:mod:`spamcli.site_calibration`), or on its lessons, weighed by
+    :func:`spamcli.site_lessons.gain`: a message with ``k`` distinct columns gets
+    ``gain * sum_j weights_j / sqrt(k)`` (``weights_j`` 0 off ``columns``)."""
 
     columns: np.ndarray  # int64, sorted
     weights: np.ndarray  # float64
@@ -406,7 +414,8 @@ def weight_of(n_messages: int) -> float:
 @dataclass(frozen=True)
 class SiteFit:
     """What a moderation export's refit stored for a context (site_calibration): its gain and offset,
-    the class weights they were fitted with, and the regression (None when there is none)."""
+    the class weights they were fitted with, and the regression (None when there is none); without
+    an export, the regression on the lessons (site_lessons) alone."""
 
     gain: float = 1.0
     offset: float = 0.0
@@ -415,12 +424,12 @@ class SiteFit:
 
 
 def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
-    """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0, no regression until an export is
-    fitted; a calibration of an older spamcli as it was fitted: raw counts, no regression);
+    """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0 and the lesson regression, if any,
+    until an export is fitted; a calibration of an older spamcli as it was fitted: raw counts, no regression);
     ValueError or TypeError if a row is not one spamcli writes."""
     row = _calibration_row(con, context)
-    if row is None:
-        return SiteFit()
+    if row is None:  # perhaps a regression on the lessons (site_lessons)
+        return SiteFit(regression=regression_of(con, context))
     gain, offset, spam, ham, version = row
     gain, offset = float(gain), float(offset)  # ValueError/TypeError if not numbers
     if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
@@ -470,8 +479,8 @@ def _version(context: str, version) -> int:
 
 
 def regression_of(con: sqlite3.Connection, context: str) -> SiteRegression | None:
-    """The site regression of ``context``: None until fitted on an export (or in a database of an
-    older spamcli). ValueError if the stored one is not one spamcli writes."""
+    """The site regression of ``context``: None until fitted on an export or on the lessons (or in a
+    database of an older spamcli). ValueError if the stored one is not one spamcli writes."""
     try:
         row = con.execute("SELECT gain, columns, weights FROM regression WHERE context = ?", (context,)).fetchone()
     except Exception as exc:  # a read-only database of an older spamcli has no such table
