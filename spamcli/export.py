@@ -76,7 +76,12 @@ def _regression_block(regression: site.SiteRegression | None) -> dict | None:
     lessons, site_lessons), if any."""
     if regression is None:
         return None
-    return {"gain": regression.gain, "columns": regression.columns.tolist(), "weights": regression.weights.tolist()}
+    return {
+        "gain": regression.gain,
+        "columns": regression.columns.tolist(),
+        "weights": regression.weights.tolist(),
+        "fitted_on": "lessons" if regression.on_lessons else "export",
+    }
 
 
 def _profile_vectors(bundle: Bundle) -> list[dict]:

@@ -34,20 +34,7 @@ def describe(directory: Path | None = None) -> dict:
             },
             "trained_on": {k: ctx.summary.get(k) for k in ("spam", "ham") if k in ctx.summary},
             "learned": {"spam": learned[(name, "spam")], "ham": learned[(name, "ham")]},
-            # the site layer's gain and offset, and its regression's gain, fitted on a moderation
-            # export's decisions (site_calibration, site_regression), or without an export the
-            # lesson regression's gain (site_lessons; gain 1, offset 0)
-            **(
-                {
-                    "site_calibration": {
-                        "gain": ctx.site.gain,
-                        "offset": ctx.site.offset,
-                        "regression_gain": ctx.site.regression.gain if ctx.site.regression else None,
-                    }
-                }
-                if ctx.site is not None and ctx.site.is_calibrated
-                else {}
-            ),
+            **_site_fit(ctx.site),
             **({"scoring": ctx.scoring.get("source", "custom")} if ctx.scoring else {}),
             **({"scoring_thresholds": ctx.scoring["thresholds"]} if ctx.scoring.get("thresholds") else {}),
         }
@@ -60,4 +47,22 @@ def describe(directory: Path | None = None) -> dict:
         "learned_messages": sum(learned.values()),
         "contexts": contexts,
         **({"training": manifest["training"]} if "training" in manifest else {}),
+    }
+
+
+def _site_fit(layer) -> dict:
+    """The site layer's gain and offset, and its regression's gain, fitted on a moderation export's
+    decisions (site_calibration, site_regression); or without an export, the gain of the regression
+    on the lessons (site_lessons)."""
+    if layer is None or not layer.is_calibrated:
+        return {}
+    regression = layer.regression
+    if regression is not None and regression.on_lessons:
+        return {"lesson_regression": {"gain": regression.gain, "columns": len(regression.columns)}}
+    return {
+        "site_calibration": {
+            "gain": layer.gain,
+            "offset": layer.offset,
+            "regression_gain": regression.gain if regression else None,
+        }
     }

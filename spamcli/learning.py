@@ -57,6 +57,9 @@ class LearnReport:
     # a moderation export's: the site calibration refit on every decision kept (site_calibration.refit)
     calibration: dict | None = None
     empty: int = 0  # records with nothing to teach: a blank line, an account without a bio
+    # without an export's calibration: the regression on the lessons (site_lessons), its gain (None:
+    # not yet) and the context's taught spam and ham
+    lesson_regression: dict | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -142,6 +145,7 @@ class Teacher:
                 self.refit(context)  # and the lessons' regression
             else:
                 self._refit_lessons(context)
+            report.lesson_regression = self._lesson_regression(context)
         return report
 
     def _refit_lessons(self, context: str) -> None:
@@ -150,6 +154,19 @@ class Teacher:
             site_lessons.refit(self._connection(create=True), context)
         except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
             raise ModelError(f"site database damaged: {exc}") from None
+
+    def _lesson_regression(self, context: str) -> dict | None:
+        """:attr:`LearnReport.lesson_regression` of ``context`` (None when an export calibrates it)."""
+        con = self._con
+        try:
+            fit = site.fit_of(con, context)
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"site database damaged: {exc}") from None
+        if fit.regression is not None and not fit.regression.on_lessons or fit != site.SiteFit():
+            return None  # an export's calibration
+        taught = site.taught(con).get(context, {"spam": 0, "ham": 0})
+        gain = fit.regression.gain if fit.regression is not None else None
+        return {"gain": gain, "spam": taught["spam"], "ham": taught["ham"]}
 
     def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
         if action not in ACTIONS:
@@ -220,6 +237,7 @@ class Teacher:
             site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
         self._refit_lessons(context)  # too few decisions to calibrate: the lessons' regression
+        report.lesson_regression = self._lesson_regression(context)
         return report
 
     def close(self) -> None:

@@ -116,6 +116,17 @@ def learn_report(console, report, unreadable: int) -> None:
             else f"site calibration: not yet ({decisions}; it needs {MIN_EACH} of each)",
             markup=False,
         )
+    lessons = report.lesson_regression
+    if lessons is not None and lessons["spam"] + lessons["ham"]:
+        from .site_lessons import MIN_EACH as LESSONS_EACH
+
+        taught = f"{lessons['spam']} spam and {lessons['ham']} ham taught"
+        console.print(
+            f"lesson regression on {taught}: gain {lessons['gain']:.3f}"
+            if lessons["gain"] is not None
+            else f"lesson regression: not yet ({taught}; it needs {LESSONS_EACH} of each)",
+            markup=False,
+        )
 
 
 def _fmt(value) -> str:
@@ -239,6 +250,7 @@ def model_info(console, data: dict) -> None:
                 if "site_calibration" in ctx
                 else ""
             )
+            + (f"; lesson regression gain {ctx['lesson_regression']['gain']:.3f}" if "lesson_regression" in ctx else "")
         )
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")

@@ -355,10 +355,12 @@ class SiteRegression:
     columns: np.ndarray  # int64, sorted
     weights: np.ndarray  # float64
     gain: float
+    on_lessons: bool = False  # fitted on the lessons (site_lessons), not on an export's decisions
 
     def same_as(self, other: SiteRegression) -> bool:
         return (
             self.gain == other.gain
+            and self.on_lessons == other.on_lessons
             and np.array_equal(self.columns, other.columns)
             and np.array_equal(self.weights, other.weights)
         )
@@ -429,7 +431,7 @@ def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
     ValueError or TypeError if a row is not one spamcli writes."""
     row = _calibration_row(con, context)
     if row is None:  # perhaps a regression on the lessons (site_lessons)
-        return SiteFit(regression=regression_of(con, context))
+        return SiteFit(regression=regression_of(con, context, on_lessons=True))
     gain, offset, spam, ham, version = row
     gain, offset = float(gain), float(offset)  # ValueError/TypeError if not numbers
     if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):
@@ -478,9 +480,10 @@ def _version(context: str, version) -> int:
     return version
 
 
-def regression_of(con: sqlite3.Connection, context: str) -> SiteRegression | None:
-    """The site regression of ``context``: None until fitted on an export or on the lessons (or in a
-    database of an older spamcli). ValueError if the stored one is not one spamcli writes."""
+def regression_of(con: sqlite3.Connection, context: str, on_lessons: bool = False) -> SiteRegression | None:
+    """The site regression of ``context`` (``on_lessons``: the context has no export calibration, so
+    it is the lessons'): None until fitted on an export or on the lessons (or in a database of an
+    older spamcli). ValueError if the stored one is not one spamcli writes."""
     try:
         row = con.execute("SELECT gain, columns, weights FROM regression WHERE context = ?", (context,)).fetchone()
     except Exception as exc:  # a read-only database of an older spamcli has no such table
@@ -495,7 +498,7 @@ def regression_of(con: sqlite3.Connection, context: str) -> SiteRegression | Non
     ok_gain = REGRESSION_GAIN_RANGE[0] < gain <= REGRESSION_GAIN_RANGE[1]
     if not ok_gain or len(columns) != len(weights) or (np.diff(columns) <= 0).any() or not np.isfinite(weights).all():
         raise ValueError(f"site regression of context {context!r} damaged")
-    return SiteRegression(columns, weights, gain)
+    return SiteRegression(columns, weights, gain, on_lessons)
 
 
 def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, columns: np.ndarray) -> str | None:

@@ -69,7 +69,7 @@ def fit(columns: list[np.ndarray], y: np.ndarray) -> site.SiteRegression | None:
     used = weights != 0.0
     if not used.any():
         return None
-    return site.SiteRegression(keys[used], weights[used], gain(n_spam, len(y) - n_spam))
+    return site.SiteRegression(keys[used], weights[used], gain(n_spam, len(y) - n_spam), on_lessons=True)
 
 
 def refit(con: sqlite3.Connection, context: str) -> bool:

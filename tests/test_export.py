@@ -200,6 +200,7 @@ def test_export_carries_the_site_calibration_of_a_moderation_export(model_copy, 
     context = doc["contexts"]["content"]
     assert (context["site"]["gain"], context["site"]["offset"]) == (fitted["gain"], fitted["offset"]) != (1.0, 0.0)
     assert context["site"]["regression"]["gain"] == fitted["regression_gain"] > 0
+    assert context["site"]["regression"]["fitted_on"] == "export"
     verdicts = SpamFilter.load(model_copy).score([t for t, _ in TEXTS], [lang for _, lang in TEXTS])
     for (text_, lang), verdict in zip(TEXTS, verdicts):
         assert abs(_portable_score(context, text_, _route(context, lang)) - verdict.score) < 1e-9, text_

@@ -113,17 +113,18 @@ def test_info_shows_it_and_a_portable_export_scores_as_spamcli(site_model, tmp_p
     from test_export import TEXTS, _portable_score, _route, load_export
 
     _teach(site_model, 4, 4)
-    info = json.loads(run_cli("info", "--model", site_model, "--json").stdout)
-    assert info["contexts"]["content"]["site_calibration"] == {
-        "gain": 1.0,
-        "offset": 0.0,
-        "regression_gain": site_lessons.gain(4, 4),
-    }
+    info = json.loads(run_cli("info", "--model", site_model, "--json").stdout)["contexts"]["content"]
+    assert "site_calibration" not in info  # no export calibrates it
+    assert info["lesson_regression"]["gain"] == site_lessons.gain(4, 4)
+    assert f"lesson regression gain {site_lessons.gain(4, 4):.3f}" in " ".join(
+        run_cli("info", "--model", site_model).stdout.split()
+    )
     out = tmp_path / "portable.json"
     assert run_cli("export", "--model", site_model, "--out", out).code == 0
     doc = load_export(out)
     assert doc["format_version"] == 3  # a version-2 reader would ignore the regression
     context = doc["contexts"]["content"]
+    assert context["site"]["regression"]["fitted_on"] == "lessons"
     texts, langs = [t for t, _ in TEXTS] + PROBES, [lang for _, lang in TEXTS] + ["en"] * len(PROBES)
     for text, lang, verdict in zip(texts, langs, SpamFilter.load(site_model).score(texts, langs)):
         assert abs(_portable_score(context, text, _route(context, lang)) - verdict.score) < 1e-9, text
@@ -152,3 +153,18 @@ def test_the_probes_are_scored_with_the_regression(site_model):
     con.close()
     without = _scores(site_model)
     assert with_fit[0] > without[0] and with_fit[1] < without[1], (spam_probe, ham_probe)
+
+
+def test_learn_says_when_the_lesson_regression_starts_and_its_gain(site_model):
+    def learn(action: str, texts: list[str], *options: str):
+        stdin = "".join(t + "\n" for t in texts)
+        return run_cli("learn", "--model", site_model, f"--{action}", *options, "-", stdin=stdin)
+
+    taught = learn("spam", [_spam(i) for i in range(3)])
+    assert taught.code == 0
+    assert "lesson regression: not yet (3 spam and 0 ham taught; it needs 3 of each)" in taught.stderr
+    result = learn("ham", [_ham(i) for i in range(3)], "--json")
+    assert json.loads(result.stdout)["lesson_regression"] == {"gain": site_lessons.gain(3, 3), "spam": 3, "ham": 3}
+    _teach_export(site_model, 0, 25)
+    forgotten = learn("forget", [_spam(0)], "--json")
+    assert json.loads(forgotten.stdout)["lesson_regression"] is None  # an export calibrates the site
