@@ -338,8 +338,8 @@ def learn_cost(model_dir: Path, root: Path, workdir: Path, already: int = 100_00
     batch = (time.perf_counter() - t0) / 120
     con = site.connect(site_dir)
     refits = []
-    for _ in range(3):  # a lesson that enters the regression's sample (one in already / MAX_LESSONS)
-        con.execute("DELETE FROM lesson_samples")
+    for _ in range(3):  # a lesson that enters the regression's sample
+        con.execute("DELETE FROM lesson_fits")
         t0 = time.perf_counter()
         site_lessons.refit(con, "content")
         refits.append(time.perf_counter() - t0)
@@ -432,8 +432,10 @@ def markdown(results: dict) -> str:
             f"{c['one_message_call_mean_ms']:.1f} ms, slowest {c['one_message_call_max_ms']:.1f} ms; each call "
             "reads the model's manifest, opens the site database and commits one transaction), "
             f"{c['per_message_in_batch_of_120_ms']:.2f} ms per message in a batch of 120; a lesson that "
-            f"enters the lesson regression's sample (one in {c['already_learned'] // c['lesson_regression_sample']}"
-            f" here) refits it in {c['lesson_regression_refit_ms']:.0f} ms (median of 3); "
+            "enters the lesson regression's sample (its class's first "
+            f"{c['lesson_regression_sample'] // 2} in key order: one genuine lesson in "
+            f"{round(c['already_learned'] * 2 / 3 / (c['lesson_regression_sample'] // 2))} here) refits it in "
+            f"{c['lesson_regression_refit_ms']:.0f} ms (median of 3); "
             f"loading the model with that site layer takes {c['load_with_site_s']:.2f} s.",
         ]
     return "\n".join(lines)

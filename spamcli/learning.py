@@ -137,36 +137,47 @@ class Teacher:
 
     def teach(self, texts: Iterable[str], action: str, context: str = "content") -> LearnReport:
         """Learn (``spam``/``ham``) or ``forget`` each text; what changed, counted. A forget or a
-        move that left the site's calibration stale (an export's decision gone) refits it."""
+        move that left the site's calibration stale (an export's decision gone) refits it, and so
+        does any learn when a calibration is due but missing (an export's run stopped before its
+        refit); otherwise the regression on the lessons is refitted if its sample changed."""
         report = self._teach(texts, action, context)
         con = self._con
         if con is not None:
-            if (action == "forget" or report.moved) and site_calibration.stale(con, context):
-                self.refit(context)  # and the lessons' regression
-            else:
-                self._refit_lessons(context)
-            report.lesson_regression = self._lesson_regression(context)
+            changed_decisions = action == "forget" or report.moved  # an export's decision may be gone
+            uncalibrated = not con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone()
+            if (changed_decisions or uncalibrated) and site_calibration.stale(con, context):
+                self._refit_calibration(context)
+            report.lesson_regression = self._lesson_regression(context, self._refit_lessons(context))
         return report
 
-    def _refit_lessons(self, context: str) -> None:
-        """Refit the regression on the lessons of ``context`` if what it is fitted on changed (site_lessons)."""
+    def _refit_lessons(self, context: str) -> str | None:
+        """Refit the regression on the lessons of ``context`` if what it is fitted on changed
+        (site_lessons). The lessons are taught already, so a damaged site database that stops the
+        refit is returned (for the report to say), not raised: the regression stays as it was."""
         try:
             site_lessons.refit(self._connection(create=True), context)
-        except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
-            raise ModelError(f"site database damaged: {exc}") from None
+        except site.damage_errors() as exc:
+            return f"{self.directory / site.SITE_DB}: {exc}"
+        return None
 
-    def _lesson_regression(self, context: str) -> dict | None:
-        """:attr:`LearnReport.lesson_regression` of ``context`` (None when an export calibrates it)."""
+    def _lesson_regression(self, context: str, problem: str | None = None) -> dict | None:
+        """:attr:`LearnReport.lesson_regression` of ``context`` (None when an export calibrates it);
+        ``problem``: why it was not refitted."""
         con = self._con
         try:
             fit = site.fit_of(con, context)
-        except (ValueError, TypeError) as exc:
-            raise ModelError(f"site database damaged: {exc}") from None
+        except site.damage_errors() as exc:
+            return {"gain": None, "not_refitted": problem or str(exc)}
         if fit.regression is not None and not fit.regression.on_lessons or fit != site.SiteFit():
             return None  # an export's calibration
         taught = site.taught(con).get(context, {"spam": 0, "ham": 0})
         gain = fit.regression.gain if fit.regression is not None else None
-        return {"gain": gain, "spam": taught["spam"], "ham": taught["ham"]}
+        return {
+            "gain": gain,
+            "spam": taught["spam"],
+            "ham": taught["ham"],
+            **({"not_refitted": problem} if problem else {}),
+        }
 
     def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
         if action not in ACTIONS:
@@ -206,9 +217,12 @@ class Teacher:
     def refit(self, context: str) -> None:
         """Fit the site's calibration of ``context`` on the decisions kept (loads the model), and
         without one, the regression on its lessons."""
+        self._refit_calibration(context)
+        self._refit_lessons(context)
+
+    def _refit_calibration(self, context: str) -> None:
         ctx = load_bundle(self.directory, with_site=False).context(context)
         site_calibration.refit(self._connection(create=True), ctx, context)
-        self._refit_lessons(context)
 
     def teach_decisions(
         self, texts: list[str], labels: list[int], context: str = "content", langs: list[str | None] | None = None
@@ -236,8 +250,8 @@ class Teacher:
             keys = [f"{context}:{message_hash(t)}" for t in texts]
             site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
-        self._refit_lessons(context)  # too few decisions to calibrate: the lessons' regression
-        report.lesson_regression = self._lesson_regression(context)
+        problem = self._refit_lessons(context)  # too few decisions to calibrate: the lessons' regression
+        report.lesson_regression = self._lesson_regression(context, problem)
         return report
 
     def close(self) -> None:

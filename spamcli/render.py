@@ -117,7 +117,9 @@ def learn_report(console, report, unreadable: int) -> None:
             markup=False,
         )
     lessons = report.lesson_regression
-    if lessons is not None and lessons["spam"] + lessons["ham"]:
+    if lessons is not None and lessons.get("not_refitted"):
+        console.print(f"taught, but the lesson regression was not refitted: {lessons['not_refitted']}", markup=False)
+    elif lessons is not None and lessons["spam"] + lessons["ham"]:
         from .site_lessons import MIN_EACH as LESSONS_EACH
 
         taught = f"{lessons['spam']} spam and {lessons['ham']} ham taught"

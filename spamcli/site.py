@@ -146,10 +146,12 @@ CREATE TABLE IF NOT EXISTS regression (
     columns BLOB NOT NULL,         -- int64, sorted
     weights BLOB NOT NULL          -- float64, one per column
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lesson_samples (
+CREATE TABLE IF NOT EXISTS lesson_fits (
     context TEXT PRIMARY KEY,      -- the sample its lesson regression was fitted on (site_lessons)
-    digest TEXT NOT NULL
+    digest TEXT NOT NULL,
+    fitted INTEGER NOT NULL        -- whether that fit stored a regression
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_label ON messages (context, label, key);
 CREATE TABLE IF NOT EXISTS totals (
     context TEXT NOT NULL,
     label TEXT NOT NULL,

@@ -91,7 +91,7 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
             raise ModelError(f"site database damaged: {exc}") from None
         regression = fitted.pop("regression")
         # the regression on the lessons too: site_lessons fits it again if no calibration is stored
-        for table in ("calibration", "fit_versions", "regression", "lesson_samples"):
+        for table in ("calibration", "fit_versions", "regression", "lesson_fits"):
             con.execute(f"DELETE FROM {table} WHERE context = ?", (context,))  # noqa: S608 - our names
         if fitted["gain"] is not None:
             row = {"context": context, **fitted}

@@ -20,12 +20,15 @@ Corrections are a biased sample (the model's mistakes only), so, unlike an expor
 nothing about the site) and its gain is the fixed schedule above. A context that a moderation
 export calibrates uses the export's regression instead; forgetting the export brings this one back.
 
-Deterministic, as a function of what is taught: the sample is the first :data:`MAX_LESSONS` lessons
-in key order (a sha256: a fixed, effectively random order), fitted on one thread. So forgetting a
-lesson returns every score bit for bit, and above :data:`MAX_LESSONS` lessons most ``learn`` calls
-leave the sample (and the fit) as it was: a lesson enters it with probability
-``MAX_LESSONS / n``. The sample's digest is stored with the fit (table ``lesson_samples``), and a
-``learn`` whose sample is unchanged fits nothing.
+Deterministic, as a function of what is taught: the sample is the first ``MAX_LESSONS / 2`` lessons
+of each class in key order (a sha256: a fixed, effectively random order; per class, so a site of
+5,000 taught spam keeps its 40 taught genuine messages in it), fitted on one thread. So forgetting a
+lesson returns every score bit for bit, and above that many lessons of a class most ``learn`` calls
+leave the sample (and the fit) as it was: a lesson enters it with probability ``250 / n`` for
+``n`` lessons of its class. The sample's digest is stored with the fit (table ``lesson_fits``),
+and a ``learn`` whose sample is unchanged fits nothing. A site taught by an older spamcli gets its
+lesson regression at its first ``learn`` after the upgrade (forgetting that lesson then keeps it:
+the older scores were made without one).
 
 Measured in ``benchmarks/replay.py`` and ``benchmarks/adapt.py``; why these constants, in
 ``benchmarks/README.md``.
@@ -43,7 +46,7 @@ from . import site, site_regression
 
 MIN_EACH = 3  # taught spam and ham in the sample before a lesson regression is fitted
 SCALE, GATE = 4.0, 5.0  # its gain: SCALE * b / (b + GATE)
-MAX_LESSONS = 500  # lessons in its sample: a refit costs 20-250 ms (short SMS to long e-mails)
+MAX_LESSONS = 500  # lessons in its sample, half of each class: a fit costs 20-300 ms (SMS to long e-mails)
 C = 10.0  # inverse strength of its l2 penalty (scikit-learn's C)
 
 
@@ -55,13 +58,15 @@ def gain(n_spam: int, n_ham: int) -> float:
 
 def fit(columns: list[np.ndarray], y: np.ndarray) -> site.SiteRegression | None:
     """The lesson regression on lessons with feature ``columns`` and labels ``y`` (1 spam), or None
-    with fewer than :data:`MIN_EACH` of either class."""
+    with fewer than :data:`MIN_EACH` of either class (or no feature at all)."""
     n_spam = int(y.sum())
     if min(n_spam, len(y) - n_spam) < MIN_EACH:
         return None
+    keys = np.unique(np.concatenate(columns))
+    if not len(keys):  # lessons without a feature (punctuation only)
+        return None
     from sklearn.linear_model import LogisticRegression
 
-    keys = np.unique(np.concatenate(columns))
     with site_regression.one_thread(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a fit that stops at max_iter is still a fit
         model = LogisticRegression(C=C, class_weight="balanced", max_iter=1000)
@@ -75,42 +80,79 @@ def fit(columns: list[np.ndarray], y: np.ndarray) -> site.SiteRegression | None:
 def refit(con: sqlite3.Connection, context: str) -> bool:
     """Refit and store the lesson regression of ``context`` if its sample changed (nothing when a
     moderation export calibrates the context: its regression is the export's). Returns whether it
-    fitted. ValueError if a stored lesson is not one spamcli writes."""
-    con.execute("BEGIN IMMEDIATE")  # the lessons of one moment, and no writer between
-    try:
-        fitted = _refit(con, context)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return fitted
+    fitted. ValueError if a stored lesson is not one spamcli writes.
+
+    The fit runs outside the write lock (it can take a second, the first in a process mostly
+    importing scikit-learn): the sample is read in one snapshot, fitted, and stored only if it is
+    still the sample under the lock; if another writer changed it meanwhile, again, and the last
+    attempt fits under the lock."""
+    for attempt in range(_ATTEMPTS):
+        locked = attempt == _ATTEMPTS - 1
+        con.execute("BEGIN IMMEDIATE" if locked else "BEGIN")
+        try:
+            digest = _sample_digest(con, context)
+            if digest is None or _fitted_on(con, context) == digest:
+                con.execute("COMMIT")
+                return False
+            columns, labels = _sample(con, context)
+            if not locked:
+                con.execute("COMMIT")
+            regression = fit(columns, labels)
+            if not locked:
+                con.execute("BEGIN IMMEDIATE")
+                if _sample_digest(con, context) != digest:  # taught meanwhile: fit that
+                    con.execute("COMMIT")
+                    continue
+            _store(con, context, digest, regression)
+            con.execute("COMMIT")
+            return True
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+    return False  # not reached: the last attempt holds the lock
 
 
-def _refit(con: sqlite3.Connection, context: str) -> bool:
+_ATTEMPTS = 3
+_SAMPLE = "SELECT {} FROM messages m {} WHERE m.context = ? AND m.label = ? ORDER BY m.key LIMIT ?"
+
+
+def _sample_digest(con: sqlite3.Connection, context: str) -> str | None:
+    """The digest of the sample of ``context``: the first :data:`MAX_LESSONS` / 2 lessons of each
+    class in key order (so lopsided lessons keep both classes); None when an export calibrates it."""
     if con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone():
-        return False
-    # the first lessons in key order; keys are 'context:sha256', so the range is the context's
-    sample = con.execute(
-        "SELECT key, label FROM messages WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-        (f"{context}:", f"{context};", MAX_LESSONS),
-    ).fetchall()
-    digest = hashlib.sha256("".join(f"{key} {label}\n" for key, label in sample).encode()).hexdigest()
-    stored = con.execute("SELECT digest FROM lesson_samples WHERE context = ?", (context,)).fetchone()
-    if stored is not None and stored[0] == digest:
-        return False
-    regression = None
-    labels = np.array([label == "spam" for _key, label in sample], dtype=np.int64)
-    if min(labels.sum(), len(labels) - labels.sum()) >= MIN_EACH:
-        blobs = dict(
-            con.execute(
-                "SELECT key, columns FROM message_columns WHERE key >= ? AND key <= ?",
-                (sample[0][0], sample[-1][0]),
-            ).fetchall()
-        )
-        if len(blobs) != len(sample):
-            raise ValueError(f"a lesson of context {context!r} without its feature columns")
-        columns = [np.frombuffer(blobs[key], dtype=np.int32).astype(np.int64) for key, _label in sample]
-        regression = fit(columns, labels)
+        return None
+    h = hashlib.sha256()
+    for label in ("spam", "ham"):
+        for (key,) in con.execute(_SAMPLE.format("m.key", ""), (context, label, MAX_LESSONS // 2)):
+            h.update(f"{key} {label}\n".encode())
+    return h.hexdigest()
+
+
+def _fitted_on(con: sqlite3.Connection, context: str) -> str | None:
+    """The digest of the sample the stored fit was made on, if that fit is still stored whole (a
+    regression row exactly when one was fitted: an older spamcli's refit deletes it)."""
+    row = con.execute("SELECT digest, fitted FROM lesson_fits WHERE context = ?", (context,)).fetchone()
+    if row is None:
+        return None
+    has_row = con.execute("SELECT 1 FROM regression WHERE context = ?", (context,)).fetchone() is not None
+    return row[0] if bool(row[1]) == has_row else None
+
+
+def _sample(con: sqlite3.Connection, context: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """The feature columns and labels (1 spam) of the sample's lessons; a lesson whose columns are
+    missing (a damaged database) is left out, not fatal: the lesson is taught all the same."""
+    columns, labels = [], []
+    for label in ("spam", "ham"):
+        query = _SAMPLE.format("c.columns", "LEFT JOIN message_columns c USING (key)")
+        for (blob,) in con.execute(query, (context, label, MAX_LESSONS // 2)):
+            if isinstance(blob, bytes) and len(blob) % 4 == 0:
+                columns.append(np.frombuffer(blob, dtype=np.int32).astype(np.int64))
+                labels.append(label == "spam")
+    return columns, np.array(labels, dtype=np.int64)
+
+
+def _store(con: sqlite3.Connection, context: str, digest: str, regression: site.SiteRegression | None) -> None:
     con.execute("DELETE FROM regression WHERE context = ?", (context,))
     if regression is not None:
         con.execute(
@@ -118,7 +160,7 @@ def _refit(con: sqlite3.Connection, context: str) -> bool:
             (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
         )
     con.execute(
-        "INSERT INTO lesson_samples VALUES (?, ?) ON CONFLICT (context) DO UPDATE SET digest = excluded.digest",
-        (context, digest),
+        "INSERT INTO lesson_fits VALUES (?, ?, ?) ON CONFLICT (context) DO UPDATE "
+        "SET digest = excluded.digest, fitted = excluded.fitted",
+        (context, digest, int(regression is not None)),
     )
-    return True
