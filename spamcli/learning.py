@@ -141,43 +141,51 @@ class Teacher:
         does any learn when a calibration is due but missing (an export's run stopped before its
         refit); otherwise the regression on the lessons is refitted if its sample changed."""
         report = self._teach(texts, action, context)
-        con = self._con
-        if con is not None:
-            changed_decisions = action == "forget" or report.moved  # an export's decision may be gone
-            uncalibrated = not con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone()
-            if (changed_decisions or uncalibrated) and site_calibration.stale(con, context):
+        if self._con is None:
+            return report
+        if action == "forget" or report.moved:  # an export's decision may be gone
+            if site_calibration.stale(self._con, context):
                 self._refit_calibration(context)
-            report.lesson_regression = self._lesson_regression(context, self._refit_lessons(context))
+            problem = None
+        else:  # the lessons are saved: what stops a refit now is said, not raised
+            problem = self._guarded(lambda: self._refit_missing_calibration(context))
+        problem = problem or self._guarded(lambda: site_lessons.refit(self._con, context))
+        report.lesson_regression = self._lesson_regression(context, problem)
         return report
 
-    def _refit_lessons(self, context: str) -> str | None:
-        """Refit the regression on the lessons of ``context`` if what it is fitted on changed
-        (site_lessons). The lessons are taught already, so a damaged site database that stops the
-        refit is returned (for the report to say), not raised: the regression stays as it was."""
+    def _refit_missing_calibration(self, context: str) -> None:
+        """Refit the calibration of ``context`` if one is due but none is stored (an export's run
+        stopped before its refit)."""
+        con = self._con
+        calibrated = con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone()
+        if not calibrated and site_calibration.stale(con, context):
+            self._refit_calibration(context)
+
+    @staticmethod
+    def _guarded(step) -> str | None:
+        """Run ``step``; what a damaged site database made it raise, as one line (None if nothing)."""
         try:
-            site_lessons.refit(self._connection(create=True), context)
+            step()
+        except ModelError as exc:
+            return str(exc)
         except site.damage_errors() as exc:
-            return f"{self.directory / site.SITE_DB}: {exc}"
+            return f"site database damaged: {exc}"
         return None
 
     def _lesson_regression(self, context: str, problem: str | None = None) -> dict | None:
         """:attr:`LearnReport.lesson_regression` of ``context`` (None when an export calibrates it);
         ``problem``: why it was not refitted."""
         con = self._con
+        report: dict = {"gain": None, "spam": 0, "ham": 0}
         try:
-            fit = site.fit_of(con, context)
+            if con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone():
+                return None  # an export's calibration, and its regression
+            report.update(site.taught(con).get(context, {}))
+            regression = site.fit_of(con, context).regression
+            report["gain"] = regression.gain if regression is not None else None
         except site.damage_errors() as exc:
-            return {"gain": None, "not_refitted": problem or str(exc)}
-        if fit.regression is not None and not fit.regression.on_lessons or fit != site.SiteFit():
-            return None  # an export's calibration
-        taught = site.taught(con).get(context, {"spam": 0, "ham": 0})
-        gain = fit.regression.gain if fit.regression is not None else None
-        return {
-            "gain": gain,
-            "spam": taught["spam"],
-            "ham": taught["ham"],
-            **({"not_refitted": problem} if problem else {}),
-        }
+            problem = problem or f"site database damaged: {exc}"
+        return {**report, "not_refitted": problem} if problem else report
 
     def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
         if action not in ACTIONS:
@@ -218,7 +226,7 @@ class Teacher:
         """Fit the site's calibration of ``context`` on the decisions kept (loads the model), and
         without one, the regression on its lessons."""
         self._refit_calibration(context)
-        self._refit_lessons(context)
+        site_lessons.refit(self._connection(create=True), context)
 
     def _refit_calibration(self, context: str) -> None:
         ctx = load_bundle(self.directory, with_site=False).context(context)
@@ -250,7 +258,8 @@ class Teacher:
             keys = [f"{context}:{message_hash(t)}" for t in texts]
             site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
-        problem = self._refit_lessons(context)  # too few decisions to calibrate: the lessons' regression
+        # too few decisions to calibrate: the lessons' regression
+        problem = self._guarded(lambda: site_lessons.refit(con, context))
         report.lesson_regression = self._lesson_regression(context, problem)
         return report
 

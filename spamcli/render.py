@@ -117,18 +117,28 @@ def learn_report(console, report, unreadable: int) -> None:
             markup=False,
         )
     lessons = report.lesson_regression
-    if lessons is not None and lessons.get("not_refitted"):
-        console.print(f"taught, but the lesson regression was not refitted: {lessons['not_refitted']}", markup=False)
-    elif lessons is not None and lessons["spam"] + lessons["ham"]:
-        from .site_lessons import MIN_EACH as LESSONS_EACH
+    if lessons is not None:
+        _lesson_regression_line(console, lessons)
 
-        taught = f"{lessons['spam']} spam and {lessons['ham']} ham taught"
-        console.print(
-            f"lesson regression on {taught}: gain {lessons['gain']:.3f}"
-            if lessons["gain"] is not None
-            else f"lesson regression: not yet ({taught}; it needs {LESSONS_EACH} of each)",
-            markup=False,
-        )
+
+def _lesson_regression_line(console, lessons: dict) -> None:
+    """The lesson regression after ``learn`` (site_lessons): its gain, why not yet, or why not refitted."""
+    from .site_lessons import MAX_LESSONS, MIN_EACH
+
+    spam, ham = lessons["spam"], lessons["ham"]
+    taught = f"{spam} spam and {ham} ham taught"
+    each = MAX_LESSONS // 2
+    if lessons.get("not_refitted"):
+        line = f"the lesson regression was not refitted: {lessons['not_refitted']}"
+    elif lessons["gain"] is not None:
+        sample = f" (fitted on the first {min(spam, each)} and {min(ham, each)})" if max(spam, ham) > each else ""
+        line = f"lesson regression on {taught}{sample}: gain {lessons['gain']:.3f}"
+    elif min(spam, ham) < MIN_EACH:
+        line = f"lesson regression: not yet ({taught}; it needs {MIN_EACH} of each)"
+    else:
+        line = f"lesson regression: none ({taught}, but no word in them to fit on)"
+    if spam + ham or lessons.get("not_refitted"):
+        console.print(line, markup=False)
 
 
 def _fmt(value) -> str:

@@ -152,6 +152,7 @@ CREATE TABLE IF NOT EXISTS lesson_fits (
     fitted INTEGER NOT NULL        -- whether that fit stored a regression
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_by_label ON messages (context, label, key);
+CREATE INDEX IF NOT EXISTS decisions_by_context ON decisions (context);
 CREATE TABLE IF NOT EXISTS totals (
     context TEXT NOT NULL,
     label TEXT NOT NULL,
@@ -297,7 +298,8 @@ class SiteLayer:
 
     @property
     def is_calibrated(self) -> bool:
-        """Whether a moderation export's fit changed the gain or offset from 1 and 0, or added a regression."""
+        """Whether a moderation export's fit changed the gain or offset from 1 and 0, or a regression
+        (an export's, or the lessons') is added."""
         return (self.gain, self.offset) != (1.0, 0.0) or self.regression is not None
 
     def deltas(self, base_rates: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

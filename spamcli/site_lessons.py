@@ -130,13 +130,16 @@ def _sample_digest(con: sqlite3.Connection, context: str) -> str | None:
 
 
 def _fitted_on(con: sqlite3.Connection, context: str) -> str | None:
-    """The digest of the sample the stored fit was made on, if that fit is still stored whole (a
-    regression row exactly when one was fitted: an older spamcli's refit deletes it)."""
+    """The digest of the sample the stored fit was made on, if that fit is still stored whole and
+    sound (a regression row exactly when one was fitted: an older spamcli's refit deletes it)."""
     row = con.execute("SELECT digest, fitted FROM lesson_fits WHERE context = ?", (context,)).fetchone()
     if row is None:
         return None
-    has_row = con.execute("SELECT 1 FROM regression WHERE context = ?", (context,)).fetchone() is not None
-    return row[0] if bool(row[1]) == has_row else None
+    try:
+        stored = site.regression_of(con, context) is not None
+    except (ValueError, TypeError):  # damaged: fitted again, which replaces it
+        return None
+    return row[0] if bool(row[1]) == stored else None
 
 
 def _sample(con: sqlite3.Connection, context: str) -> tuple[list[np.ndarray], np.ndarray]:

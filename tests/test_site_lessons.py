@@ -100,7 +100,38 @@ def test_a_lopsided_site_keeps_its_few_genuine_lessons_in_the_sample(site_model,
     monkeypatch.setattr(site_lessons, "MAX_LESSONS", 10)
     _teach(site_model, 40, 3)  # the first 10 keys of all 43 would hold about one ham
     assert _regression(site_model) is not None
-    assert _regression(site_model).gain == site_lessons.gain(5, 3)
+    con = site.connect(site_model)
+    try:
+        columns, labels = site_lessons._sample(con, "content")
+        assert (int(labels.sum()), int(len(labels) - labels.sum())) == (5, 3)
+    finally:
+        con.close()
+
+
+def test_moving_a_lesson_refits_and_moving_it_back_restores_the_fit(site_model):
+    _teach(site_model, 4, 4)
+    fit = _regression(site_model)
+    learn_messages(site_model, [_spam(0)], "ham")
+    assert not _regression(site_model).same_as(fit)
+    learn_messages(site_model, [_spam(0)], "spam")
+    assert _regression(site_model).same_as(fit)
+
+
+def test_a_failed_fit_leaves_no_transaction_open_and_a_damaged_regression_is_replaced(site_model, monkeypatch):
+    _teach(site_model, 4, 4)
+    fit = _regression(site_model)
+    con = site.connect(site_model)
+    try:
+        con.execute("UPDATE regression SET gain = 99")  # damaged: classify would refuse the model
+        monkeypatch.setattr(site_lessons, "fit", lambda *args: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            site_lessons.refit(con, "content")
+        assert not con.in_transaction
+        monkeypatch.undo()
+        assert site_lessons.refit(con, "content")  # same sample, but the stored fit is not sound
+        assert site.fit_of(con, "content").regression.same_as(fit)
+    finally:
+        con.close()
 
 
 def test_a_fit_outside_the_lock_is_stored_only_if_its_sample_is_still_the_sample(site_model, monkeypatch):
@@ -153,8 +184,13 @@ def test_an_export_takes_over_and_forgetting_it_brings_the_lessons_regression_ba
         assert con.execute("SELECT COUNT(*) FROM calibration").fetchone()[0] == 1
     finally:
         con.close()
-    assert not _regression(site_model).same_as(lessons_fit)  # the export's, fitted on its decisions
+    export_fit = _regression(site_model)  # the export's, fitted on its decisions, not overwritten
+    assert not export_fit.on_lessons and export_fit.gain == _teach_export(site_model, 0, 25)["regression_gain"]
+    _teach(site_model, 3, 3, start=250)  # corrections after the export leave its regression
+    assert not _regression(site_model).on_lessons
     learn_messages(site_model, _export(0, 25)[0], "forget")
+    assert _regression(site_model).on_lessons and not _regression(site_model).same_as(lessons_fit)
+    learn_messages(site_model, [_spam(i) for i in range(250, 253)] + [_ham(i) for i in range(250, 253)], "forget")
     assert _regression(site_model).same_as(lessons_fit)
     assert _scores(site_model).tobytes() == scores.tobytes()
 
@@ -185,16 +221,21 @@ def test_a_damaged_lesson_or_table_does_not_stop_learning(site_model):
     con = site.connect(site_model)
     con.execute("DELETE FROM message_columns WHERE key = (SELECT MIN(key) FROM messages)")
     con.close()
+    before = _regression(site_model)
     taught = run_cli("learn", "--model", site_model, "--ham", "-", stdin=_ham(40) + "\n")
     assert taught.code == 0, taught.stderr  # fitted without the lesson whose columns are gone
-    assert _regression(site_model) is not None
+    assert "not refitted" not in taught.stderr and not _regression(site_model).same_as(before)
+    con = site.connect(site_model)
+    stored = con.execute("SELECT digest FROM lesson_fits").fetchone()[0]
+    assert stored == site_lessons._sample_digest(con, "content")
+    con.close()
     con = site.connect(site_model)
     con.execute("DROP TABLE lesson_fits")
     con.execute("CREATE TABLE lesson_fits (context TEXT PRIMARY KEY)")  # not one spamcli writes
     con.close()
     again = run_cli("learn", "--model", site_model, "--ham", "-", stdin=_ham(41) + "\n")
     assert again.code == 0
-    assert "taught, but the lesson regression was not refitted" in again.stderr
+    assert "the lesson regression was not refitted: site database damaged" in again.stderr
     assert "Traceback" not in again.stderr
     con = site.connect(site_model)
     assert con.execute("SELECT n FROM totals WHERE label = 'ham'").fetchone()[0] == 6  # both taught
@@ -203,8 +244,11 @@ def test_a_damaged_lesson_or_table_does_not_stop_learning(site_model):
 
 def test_lessons_without_a_feature_fit_nothing(site_model):
     result = learn_messages(site_model, ["...", " - ", "--"], "spam")
-    assert learn_messages(site_model, ["**", ".", ","], "ham").lesson_regression["gain"] is None
+    report = learn_messages(site_model, ["**", ".", ","], "ham").lesson_regression
+    assert report == {"gain": None, "spam": 3, "ham": 3}  # nothing to fit on, and nothing wrong
     assert result.learned == 3 and _regression(site_model) is None
+    shown = run_cli("learn", "--model", site_model, "--ham", "-", stdin="~\n")
+    assert "lesson regression: none (3 spam and 4 ham taught, but no word in them to fit on)" in shown.stderr
 
 
 def test_a_learn_after_an_export_run_stopped_before_its_refit_refits_the_calibration(site_model):
