@@ -181,8 +181,8 @@ class Teacher:
             if con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone():
                 return None  # an export's calibration, and its regression
             report.update(site.taught(con).get(context, {}))
-            regression = site.fit_of(con, context).regression
-            report["gain"] = regression.gain if regression is not None else None
+            gain = con.execute("SELECT gain FROM regression WHERE context = ?", (context,)).fetchone()
+            report["gain"] = float(gain[0]) if gain is not None else None
         except site.damage_errors() as exc:
             problem = problem or f"site database damaged: {exc}"
         return {**report, "not_refitted": problem} if problem else report

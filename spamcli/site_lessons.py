@@ -135,11 +135,20 @@ def _fitted_on(con: sqlite3.Connection, context: str) -> str | None:
     row = con.execute("SELECT digest, fitted FROM lesson_fits WHERE context = ?", (context,)).fetchone()
     if row is None:
         return None
-    try:
-        stored = site.regression_of(con, context) is not None
-    except (ValueError, TypeError):  # damaged: fitted again, which replaces it
+    stored = con.execute(
+        "SELECT gain, length(columns), length(weights) FROM regression WHERE context = ?", (context,)
+    ).fetchone()
+    if stored is not None and not _sound(*stored):  # damaged: fitted again, which replaces it
         return None
-    return row[0] if bool(row[1]) == stored else None
+    return row[0] if bool(row[1]) == (stored is not None) else None
+
+
+def _sound(gain, columns_bytes, weights_bytes) -> bool:
+    """Whether a stored regression's gain and sizes are ones spamcli writes (checked at every
+    ``learn`` without reading its arrays; a reader checks those)."""
+    low, high = site.REGRESSION_GAIN_RANGE
+    ok_gain = type(gain) is float and low < gain <= high
+    return ok_gain and type(columns_bytes) is int and columns_bytes == weights_bytes and columns_bytes % 8 == 0
 
 
 def _sample(con: sqlite3.Connection, context: str) -> tuple[list[np.ndarray], np.ndarray]:
