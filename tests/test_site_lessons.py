@@ -290,3 +290,40 @@ def test_learn_says_when_the_lesson_regression_starts_and_its_gain(site_model):
     _teach_export(site_model, 0, 25)
     forgotten = learn("forget", [_spam(0)], "--json")
     assert json.loads(forgotten.stdout)["lesson_regression"] is None  # an export calibrates the site
+
+
+_REFIT = """
+import hashlib, sys
+from spamcli import site, site_lessons
+con = site.connect(sys.argv[1])
+con.execute("DELETE FROM lesson_fits")
+assert site_lessons.refit(con, "content")
+regression = site.regression_of(con, "content")
+print(repr(regression.gain), hashlib.sha256(regression.weights).hexdigest(), len(regression.columns))
+"""
+
+
+@pytest.mark.slow
+def test_the_lesson_fit_repeats_bit_for_bit_whatever_the_threads(site_model, datasets_dir):
+    """A full sample of real lessons, fitted again in processes of 1 and 2 threads: the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    from spamcli.datasets import load
+
+    records = [r for r in load("spamassassin_email", datasets_dir) if r.label is not None and r.text.strip()]
+    learn_messages(site_model, [r.text for r in records if r.label == 1][:260], "spam")
+    learn_messages(site_model, [r.text for r in records if r.label == 0][:260], "ham")
+    runs = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        result = subprocess.run(
+            [sys.executable, "-c", _REFIT, str(site_model)], env=env, capture_output=True, text=True, check=True
+        )
+        runs.add(result.stdout)
+    stored = _regression(site_model)
+    assert len(runs) == 1, runs
+    import hashlib
+
+    assert runs.pop().split()[1] == hashlib.sha256(stored.weights).hexdigest()  # and as learn stored it
