@@ -277,6 +277,17 @@ def killed_at(point: str, victim, timeout: float = 120) -> int:
     return process.exitcode
 
 
+def outputs_by_thread_count(script: str, *args: str | os.PathLike) -> set[str]:
+    """The distinct outputs of ``python -c script ARGS`` run with BLAS and OpenMP on 1 and on 2
+    threads: one, for a computation that repeats bit for bit whatever the threads."""
+    outputs = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        command = [sys.executable, "-c", script, *map(str, args)]
+        outputs.add(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    return outputs
+
+
 def assert_one_line_error(result: Result, code: int) -> None:
     """The error contract: the exit code, one line on stderr, no traceback, nothing on stdout."""
     assert result.code == code, (result.code, result.stderr)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import outputs_by_thread_count, run_cli
 from test_site_calibration import PROBES, _export, _ham, _scores, _spam, _teach_export
 
 from spamcli import SpamFilter, site, site_lessons
@@ -306,24 +306,13 @@ print(repr(regression.gain), hashlib.sha256(regression.weights).hexdigest(), len
 @pytest.mark.slow
 def test_the_lesson_fit_repeats_bit_for_bit_whatever_the_threads(site_model, datasets_dir):
     """A full sample of real lessons, fitted again in processes of 1 and 2 threads: the same bytes."""
-    import os
-    import subprocess
-    import sys
+    import hashlib
 
     from spamcli.datasets import load
 
     records = [r for r in load("spamassassin_email", datasets_dir) if r.label is not None and r.text.strip()]
     learn_messages(site_model, [r.text for r in records if r.label == 1][:260], "spam")
     learn_messages(site_model, [r.text for r in records if r.label == 0][:260], "ham")
-    runs = set()
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-        result = subprocess.run(
-            [sys.executable, "-c", _REFIT, str(site_model)], env=env, capture_output=True, text=True, check=True
-        )
-        runs.add(result.stdout)
-    stored = _regression(site_model)
+    runs = outputs_by_thread_count(_REFIT, site_model)
     assert len(runs) == 1, runs
-    import hashlib
-
-    assert runs.pop().split()[1] == hashlib.sha256(stored.weights).hexdigest()  # and as learn stored it
+    assert runs.pop().split()[1] == hashlib.sha256(_regression(site_model).weights).hexdigest()  # as learn stored it

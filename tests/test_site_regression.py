@@ -79,10 +79,9 @@ def test_a_refit_repeats_bit_for_bit_whatever_the_threads(tmp_path, datasets_dir
     """Summed by two threads, the fits of an export of real messages differed in their last bits from
     one process to the next (a synthetic export is too small to be summed in parallel), and forgetting
     a later export would not have returned the earlier calibration exactly."""
-    import os
     import random
-    import subprocess
-    import sys
+
+    from helpers import outputs_by_thread_count
 
     from spamcli.datasets import load
     from spamcli.learning import Teacher, ensure_site_model
@@ -102,13 +101,7 @@ def test_a_refit_repeats_bit_for_bit_whatever_the_threads(tmp_path, datasets_dir
         teacher.teach_decisions([r.text for r in records], [r.label for r in records])
     finally:
         teacher.close()
-    runs = set()
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-        result = subprocess.run(
-            [sys.executable, "-c", _REFIT, str(model)], env=env, capture_output=True, text=True, check=True
-        )
-        runs.add(result.stdout)
+    runs = outputs_by_thread_count(_REFIT, model)
     assert len(runs) == 1, runs
 
 
