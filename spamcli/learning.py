@@ -156,9 +156,7 @@ class Teacher:
     def _refit_missing_calibration(self, context: str) -> None:
         """Refit the calibration of ``context`` if one is due but none is stored (an export's run
         stopped before its refit)."""
-        con = self._con
-        calibrated = con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone()
-        if not calibrated and site_calibration.stale(con, context):
+        if not site.has_calibration(self._con, context) and site_calibration.stale(self._con, context):
             self._refit_calibration(context)
 
     @staticmethod
@@ -178,7 +176,7 @@ class Teacher:
         con = self._con
         report: dict = {"gain": None, "spam": 0, "ham": 0}
         try:
-            if con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone():
+            if site.has_calibration(con, context):
                 return None  # an export's calibration, and its regression
             report.update(site.taught(con).get(context, {}))
             gain = con.execute("SELECT gain FROM regression WHERE context = ?", (context,)).fetchone()
@@ -222,13 +220,8 @@ class Teacher:
         report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
         return report
 
-    def refit(self, context: str) -> None:
-        """Fit the site's calibration of ``context`` on the decisions kept (loads the model), and
-        without one, the regression on its lessons."""
-        self._refit_calibration(context)
-        site_lessons.refit(self._connection(create=True), context)
-
     def _refit_calibration(self, context: str) -> None:
+        """Fit the site's calibration of ``context`` on the decisions kept (loads the model)."""
         ctx = load_bundle(self.directory, with_site=False).context(context)
         site_calibration.refit(self._connection(create=True), ctx, context)
 

@@ -505,6 +505,28 @@ def regression_of(con: sqlite3.Connection, context: str, on_lessons: bool = Fals
     return SiteRegression(columns, weights, gain, on_lessons)
 
 
+def store_regression(con: sqlite3.Connection, context: str, regression: SiteRegression | None) -> None:
+    """Replace the stored site regression of ``context`` by ``regression`` (None: none), inside the
+    caller's transaction."""
+    con.execute("DELETE FROM regression WHERE context = ?", (context,))
+    if regression is not None:
+        con.execute(
+            "INSERT INTO regression VALUES (?, ?, ?, ?)",
+            (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
+        )
+
+
+def has_calibration(con: sqlite3.Connection, context: str) -> bool:
+    """Whether a moderation export's calibration of ``context`` is stored (its regression, if any, is
+    then the export's, not the lessons')."""
+    return con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone() is not None
+
+
+def stored_columns(blob) -> np.ndarray:
+    """A taught message's distinct feature columns as stored (int32), as int64; ValueError if misshapen."""
+    return np.frombuffer(blob, dtype=np.int32).astype(np.int64)
+
+
 def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, columns: np.ndarray) -> str | None:
     """Teach (``label`` spam/ham) or forget (``label`` None) one message, in one transaction.
 
@@ -610,7 +632,7 @@ def merged(layer: SiteLayer | None, entries: list[tuple]) -> SiteLayer | None:
     for before, after, blob in entries:
         if (before, after) not in _JOURNAL_MOVES:
             raise ValueError(f"a journal entry from {before!r} to {after!r}: not one spamcli writes")
-        c = np.frombuffer(blob, dtype=np.int32).astype(np.int64)
+        c = stored_columns(blob)
         sign, label = (-1.0, before) if after is None else (1.0, after)
         n += int(sign)
         cols.append(c)

@@ -89,19 +89,14 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
                 fitted = _fit(con, ctx, context)
         except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
             raise ModelError(f"site database damaged: {exc}") from None
-        regression = fitted.pop("regression")
         # the regression on the lessons too: site_lessons fits it again if no calibration is stored
-        for table in ("calibration", "fit_versions", "regression", "lesson_fits"):
+        for table in ("calibration", "fit_versions", "lesson_fits"):
             con.execute(f"DELETE FROM {table} WHERE context = ?", (context,))  # noqa: S608 - our names
         if fitted["gain"] is not None:
             row = {"context": context, **fitted}
             con.execute("INSERT INTO calibration VALUES (:context, :gain, :offset, :spam, :ham)", row)
             con.execute("INSERT INTO fit_versions VALUES (?, ?)", (context, site.FIT_VERSION))
-        if regression is not None:
-            con.execute(
-                "INSERT INTO regression VALUES (?, ?, ?, ?)",
-                (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
-            )
+        site.store_regression(con, context, fitted.pop("regression"))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -126,7 +121,7 @@ def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:
     base = np.array([z for z, _l, _c in rows], dtype=np.float64)  # ValueError if not numbers
     if not np.isfinite(base).all():
         raise ValueError("a decision's base log-odds is not a finite number")
-    columns = [np.frombuffer(r[2], dtype=np.int32).astype(np.int64) for r in rows]  # ValueError if misshapen
+    columns = [site.stored_columns(r[2]) for r in rows]  # ValueError if misshapen
     sums = np.concatenate(
         [
             _leave_one_out_sums(layer, ctx, columns[i : i + _CHUNK], y[i : i + _CHUNK], y)

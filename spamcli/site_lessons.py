@@ -46,7 +46,6 @@ from . import site, site_regression
 MIN_EACH = 3  # taught spam and ham in the sample before a lesson regression is fitted
 SCALE, GATE = 4.0, 5.0  # its gain: SCALE * b / (b + GATE)
 MAX_LESSONS = 500  # lessons in its sample, half of each class: a fit costs 20-300 ms (SMS to long e-mails)
-C = 10.0  # inverse strength of its l2 penalty (scikit-learn's C)
 
 
 def gain(n_spam: int, n_ham: int) -> float:
@@ -64,41 +63,12 @@ def fit(columns: list[np.ndarray], y: np.ndarray) -> site.SiteRegression | None:
     keys = np.unique(np.concatenate(columns))
     if not len(keys):  # lessons without a feature (punctuation only)
         return None
-    weights = _balanced_logistic(site_regression._matrix(columns, keys), y)
+    with site_regression.one_thread():
+        weights = site_regression._weights(site_regression._matrix(columns, keys), y, balanced=True)
     used = weights != 0.0
     if not used.any():
         return None
     return site.SiteRegression(keys[used], weights[used], gain(n_spam, len(y) - n_spam), on_lessons=True)
-
-
-def _balanced_logistic(x, y: np.ndarray) -> np.ndarray:
-    """The weights of an l2-regularised logistic regression of ``y`` (1 spam) on the rows of ``x``
-    with an intercept (dropped) and both classes weighed alike: scikit-learn's
-    ``LogisticRegression(C=C, class_weight="balanced")``, whose objective it minimises with the
-    same solver (L-BFGS) and options, without importing scikit-learn (a second of every ``spamcli
-    learn`` that refits). One thread, so a fit repeats bit for bit."""
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
-    n, n_spam = len(y), int(y.sum())
-    weight = np.where(y == 1, n / (2.0 * n_spam), n / (2.0 * (n - n_spam)))
-    sign = np.where(y == 1, 1.0, -1.0)
-    xt = x.T.tocsr()
-    scale = 1.0 / (C * n)  # the objective over C * n: the same optimum, gradients of order 1
-
-    def objective(v: np.ndarray) -> tuple[float, np.ndarray]:
-        w = v[:-1]
-        margin = sign * (x @ w + v[-1])
-        # d/dz of log(1 + exp(-sign * z)) is -sign / (1 + exp(sign * z))
-        dz = C * weight * -sign * np.exp(-np.logaddexp(0.0, margin))
-        value = C * float(weight @ np.logaddexp(0.0, -margin)) + 0.5 * float(w @ w)
-        return value * scale, np.append(xt @ dz + w, dz.sum()) * scale
-
-    with threadpool_limits(limits=1):
-        # scikit-learn's own options: with them, its weights to 1e-13 and as fast (500 e-mails, 122 ms)
-        options = {"maxiter": 1000, "maxls": 50, "gtol": 1e-4, "ftol": 64 * np.finfo(float).eps}
-        found = minimize(objective, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options=options)
-    return found.x[:-1]
 
 
 def refit(con: sqlite3.Connection, context: str) -> bool:
@@ -144,7 +114,7 @@ _SAMPLE = "SELECT {} FROM messages m {} WHERE m.context = ? AND m.label = ? ORDE
 def _sample_digest(con: sqlite3.Connection, context: str) -> str | None:
     """The digest of the sample of ``context``: the first :data:`MAX_LESSONS` / 2 lessons of each
     class in key order (so lopsided lessons keep both classes); None when an export calibrates it."""
-    if con.execute("SELECT 1 FROM calibration WHERE context = ?", (context,)).fetchone():
+    if site.has_calibration(con, context):
         return None
     h = hashlib.sha256()
     for label in ("spam", "ham"):
@@ -183,18 +153,13 @@ def _sample(con: sqlite3.Connection, context: str) -> tuple[list[np.ndarray], np
         query = _SAMPLE.format("c.columns", "LEFT JOIN message_columns c USING (key)")
         for (blob,) in con.execute(query, (context, label, MAX_LESSONS // 2)):
             if isinstance(blob, bytes) and len(blob) % 4 == 0:
-                columns.append(np.frombuffer(blob, dtype=np.int32).astype(np.int64))
+                columns.append(site.stored_columns(blob))
                 labels.append(label == "spam")
     return columns, np.array(labels, dtype=np.int64)
 
 
 def _store(con: sqlite3.Connection, context: str, digest: str, regression: site.SiteRegression | None) -> None:
-    con.execute("DELETE FROM regression WHERE context = ?", (context,))
-    if regression is not None:
-        con.execute(
-            "INSERT INTO regression VALUES (?, ?, ?, ?)",
-            (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
-        )
+    site.store_regression(con, context, regression)
     con.execute(
         "INSERT INTO lesson_fits VALUES (?, ?, ?) ON CONFLICT (context) DO UPDATE "
         "SET digest = excluded.digest, fitted = excluded.fitted",
