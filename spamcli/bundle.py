@@ -400,7 +400,8 @@ def read_manifest(directory: Path) -> dict:
     directory = Path(directory)
     path = directory / MANIFEST
     if not directory.is_dir():
-        raise ModelError(f"model directory not found: {directory}")
+        what = "model path is not a directory" if os.path.lexists(directory) else "model directory not found"
+        raise ModelError(f"{what}: {directory}")
     if not os.path.lexists(path):
         raise ModelError(f"not a spamcli model (no {MANIFEST}): {directory}")
     raw = _read_regular(path, MAX_MANIFEST_BYTES, "model manifest")

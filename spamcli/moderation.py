@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .patterns import PatternError, compile_pattern
 from .records import Record
 
@@ -243,11 +243,22 @@ class ModerationLabeler:
         return 0 if reviewed and truthy(fields.get(reviewed)) else None
 
     def apply(self, records: Iterable[Record]) -> Iterator[Record]:
-        """Labeled records; unreadable ones pass through (training counts them), unreviewed are skipped."""
+        """Labeled records; unreadable ones pass through (training counts them), unreviewed are skipped.
+
+        A column named by ``--hidden-col``, ``--blocked-col`` or ``--reviewed-col`` that no readable
+        record holds is a misspelling, not a site where nothing was hidden: InputError once the
+        records are read (``learn`` and ``train`` read them all before they write anything)."""
+        named = {col: option for col, option in self._named_columns()}
+        first_fields: dict | None = None
         for rec in records:
             if rec.error:
                 yield rec
                 continue
+            if first_fields is None:
+                first_fields = rec.fields
+            if named:
+                for col in [col for col in named if col in rec.fields]:
+                    del named[col]
             label = self.label(rec.fields)
             if label is None:
                 self.skipped += 1
@@ -255,3 +266,11 @@ class ModerationLabeler:
             rec.label = label
             self.counts["spam" if label else "ham"] += 1
             yield rec
+        if named and first_fields is not None:
+            col, option = next(iter(named.items()))
+            columns = ", ".join(map(str, first_fields))
+            raise InputError(f"no column {col!r} ({option}) in the moderation export (columns: {columns})")
+
+    def _named_columns(self) -> list[tuple[str, str]]:
+        options = (("--hidden-col", self.hidden_col), ("--blocked-col", self.blocked_col))
+        return [(col, option) for option, col in (*options, ("--reviewed-col", self.reviewed_col)) if col]

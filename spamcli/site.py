@@ -274,11 +274,13 @@ class SiteLayer:
         if not n:
             return None
         rows = con.execute(
-            "SELECT col, spam, ham FROM counts WHERE context = ? AND (spam > 0 OR ham > 0) ORDER BY col", (context,)
+            "SELECT col, spam, ham FROM counts WHERE context = ? AND (spam != 0 OR ham != 0) ORDER BY col", (context,)
         ).fetchall()
         table = np.array(rows, dtype=np.int64).reshape(-1, 3)
         if (table[:, 1:] < 0).any():
             raise ValueError(f"negative taught counts in context {context!r}")
+        if not rows and _has_featured_lesson(con, context):
+            raise ValueError(f"context {context!r} has taught messages with features but no counts")
         layer = cls(table[:, 0], table[:, 1].astype(np.float64), table[:, 2].astype(np.float64), int(n))
         return layer if raw else layer.calibrated(fit_of(con, context))
 
@@ -380,6 +382,15 @@ class SiteRegression:
     def scaled(self, indptr: np.ndarray, per_entry: np.ndarray) -> np.ndarray:
         """Each row's sum of its entries' weights ``per_entry``, weighed: its log-odds from the regression."""
         return self.gain * _row_sums(indptr, per_entry) / np.sqrt(np.maximum(np.diff(indptr), 1))
+
+
+def _has_featured_lesson(con: sqlite3.Connection, context: str) -> bool:
+    """Whether a message taught in ``context`` has a feature (so the counts cannot all be 0)."""
+    query = (
+        "SELECT 1 FROM messages m JOIN message_columns c USING (key) "
+        "WHERE m.context = ? AND length(c.columns) > 0 LIMIT 1"
+    )
+    return con.execute(query, (context,)).fetchone() is not None
 
 
 def _looked_up(keys: np.ndarray, values: np.ndarray, columns: np.ndarray) -> np.ndarray:

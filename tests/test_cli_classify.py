@@ -200,6 +200,15 @@ def test_classify_missing_input_file_exits_3(trained_model, tmp_path):
 def test_classify_with_missing_model_dir_exits_4(tmp_path):
     result = run_cli("classify", "--model", tmp_path / "no-model", stdin="hello\n")
     assert_one_line_error(result, 4)
+    assert "model directory not found" in result.stderr
+
+
+def test_model_path_that_is_a_file_says_so(tmp_path):
+    (tmp_path / "one.txt").write_text("hello\n")
+    for command in (["classify"], ["learn", "--ham", str(tmp_path / "one.txt")]):
+        result = run_cli(*command, "--model", tmp_path / "one.txt", stdin="hello\n")
+        assert_one_line_error(result, 4)
+        assert "model path is not a directory" in result.stderr
 
 
 def test_classify_with_dir_that_is_not_a_model_exits_4(tmp_path):

@@ -505,6 +505,8 @@ TAMPERED_SITE = {
     "offset-huge": "UPDATE calibration SET offset = 1e6",
     "count-text": "UPDATE counts SET spam = 'x'",
     "count-negative": "UPDATE counts SET ham = -3 WHERE spam > 0",
+    "count-negative-alone": "UPDATE counts SET spam = -5",  # its ham 0: not a row "with a count" either
+    "counts-lost": "DELETE FROM counts",  # the lessons kept, their counts gone: not an empty layer
     "regression-ragged": "INSERT INTO regression VALUES ('content', 1.0, x'0100000000000000', x'0102')",
     "regression-unsorted": (
         "INSERT INTO regression VALUES ('content', 1.0, x'02000000000000000100000000000000', zeroblob(16))"

@@ -34,6 +34,20 @@ def test_train_from_moderation_export_maps_hidden_blocked_to_spam_kept_to_ham_an
     assert (summary["spam"], summary["ham"]) == (8, 8)
 
 
+@pytest.mark.parametrize("option", ["--hidden-col", "--blocked-col", "--reviewed-col"])
+@pytest.mark.parametrize("command", ["train", "learn"])
+def test_a_misspelled_decision_column_is_an_input_error_and_nothing_is_written(tmp_path, option, command):
+    """Beside a right ``--hidden-col``, a ``--blocked-col`` no row holds would make every blocked
+    author's message "not blocked", silently: a lopsided site. Exit 3 names it, and nothing is made."""
+    out = tmp_path / "model"
+    args = ["--hidden-col", "hidden_at", option, "blokced"] if option != "--hidden-col" else [option, "hiden_at"]
+    where = ["--out", out, "--min-per-class", "5"] if command == "train" else ["--model", out]
+    result = run_cli(command, EXPORT, "--text-col", "body", *args, *where)
+    assert_one_line_error(result, 3)
+    assert f"({option}) in the moderation export (columns: id, body," in result.stderr
+    assert not out.exists()
+
+
 def test_ham_rule_replaces_the_reviewed_column(tmp_path):
     out = tmp_path / "model"
     rule = "report_count <= 2"  # kept only if few reports; reviewed r11 (3 reports) is then skipped
