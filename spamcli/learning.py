@@ -185,7 +185,16 @@ class Teacher:
             problem = problem or f"site database damaged: {exc}"
         return {**report, "not_refitted": problem} if problem else report
 
-    def _teach(self, texts: Iterable[str], action: str, context: str) -> LearnReport:
+    def _teach(
+        self, texts: Iterable[str], action: str, context: str, langs: list[str | None] | None = None
+    ) -> LearnReport:
+        """Apply ``action`` to each text; with ``langs`` (one per text, None for none given) the
+        texts are a moderation export's decisions, kept with their base log-odds as they are taught.
+        What a damaged site database raises is a ModelError."""
+        with site.reading(self.directory):
+            return self._teach_texts(texts, action, context, langs)
+
+    def _teach_texts(self, texts, action: str, context: str, langs: list[str | None] | None) -> LearnReport:
         if action not in ACTIONS:
             raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
         vectoriser = self._vectoriser(context)
@@ -199,12 +208,17 @@ class Teacher:
         if legacy:
             _forget_legacy(self.directory, context, legacy)
             self.model = read_teaching_view(self.directory)
+        decisions = None
+        if langs is not None and todo:  # the base model's log-odds, after any legacy lesson left it
+            ctx = load_bundle(self.directory, with_site=False).context(context)
+            base_logits = ctx.pipeline().base_logits([text for _key, text, _ in todo], langs)
+            decisions = {key: float(z) for (key, _text, _), z in zip(todo, base_logits.tolist())}
         con = self._connection(create=label is not None)
         legacy_keys = {key for key, _ in legacy}
         befores: list[str | None] = []
         for i in range(0, len(todo), TRANSACTION_MESSAGES):
             chunk = [(key, label, columns) for key, _text, columns in todo[i : i + TRANSACTION_MESSAGES]]
-            befores += site.apply_many(con, context, chunk) if con is not None else [None] * len(chunk)
+            befores += site.apply_many(con, context, chunk, decisions) if con is not None else [None] * len(chunk)
         for (key, _text, _columns), before in zip(todo, befores):
             was_legacy = key in legacy_keys
             before = before or (learned[key]["label"] if was_legacy else None)
@@ -238,18 +252,16 @@ class Teacher:
         report.empty = len(texts) - len(kept)
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
         langs = [langs[i] for i in kept] if langs else None
+        langs = langs or [None] * len(texts)
         for action, label in (("spam", 1), ("ham", 0)):
-            chosen = [t for t, y in zip(texts, labels) if y == label]
+            chosen = [i for i, y in enumerate(labels) if y == label]
             if chosen:  # no refit per class: one at the end, on every decision
-                done = self._teach(chosen, action, context)
+                done = self._teach([texts[i] for i in chosen], action, context, [langs[i] for i in chosen])
                 for name in ("learned", "moved", "unchanged"):
                     setattr(report, name, getattr(report, name) + getattr(done, name))
                 report.total_learned = done.total_learned
         ctx = load_bundle(self.directory, with_site=False).context(context)
         con = self._connection(create=True)
-        if texts:
-            keys = [f"{context}:{message_hash(t)}" for t in texts]
-            site_calibration.record(con, context, keys, ctx.pipeline().base_logits(texts, langs))
         report.calibration = site_calibration.refit(con, ctx, context)
         # too few decisions to calibrate: the lessons' regression
         problem = self._guarded(lambda: site_lessons.refit(con, context))

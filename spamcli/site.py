@@ -546,12 +546,22 @@ def apply(con: sqlite3.Connection, key: str, context: str, label: str | None, co
     return apply_many(con, context, [(key, label, columns)])[0]
 
 
-def apply_many(con: sqlite3.Connection, context: str, entries: list[tuple]) -> list[str | None]:
+def apply_many(
+    con: sqlite3.Connection, context: str, entries: list[tuple], decisions: dict[str, float] | None = None
+) -> list[str | None]:
     """:func:`apply` for each ``(key, label, columns)``, all in one transaction (one disk sync, not
-    one per message: what a moderation export's thousands of rows need)."""
+    one per message: what a moderation export's thousands of rows need). ``decisions``: the base
+    log-odds of those that are a moderation export's decisions, kept in the same transaction (so a
+    run stopped between two leaves each taught decision recorded, and its calibration due)."""
     con.execute("BEGIN IMMEDIATE")
     try:
         befores = [_apply_one(con, key, context, label, columns) for key, label, columns in entries]
+        if decisions:
+            con.executemany(
+                "INSERT INTO decisions VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET base_logit = excluded.base_logit",
+                [(key, context, decisions[key]) for key, _label, _columns in entries if key in decisions],
+            )
         con.execute("COMMIT")
         return befores
     except BaseException:

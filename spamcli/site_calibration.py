@@ -41,20 +41,6 @@ RIDGE = 1.0  # pull of gain to 1 and offset to 0, in decisions' worth of log-los
 _CHUNK = 2_000  # decisions whose leave-one-out sums are computed at once
 
 
-def record(con: sqlite3.Connection, context: str, keys: list[str], base_logits: np.ndarray) -> None:
-    """Keep ``keys`` (``context:sha256``, already taught) as decisions of a moderation export."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        con.executemany(
-            "INSERT INTO decisions VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET base_logit = excluded.base_logit",
-            [(key, context, float(z)) for key, z in zip(keys, base_logits.tolist())],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
 def stale(con: sqlite3.Connection, context: str) -> bool:
     """Whether the stored calibration of ``context`` was not fitted on the decisions kept now (one
     was forgotten or relearned otherwise since, perhaps by a run that stopped before its refit), or

@@ -538,6 +538,31 @@ def test_tampered_site_database_is_a_model_error(model_copy, statement):
     _assert_model_error(model_copy, run=run_cli)
 
 
+DAMAGED_FOR_LEARN = {  # learn --spam (or --forget) on these exited 1, an internal error with a traceback
+    "counts-foreign": ("DROP TABLE counts; CREATE TABLE counts (x)", "spam"),
+    "columns-ragged-then-forget": ("UPDATE message_columns SET columns = x'010203'", "forget"),
+    "columns-text-then-forget": ("UPDATE message_columns SET columns = 'abcd'", "forget"),
+}
+
+
+@pytest.mark.parametrize(("statement", "action"), list(DAMAGED_FOR_LEARN.values()), ids=list(DAMAGED_FOR_LEARN))
+def test_learn_on_a_damaged_site_database_is_a_model_error(model_copy, tmp_path, statement, action):
+    import sqlite3
+
+    from spamcli.learning import learn_messages
+
+    text = "Win a free cruise, call 0800 123 456 now"
+    learn_messages(model_copy, [text], "spam")
+    con = sqlite3.connect(model_copy / "site.sqlite")
+    con.executescript(statement)
+    con.close()
+    taught = text if action == "forget" else "Cheap watches, replica bags, order on our site today"
+    (tmp_path / "one.txt").write_text(taught + "\n")
+    result = run_cli("learn", "--model", model_copy, f"--{action}", tmp_path / "one.txt")
+    assert_one_line_error(result, 4)
+    assert "site database" in result.stderr
+
+
 _LAST = "WHERE seq = (SELECT MAX(seq) FROM changes)"
 TAMPERED_JOURNAL = {  # damage written after the server started, and how it is mended
     "columns-ragged": (f"UPDATE changes SET columns = x'010203' {_LAST}", None),

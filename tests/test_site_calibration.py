@@ -266,6 +266,41 @@ def test_a_run_that_stopped_before_its_refit_is_refit_by_the_next_forget(site_mo
     assert stored == (fresh["gain"], fresh["offset"])
 
 
+def test_an_export_run_stopped_while_teaching_leaves_its_decisions_due_and_next_learn_refits(site_model, monkeypatch):
+    """Each chunk of an export's lessons is kept with its decisions in one transaction: a run killed
+    between two chunks leaves no lesson without its decision (those were taught as plain lessons,
+    uncalibrated, and no later learn or forget ever calibrated them), and the next learn refits."""
+    from spamcli import learning
+
+    monkeypatch.setattr(learning, "TRANSACTION_MESSAGES", 10)
+    calls = {"n": 0}
+    apply_many = site.apply_many
+
+    def stopped_at_the_sixth(*args, **kwargs):  # spam in 10, 10, 5; ham in 10, 10, then the kill
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return apply_many(*args, **kwargs)
+
+    monkeypatch.setattr(site, "apply_many", stopped_at_the_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        _teach_export(site_model, 0, 25)
+    monkeypatch.setattr(site, "apply_many", apply_many)
+    con = site.connect(site_model)
+    try:
+        assert site.taught(con)["content"] == {"spam": 25, "ham": 20}
+        assert con.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 45
+        assert not site.has_calibration(con, "content") and site_calibration.stale(con, "content")
+    finally:
+        con.close()
+    learn_messages(site_model, ["Thanks for the notes from the meeting."], "ham")
+    con = site.connect(site_model)
+    try:
+        assert site.has_calibration(con, "content") and not site_calibration.stale(con, "content")
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize(
     "statement",
     [
