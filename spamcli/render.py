@@ -12,17 +12,18 @@ from pathlib import Path
 
 
 def stdout():
-    """A Rich console on stdout (tables of ``info`` and ``evaluate``)."""
+    """A Rich console on stdout (tables of ``info`` and ``evaluate``; no ``:name:`` emoji codes: a
+    context or file name such as ``a:b:c`` is printed as it is)."""
     from rich.console import Console
 
-    return Console()
+    return Console(emoji=False)
 
 
 def stderr():
     """A Rich console on stderr (progress, summaries, warnings)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
 
 
 def warning(console, message: str) -> None:
@@ -235,6 +236,7 @@ def learned_records_warning(console, learned: int) -> None:
 def model_info(console, data: dict) -> None:
     """What :func:`spamcli.info.describe` says of a model, as a table per context."""
     from rich.table import Table
+    from rich.text import Text
 
     console.print(
         f"model {data['path']}\ncreated {data['created']}, spamcli {data['spamcli_version']}, "
@@ -246,23 +248,29 @@ def model_info(console, data: dict) -> None:
         t = ctx["thresholds"]
         learned = ctx["learned"]
         table = Table(
-            title=f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
-            f"learned {learned['spam']} spam, {learned['ham']} ham"
-            + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
-            + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
-            + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
-            + (
-                f"; site calibration gain {ctx['site_calibration']['gain']:.3f}, "
-                f"offset {ctx['site_calibration']['offset']:+.3f}"
+            title=Text(  # not markup: a context's name is the user's
+                f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
+                f"learned {learned['spam']} spam, {learned['ham']} ham"
+                + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
+                + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
+                + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
                 + (
-                    f", regression gain {ctx['site_calibration']['regression_gain']:.3f}"
-                    if ctx["site_calibration"].get("regression_gain")
+                    f"; site calibration gain {ctx['site_calibration']['gain']:.3f}, "
+                    f"offset {ctx['site_calibration']['offset']:+.3f}"
+                    + (
+                        f", regression gain {ctx['site_calibration']['regression_gain']:.3f}"
+                        if ctx["site_calibration"].get("regression_gain")
+                        else ""
+                    )
+                    if "site_calibration" in ctx
                     else ""
                 )
-                if "site_calibration" in ctx
-                else ""
+                + (
+                    f"; lesson regression gain {ctx['lesson_regression']['gain']:.3f}"
+                    if "lesson_regression" in ctx
+                    else ""
+                )
             )
-            + (f"; lesson regression gain {ctx['lesson_regression']['gain']:.3f}" if "lesson_regression" in ctx else "")
         )
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")
