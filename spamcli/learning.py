@@ -174,11 +174,13 @@ class Teacher:
         """:attr:`LearnReport.lesson_regression` of ``context`` (None when an export calibrates it);
         ``problem``: why it was not refitted."""
         con = self._con
-        report: dict = {"gain": None, "spam": 0, "ham": 0}
+        report: dict = {"gain": None, "spam": 0, "ham": 0, "class_weights": {"spam": 1.0, "ham": 1.0}}
         try:
             if site.has_calibration(con, context):
                 return None  # an export's calibration, and its regression
             report.update(site.taught(con).get(context, {}))
+            spam_weight, ham_weight = site.lesson_class_weights(report["spam"], report["ham"])
+            report["class_weights"] = {"spam": spam_weight, "ham": ham_weight}
             gain = con.execute("SELECT gain FROM regression WHERE context = ?", (context,)).fetchone()
             report["gain"] = float(gain[0]) if gain is not None else None
         except site.damage_errors() as exc:

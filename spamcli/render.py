@@ -140,6 +140,15 @@ def _lesson_regression_line(console, lessons: dict) -> None:
         line = f"lesson regression: none ({taught}, but no word in them to fit on)"
     if spam + ham or lessons.get("not_refitted"):
         console.print(line, markup=False)
+    weights = lessons.get("class_weights") or {}
+    for name, other, n, n_other in (("spam", "genuine", spam, ham), ("genuine", "spam", ham, spam)):
+        weight = weights.get("spam" if name == "spam" else "ham", 1.0)
+        if weight < 1.0:
+            console.print(
+                f"the site layer counts the {n} {name} messages taught as {n * weight:.0f} beside {n_other} "
+                f'{other}: teach {other} messages too (docs/moderation.md, "one class")',
+                markup=False,
+            )
 
 
 def _fmt(value) -> str:

@@ -28,6 +28,12 @@ with each rate ``q`` at least :data:`RATE_FLOOR`.
   several log-odds, genuine ones included, and the ranking of a new community collapsed after its
   first few lessons (measured in ``benchmarks/adapt.py``: Telegram 0.91 -> 0.59 AUC after 50
   reviewed messages with neither the floor nor the weight below, 0.83 with both).
+- ...but without an export's calibration, the larger taught class counts as at most
+  ``min(CLASS_RATIO * b + CLASS_SLACK, b + CLASS_GAP)`` messages, for ``b`` taught of the smaller
+  (:func:`lesson_class_weights`, as :attr:`SiteLayer.class_weights`). A week of corrections is
+  left as taught, but a team that teaches every spam it hides and no genuine message was teaching
+  every word common to its site as spam: 98% of a Telegram group's genuine messages flagged after a
+  week of hides, 3.6% with the cap (``benchmarks/replay.py --teaching hidden-only``).
 - ``weight(n) = n / (n + HALF_WEIGHT)`` grows with the number ``n`` of taught messages: the first
   correction has half the layer's strength (enough to move a near-duplicate of it across a label,
   not enough for one lesson to swing the whole site), the tenth 90%.
@@ -48,11 +54,11 @@ was fitted on, fixed until the next refit). An export holds the site's own share
 (three quarters of a Telegram group's week): counted raw, every feature common to the site's messages,
 a space or a digit, became spam evidence, and taught one such week the layer cost the other test sets
 0.11 AUC (0.993 -> 0.877 in ``benchmarks/adapt.py``). The site's share of spam is the offset's to
-carry, not the features'. Corrections alone keep raw counts: they are the model's mistakes, and
-their balance says nothing about the site. The same refit adds a regression on the export's
-decisions, weighed with the layer (:mod:`spamcli.site_regression`). Without an export, a regression
-on the lessons themselves, once both classes hold a few, with a fixed gain schedule
-(:mod:`spamcli.site_lessons`).
+carry, not the features'. Corrections alone keep their counts (the larger class capped, above)
+rather than balanced: they are the model's mistakes, and their balance says nothing about the site.
+The same refit adds a regression on the export's decisions, weighed with the layer
+(:mod:`spamcli.site_regression`). Without an export, a regression on the lessons themselves, once
+both classes hold a few, with a fixed gain schedule (:mod:`spamcli.site_lessons`).
 
 Counts are integers in an SQLite database (``MODEL_DIR/site.sqlite``): learning or forgetting a
 batch of messages is one small transaction (durable when it returns, safe with concurrent writers), and
@@ -88,6 +94,9 @@ log = logging.getLogger("spamcli.site")
 PRIOR = 100.0  # pseudo-messages of base evidence behind each feature's rate
 RATE_FLOOR = 0.005  # no feature's base rate is taken as lower than this
 HALF_WEIGHT = 1.0  # taught messages at which the layer has half its full weight
+# Without an export's calibration, the larger taught class counts as at most
+# min(CLASS_RATIO * smaller + CLASS_SLACK, smaller + CLASS_GAP) lessons (lesson_class_weights)
+CLASS_RATIO, CLASS_SLACK, CLASS_GAP = 3.0, 10.0, 20.0
 FLOOR = 100.0  # a message is normalised as if it had at least this many features
 GAIN_RANGE = (0.05, 4.0)  # a site calibration's allowed gain and offset (site_calibration clips its fit to them)
 OFFSET_RANGE = (-8.0, 8.0)
@@ -423,6 +432,19 @@ def balancing(n_spam: int | np.ndarray, n_ham: int | np.ndarray) -> tuple:
     return spam_weight, ham_weight
 
 
+def lesson_class_weights(n_spam: int, n_ham: int) -> tuple[float, float]:
+    """The weights of a layer's taught spam and ham counts without an export's calibration: the
+    larger class counts as at most ``min(CLASS_RATIO * smaller + CLASS_SLACK, smaller + CLASS_GAP)``
+    lessons (1 and 1 until it outgrows that). See the module docstring."""
+
+    def cap(n_other: int) -> float:
+        return min(CLASS_RATIO * n_other + CLASS_SLACK, n_other + CLASS_GAP)
+
+    spam = min(1.0, cap(n_ham) / n_spam) if n_spam else 1.0
+    ham = min(1.0, cap(n_spam) / n_ham) if n_ham else 1.0
+    return spam, ham
+
+
 def weight_of(n_messages: int) -> float:
     """The layer's weight with ``n_messages`` taught."""
     return n_messages / (n_messages + HALF_WEIGHT)
@@ -445,8 +467,11 @@ def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
     until an export is fitted; a calibration of an older spamcli as it was fitted: raw counts, no regression);
     ValueError or TypeError if a row is not one spamcli writes."""
     row = _calibration_row(con, context)
-    if row is None:  # perhaps a regression on the lessons (site_lessons)
-        return SiteFit(regression=regression_of(con, context, on_lessons=True))
+    if row is None:  # lessons: the classes kept near each other, and perhaps their regression (site_lessons)
+        counts = con.execute("SELECT label, n FROM totals WHERE context = ?", (context,)).fetchall()
+        n = {label: int(value) for label, value in counts}  # ValueError/TypeError if not numbers
+        weights = lesson_class_weights(max(n.get("spam", 0), 0), max(n.get("ham", 0), 0))
+        return SiteFit(class_weights=weights, regression=regression_of(con, context, on_lessons=True))
     gain, offset, spam, ham, version = row
     gain, offset = float(gain), float(offset)  # ValueError/TypeError if not numbers
     if not (GAIN_RANGE[0] <= gain <= GAIN_RANGE[1] and OFFSET_RANGE[0] <= offset <= OFFSET_RANGE[1]):

@@ -377,3 +377,15 @@ def test_evaluate_counts_and_warns_of_records_the_model_was_taught(profile_model
     result = run_cli("evaluate", "--model", model, "--context", "profile", profiles, "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["learned_records"] == 1
+
+
+def test_learn_says_when_it_counts_the_larger_class_as_fewer(model_copy, tmp_path):
+    shops, perks = ["Lucky", "Golden", "Royal", "Mega", "Super", "Star"], ["spins", "bonus", "jackpot", "slots"]
+    lines = [f"Join {shop} casino today for {perk} and more" for shop in shops for perk in perks]
+    (tmp_path / "spam.txt").write_text("\n".join(lines) + "\n")
+    result = run_cli("learn", "--model", model_copy, "--spam", tmp_path / "spam.txt")
+    assert result.code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "the site layer counts the 24 spam messages taught as 10 beside 0 genuine: teach genuine" in said
+    result = run_cli("learn", "--model", model_copy, "--spam", tmp_path / "spam.txt", "--json")
+    assert json.loads(result.stdout)["lesson_regression"]["class_weights"] == {"spam": 10 / 24, "ham": 1.0}

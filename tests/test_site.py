@@ -121,3 +121,36 @@ def test_explain_names_the_words_a_moderator_taught(site_model):
     # the words of the taught genuine message now pull its near-duplicate towards ham
     assert after["kasper"] < before.get("kasper", 0.0) - 0.05
     assert after["dublin"] < before.get("dublin", 0.0) - 0.05
+
+
+def test_a_site_taught_only_spam_does_not_flag_genuine_messages_sharing_its_common_words(site_model, monkeypatch):
+    """A team that teaches every spam it hides and no genuine message: without a cap on the larger
+    class, the words common to its site ("hi", "see you", "thanks") became spam evidence from 400
+    lessons, and genuine messages holding them scored 1.0 (checked below, with the cap lifted)."""
+    shops = ["Lucky", "Golden", "Royal", "Mega", "Super", "Star", "Diamond"]
+    games = ["deposit", "bonus", "spins", "jackpot", "cashback", "vip", "slots", "roulette", "poker", "betting"]
+    towns = ["Leeds", "Porto", "Ghent", "Lyon", "Turin", "Bergen", "Krakow", "Oslo", "Riga", "Vigo"]
+    club = "Hi friends, join {} {} club today in {}, see you there and thanks"
+    spam = [club.format(shops[i % 7], games[i // 7 % 10], towns[i // 70 % 10]) for i in range(400)]
+    learn_messages(site_model, spam, "spam")
+    genuine = ["Hi friends, see you at the library today, thanks", "thanks for the help, see you there"]
+    con = site.connect(site_model)
+    try:
+        spam_weight, ham_weight = site.fit_of(con, "content").class_weights
+    finally:
+        con.close()
+    assert (spam_weight, ham_weight) == (10 / 400, 1.0)  # 400 spam, 0 ham: they count as 10
+    verdicts = SpamFilter.load(site_model).score(genuine, ["en"] * len(genuine))
+    assert [v.label for v in verdicts] != ["spam", "spam"] and all(v.score < 0.9 for v in verdicts)
+    assert SpamFilter.load(site_model).score([spam[3]], ["en"])[0].score > 0.99  # the spam still caught
+    monkeypatch.setattr(site, "CLASS_GAP", 1e9)
+    monkeypatch.setattr(site, "CLASS_SLACK", 1e9)
+    assert [v.label for v in SpamFilter.load(site_model).score(genuine, ["en"] * 2)] == ["spam", "spam"]
+
+
+def test_the_class_cap_leaves_a_week_of_corrections_as_taught():
+    assert site.lesson_class_weights(42, 10) == (30 / 42, 1.0)  # min(3 * 10 + 10, 10 + 20) = 30
+    for spam, ham in [(22, 8), (18, 5), (15, 3), (12, 25), (46, 50), (0, 0), (10, 0), (0, 5)]:
+        assert site.lesson_class_weights(spam, ham) == (1.0, 1.0)
+    assert site.lesson_class_weights(0, 400) == (1.0, 10 / 400)
+    assert site.lesson_class_weights(300, 100) == (120 / 300, 1.0)

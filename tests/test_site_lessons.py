@@ -245,7 +245,8 @@ def test_a_damaged_lesson_or_table_does_not_stop_learning(site_model):
 def test_lessons_without_a_feature_fit_nothing(site_model):
     result = learn_messages(site_model, ["...", " - ", "--"], "spam")
     report = learn_messages(site_model, ["**", ".", ","], "ham").lesson_regression
-    assert report == {"gain": None, "spam": 3, "ham": 3}  # nothing to fit on, and nothing wrong
+    weighed_alike = {"spam": 1.0, "ham": 1.0}
+    assert report == {"gain": None, "spam": 3, "ham": 3, "class_weights": weighed_alike}  # nothing to fit or wrong
     assert result.learned == 3 and _regression(site_model) is None
     shown = run_cli("learn", "--model", site_model, "--ham", "-", stdin="~\n")
     assert "lesson regression: none (3 spam and 4 ham taught, but no word in them to fit on)" in shown.stderr
@@ -286,7 +287,8 @@ def test_learn_says_when_the_lesson_regression_starts_and_its_gain(site_model):
     assert taught.code == 0
     assert "lesson regression: not yet (3 spam and 0 ham taught; it needs 3 of each)" in taught.stderr
     result = learn("ham", [_ham(i) for i in range(3)], "--json")
-    assert json.loads(result.stdout)["lesson_regression"] == {"gain": site_lessons.gain(3, 3), "spam": 3, "ham": 3}
+    expected = {"gain": site_lessons.gain(3, 3), "spam": 3, "ham": 3, "class_weights": {"spam": 1.0, "ham": 1.0}}
+    assert json.loads(result.stdout)["lesson_regression"] == expected
     _teach_export(site_model, 0, 25)
     forgotten = learn("forget", [_spam(0)], "--json")
     assert json.loads(forgotten.stdout)["lesson_regression"] is None  # an export calibrates the site
