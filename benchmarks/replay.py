@@ -1,6 +1,7 @@
 """Replay the moderator's week of ``benchmarks/adapt.py`` over precomputed base scores, to compare site-layer designs.
 
     python benchmarks/replay.py [--datasets PATH] [--out benchmarks/results] [--layers shipped,layer-only]
+        [--teaching review|hidden-and-flagged|hidden-only]
 
 ``adapt.py`` teaches a real model directory through ``spamcli learn``'s library call (minutes per
 community). A candidate design is judged faster here: each community's base log-odds, labels' cuts
@@ -18,7 +19,14 @@ Layers:
 
 - ``shipped``: what spamcli ships, the site layer (:mod:`spamcli.site`) and the regression on the
   lessons (:mod:`spamcli.site_lessons`), with spamcli's own formulas, constants and fit;
-- ``layer-only``: the site layer alone (spamcli before the lesson regression).
+- ``layer-only``: the site layer alone (spamcli before the lesson regression);
+- ``uncapped``: ``shipped`` with the larger taught class counted in full (spamcli before
+  :func:`spamcli.site.lesson_class_weights`).
+
+``--teaching``: what the moderators teach of the week, in order. ``review`` (the default) is the
+issue's protocol: a genuine message labelled ``spam`` or ``unsure``, a spam not labelled ``spam``.
+``hidden-and-flagged``: every spam (what a team that hides spam and teaches what it hid does) and
+the flagged genuine messages. ``hidden-only``: every spam and no genuine message.
 
 Measured and not shipped (see ``benchmarks/README.md``, "Design: a site layer, and the candidates
 measured"): the lesson regression from the first lesson of each class (``min(s, h) / (min(s, h) +
@@ -97,7 +105,8 @@ def prepare(root: Path, out: Path, wanted: set[str] | None) -> dict[str, dict]:
 
 # ---- layers -------------------------------------------------------------------------------------
 class LayerOnly:
-    """The site layer alone, in memory: taught counts per column, scored by spamcli.site's own
+    """The site layer alone, in memory: taught counts per column (the larger class capped as
+    :func:`spamcli.site.lesson_class_weights` caps it), scored by spamcli.site's own
     :class:`~spamcli.site.SiteLayer` against the base model's rates (``router.base_rates``)."""
 
     def __init__(self, prepared: dict):
@@ -119,6 +128,9 @@ class LayerOnly:
     def regression(self) -> site.SiteRegression | None:
         return None
 
+    def class_weights(self) -> tuple[float, float]:
+        return site.lesson_class_weights(self.n_spam, self.n_ham)
+
     def shift(self, rows: list[np.ndarray]) -> np.ndarray:
         if not self.n_spam + self.n_ham:
             return np.zeros(len(rows))
@@ -126,7 +138,10 @@ class LayerOnly:
             keys = np.array(sorted(set(self.spam) | set(self.ham)), dtype=np.int64)
             s = np.array([self.spam.get(k, 0) for k in keys.tolist()], dtype=np.float64)
             h = np.array([self.ham.get(k, 0) for k in keys.tolist()], dtype=np.float64)
-            layer = site.SiteLayer(keys, s, h, self.n_spam + self.n_ham, regression=self.regression())
+            weights = self.class_weights()
+            layer = site.SiteLayer(
+                keys, s, h, self.n_spam + self.n_ham, regression=self.regression(), class_weights=weights
+            )
             self._layer = (layer, layer.deltas(base_rates(self.base, keys)))
         layer, deltas = self._layer
         indptr = np.concatenate([[0], np.cumsum([len(cols) for cols in rows])])
@@ -152,7 +167,18 @@ class Shipped(LayerOnly):
         return site_lessons.fit([c for c, _ in self.taught], np.array([y for _, y in self.taught]))
 
 
-LAYERS = {"shipped": Shipped, "layer-only": LayerOnly}
+class Uncapped(Shipped):
+    """What shipped before the class cap: the larger taught class counted in full."""
+
+    def class_weights(self) -> tuple[float, float]:
+        return 1.0, 1.0
+
+
+LAYERS = {"shipped": Shipped, "layer-only": LayerOnly, "uncapped": Uncapped}
+# What the moderators teach of the week, in order: the issue's review protocol (a genuine message
+# labelled spam or unsure, a spam not labelled spam); every spam they hide (caught or not) and the
+# genuine messages flagged; every spam they hide and nothing else.
+TEACHING = ("review", "hidden-and-flagged", "hidden-only")
 
 
 # ---- the replay ----------------------------------------------------------------------------------
@@ -162,7 +188,7 @@ def _flagged(p: np.ndarray, part: dict, idx) -> np.ndarray:
     return spam & ~(part["unseen"][idx] & (p < part["unseen_cut"]))
 
 
-def replay(prepared: dict, make) -> dict:
+def replay(prepared: dict, make, teaching: str = "review") -> dict:
     week, rest, others = prepared["week"], prepared["rest"], prepared["others"]
     layer = make(prepared)
     curve, taught = {}, {"spam": 0, "ham": 0}
@@ -172,10 +198,11 @@ def replay(prepared: dict, make) -> dict:
         p = 1.0 / (1.0 + np.exp(-(week["z"][i] + layer.shift([week["cols"][i]])[0])))
         y = int(week["y"][i])
         labelled_spam = bool(_flagged(np.array([p]), week, [i])[0])
-        if y == 0 and (labelled_spam or p >= week["ham_cut"][i]):  # flagged for review: taught as ham
+        flagged = labelled_spam or p >= week["ham_cut"][i]  # flagged for review
+        if y == 0 and flagged and teaching != "hidden-only":  # taught as ham
             layer.learn(week["cols"][i], 0)
             taught["ham"] += 1
-        elif y == 1 and not labelled_spam:
+        elif y == 1 and (not labelled_spam or teaching != "review"):
             layer.learn(week["cols"][i], 1)
             taught["spam"] += 1
     z = rest["z"] + layer.shift(rest["cols"])
@@ -209,7 +236,8 @@ def failed_checks(prepared: dict, result: dict, bogofilter_curve: dict) -> list[
 def main(argv: list[str] | None = None) -> int:
     parser = adapt.arguments(__doc__)
     parser.add_argument("--communities", default=None, help="comma-separated names (default: all)")
-    parser.add_argument("--layers", default=",".join(LAYERS), help=f"comma-separated, of: {', '.join(LAYERS)}")
+    parser.add_argument("--layers", default="shipped,layer-only", help=f"comma-separated, of: {', '.join(LAYERS)}")
+    parser.add_argument("--teaching", default="review", choices=TEACHING, help="what moderators teach of the week")
     args = parser.parse_args(argv)
     root = adapt.shared_datasets(args.datasets)
     if root is None:
@@ -231,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = ["| community | AUC | FPR | recall | taught spam / ham | other test sets lost | curve | failed |"]
         rows.append("|---|---|---|---|---|---|---|---|")
         for name, prepared in data.items():
-            r = replay(prepared, LAYERS[layer])
+            r = replay(prepared, LAYERS[layer], args.teaching)
             failed = failed_checks(prepared, r, bogofilter.get(name, {}))
             fails += len(failed)
             lost = roc_auc(prepared["others"]["y"], prepared["others"]["z"]) - r["others"]
@@ -240,11 +268,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {r['auc']:.3f} | {r['fpr']:.1%} | {r['recall']:.1%} | {r['taught']['spam']} / "
                 f"{r['taught']['ham']} | {lost:.4f} | {curve} | {', '.join(failed)} |"
             )
-        lines += [f"Layer `{layer}`: {fails} checks fail", "", *rows, ""]
+        lines += [f"Layer `{layer}`, teaching `{args.teaching}`: {fails} checks fail", "", *rows, ""]
         adapt.log(f"{layer}: {fails} checks fail")
     text = "\n".join(lines)
     print(text)
-    (out / "replay.md").write_text(text)
+    (out / ("replay.md" if args.teaching == "review" else f"replay-{args.teaching}.md")).write_text(text)
     return 0
 
 
