@@ -58,7 +58,8 @@ class LearnReport:
     calibration: dict | None = None
     empty: int = 0  # records with nothing to teach: a blank line, an account without a bio
     # without an export's calibration: the regression on the lessons (site_lessons), its gain (None:
-    # not yet) and the context's taught spam and ham
+    # not yet), the context's taught spam and ham, and the layer's class weights for them (below 1:
+    # the larger class capped, site.lesson_class_weights)
     lesson_regression: dict | None = None
 
     def to_dict(self) -> dict:
@@ -144,8 +145,9 @@ class Teacher:
         if self._con is None:
             return report
         if action == "forget" or report.moved:  # an export's decision may be gone
-            if site_calibration.stale(self._con, context):
-                self._refit_calibration(context)
+            with site.reading(self.directory):
+                if site_calibration.stale(self._con, context):
+                    self._refit_calibration(context)
             problem = None
         else:  # the lessons are saved: what stops a refit now is said, not raised
             problem = self._guarded(lambda: self._refit_missing_calibration(context))
@@ -188,42 +190,36 @@ class Teacher:
         return {**report, "not_refitted": problem} if problem else report
 
     def _teach(
-        self, texts: Iterable[str], action: str, context: str, langs: list[str | None] | None = None
+        self,
+        texts: Iterable[str],
+        action: str,
+        context: str,
+        decisions: dict[str, float] | None = None,
+        legacy_labels: dict[str, str] | None = None,
     ) -> LearnReport:
-        """Apply ``action`` to each text; with ``langs`` (one per text, None for none given) the
-        texts are a moderation export's decisions, kept with their base log-odds as they are taught.
-        What a damaged site database raises is a ModelError."""
-        with site.reading(self.directory):
-            return self._teach_texts(texts, action, context, langs)
-
-    def _teach_texts(self, texts, action: str, context: str, langs: list[str | None] | None) -> LearnReport:
+        """Apply ``action`` to each text. ``decisions``: the texts are a moderation export's, kept
+        with these base log-odds (by key) in the same transactions as their lessons;
+        ``legacy_labels``: what :meth:`_take_out_legacy` took out of the base counts already. What a
+        damaged site database raises is a ModelError."""
         if action not in ACTIONS:
             raise UsageError(f"unknown learn action {action!r}; choose from {', '.join(ACTIONS)}")
         vectoriser = self._vectoriser(context)
         # Read everything first: no lock and no transaction waits on a slow producer.
         todo = [(f"{context}:{message_hash(text)}", text) for text in texts]
         todo = [(key, text, np.fromiter(vectoriser.row(text), dtype=np.int64)) for key, text in todo]
+        legacy_labels = {**(legacy_labels or {}), **self._take_out_legacy([(k, t) for k, t, _ in todo], context)}
         report = LearnReport()
         label = None if action == "forget" else action
-        learned = self.model.learned
-        legacy = [(key, text) for key, text, _ in todo if key in learned]
-        if legacy:
-            _forget_legacy(self.directory, context, legacy)
-            self.model = read_teaching_view(self.directory)
-        decisions = None
-        if langs is not None and todo:  # the base model's log-odds, after any legacy lesson left it
-            ctx = load_bundle(self.directory, with_site=False).context(context)
-            base_logits = ctx.pipeline().base_logits([text for _key, text, _ in todo], langs)
-            decisions = {key: float(z) for (key, _text, _), z in zip(todo, base_logits.tolist())}
-        con = self._connection(create=label is not None)
-        legacy_keys = {key for key, _ in legacy}
-        befores: list[str | None] = []
-        for i in range(0, len(todo), TRANSACTION_MESSAGES):
-            chunk = [(key, label, columns) for key, _text, columns in todo[i : i + TRANSACTION_MESSAGES]]
-            befores += site.apply_many(con, context, chunk, decisions) if con is not None else [None] * len(chunk)
+        with site.reading(self.directory):
+            con = self._connection(create=label is not None)
+            befores: list[str | None] = []
+            for i in range(0, len(todo), TRANSACTION_MESSAGES):
+                chunk = [(key, label, columns) for key, _text, columns in todo[i : i + TRANSACTION_MESSAGES]]
+                befores += site.apply_many(con, context, chunk, decisions) if con is not None else [None] * len(chunk)
+            report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
         for (key, _text, _columns), before in zip(todo, befores):
-            was_legacy = key in legacy_keys
-            before = before or (learned[key]["label"] if was_legacy else None)
+            was_legacy = key in legacy_labels
+            before = before or legacy_labels.get(key)
             if label is None:
                 report.forgotten += before is not None
                 report.not_learned += before is None
@@ -233,8 +229,19 @@ class Teacher:
                 report.learned += 1
             else:
                 report.moved += 1
-        report.total_learned = sum(sum(by.values()) for by in site.taught(con).values()) if con else 0
         return report
+
+    def _take_out_legacy(self, entries: list[tuple[str, str]], context: str) -> dict[str, str]:
+        """Take the ``(key, text)`` entries an older spamcli learned into the base counts out of
+        them (they go to the site layer instead); their labels, by key."""
+        learned = self.model.learned
+        legacy = [(key, text) for key, text in dict(entries).items() if key in learned]
+        if not legacy:
+            return {}
+        labels = {key: learned[key]["label"] for key, _text in legacy}
+        _forget_legacy(self.directory, context, legacy)
+        self.model = read_teaching_view(self.directory)
+        return labels
 
     def _refit_calibration(self, context: str) -> None:
         """Fit the site's calibration of ``context`` on the decisions kept (loads the model)."""
@@ -254,19 +261,22 @@ class Teacher:
         report.empty = len(texts) - len(kept)
         texts, labels = [texts[i] for i in kept], [labels[i] for i in kept]
         langs = [langs[i] for i in kept] if langs else None
-        langs = langs or [None] * len(texts)
+        keys = [f"{context}:{message_hash(t)}" for t in texts]
+        # the base model's log-odds once every older lesson of the export has left its counts
+        legacy_labels = self._take_out_legacy(list(zip(keys, texts)), context)
+        ctx = load_bundle(self.directory, with_site=False).context(context)
+        decisions = dict(zip(keys, ctx.pipeline().base_logits(texts, langs).tolist())) if texts else None
         for action, label in (("spam", 1), ("ham", 0)):
-            chosen = [i for i, y in enumerate(labels) if y == label]
+            chosen = [t for t, y in zip(texts, labels) if y == label]
             if chosen:  # no refit per class: one at the end, on every decision
-                done = self._teach([texts[i] for i in chosen], action, context, [langs[i] for i in chosen])
+                done = self._teach(chosen, action, context, decisions, legacy_labels)
                 for name in ("learned", "moved", "unchanged"):
                     setattr(report, name, getattr(report, name) + getattr(done, name))
                 report.total_learned = done.total_learned
-        ctx = load_bundle(self.directory, with_site=False).context(context)
-        con = self._connection(create=True)
-        report.calibration = site_calibration.refit(con, ctx, context)
+        with site.reading(self.directory):
+            report.calibration = site_calibration.refit(self._connection(create=True), ctx, context)
         # too few decisions to calibrate: the lessons' regression
-        problem = self._guarded(lambda: site_lessons.refit(con, context))
+        problem = self._guarded(lambda: site_lessons.refit(self._con, context))
         report.lesson_regression = self._lesson_regression(context, problem)
         return report
 

@@ -245,20 +245,21 @@ class ModerationLabeler:
     def apply(self, records: Iterable[Record]) -> Iterator[Record]:
         """Labeled records; unreadable ones pass through (training counts them), unreviewed are skipped.
 
-        A column named by ``--hidden-col``, ``--blocked-col`` or ``--reviewed-col`` that no readable
-        record holds is a misspelling, not a site where nothing was hidden: InputError once the
-        records are read (``learn`` and ``train`` read them all before they write anything)."""
+        A column named by ``--hidden-col``, ``--blocked-col`` or ``--reviewed-col`` that no record
+        holds is a misspelling, not a site where nothing was hidden: InputError once the records
+        are read (``learn`` and ``train`` read them all before they write anything). A rule
+        (``--label-rule``) takes a missing column as empty, for exporters that leave them out."""
         named = {col: option for col, option in self._named_columns()}
         first_fields: dict | None = None
         for rec in records:
+            if named and rec.fields:  # a row with a blank text or no text field holds its columns too
+                for col in [col for col in named if col in rec.fields]:
+                    del named[col]
+            if first_fields is None and rec.fields:
+                first_fields = rec.fields
             if rec.error:
                 yield rec
                 continue
-            if first_fields is None:
-                first_fields = rec.fields
-            if named:
-                for col in [col for col in named if col in rec.fields]:
-                    del named[col]
             label = self.label(rec.fields)
             if label is None:
                 self.skipped += 1
@@ -269,7 +270,10 @@ class ModerationLabeler:
         if named and first_fields is not None:
             col, option = next(iter(named.items()))
             columns = ", ".join(map(str, first_fields))
-            raise InputError(f"no column {col!r} ({option}) in the moderation export (columns: {columns})")
+            raise InputError(
+                f"no column {col!r} ({option}) in the moderation export (columns: {columns}); if your "
+                f"exporter leaves empty fields out, give --label-rule \"{col} != ''\" instead"
+            )
 
     def _named_columns(self) -> list[tuple[str, str]]:
         options = (("--hidden-col", self.hidden_col), ("--blocked-col", self.blocked_col))

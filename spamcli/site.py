@@ -271,8 +271,9 @@ class SiteLayer:
     gain: float = 1.0  # fitted on a moderation export's decisions (site_calibration), else 1 and 0
     offset: float = 0.0
     regression: SiteRegression | None = None  # fitted on an export's decisions with gain and offset, or on the lessons
-    # weights of the taught spam and ham counts: 1 and 1, but under a calibration fitted with the
-    # classes weighed alike (FIT_VERSION 2), those that make its decisions' two classes count alike
+    # weights of the taught spam and ham counts: under a calibration fitted with the classes weighed
+    # alike (FIT_VERSION 2), those that make its decisions' two classes count alike; without one,
+    # the larger class capped (lesson_class_weights); 1 and 1 under an older spamcli's calibration
     class_weights: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
@@ -454,7 +455,8 @@ def weight_of(n_messages: int) -> float:
 class SiteFit:
     """What a moderation export's refit stored for a context (site_calibration): its gain and offset,
     the class weights they were fitted with, and the regression (None when there is none); without
-    an export, the regression on the lessons (site_lessons) alone."""
+    an export, the lessons' class weights (:func:`lesson_class_weights`) and their regression
+    (site_lessons)."""
 
     gain: float = 1.0
     offset: float = 0.0
@@ -463,14 +465,17 @@ class SiteFit:
 
 
 def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
-    """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0 and the lesson regression, if any,
-    until an export is fitted; a calibration of an older spamcli as it was fitted: raw counts, no regression);
-    ValueError or TypeError if a row is not one spamcli writes."""
+    """The stored :class:`SiteFit` of ``context`` (gain 1, offset 0, the lessons' class weights and
+    their regression, if any, until an export is fitted; a calibration of an older spamcli as it
+    was fitted: raw counts, no regression); ValueError or TypeError if a row is not one spamcli
+    writes."""
     row = _calibration_row(con, context)
     if row is None:  # lessons: the classes kept near each other, and perhaps their regression (site_lessons)
         counts = con.execute("SELECT label, n FROM totals WHERE context = ?", (context,)).fetchall()
         n = {label: int(value) for label, value in counts}  # ValueError/TypeError if not numbers
-        weights = lesson_class_weights(max(n.get("spam", 0), 0), max(n.get("ham", 0), 0))
+        if any(value < 0 for value in n.values()):
+            raise ValueError(f"negative taught totals in context {context!r}")
+        weights = lesson_class_weights(n.get("spam", 0), n.get("ham", 0))
         return SiteFit(class_weights=weights, regression=regression_of(con, context, on_lessons=True))
     gain, offset, spam, ham, version = row
     gain, offset = float(gain), float(offset)  # ValueError/TypeError if not numbers

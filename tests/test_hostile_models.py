@@ -542,6 +542,7 @@ DAMAGED_FOR_LEARN = {  # learn --spam (or --forget) on these exited 1, an intern
     "counts-foreign": ("DROP TABLE counts; CREATE TABLE counts (x)", "spam"),
     "columns-ragged-then-forget": ("UPDATE message_columns SET columns = x'010203'", "forget"),
     "columns-text-then-forget": ("UPDATE message_columns SET columns = 'abcd'", "forget"),
+    "calibration-foreign-then-forget": ("DROP TABLE calibration; CREATE TABLE calibration (x)", "forget"),
 }
 
 

@@ -48,6 +48,20 @@ def test_a_misspelled_decision_column_is_an_input_error_and_nothing_is_written(t
     assert not out.exists()
 
 
+def test_a_decision_column_held_only_by_rows_without_text_is_not_missing(tmp_path):
+    rows = [
+        {"id": 1, "body": "", "hidden_at": "2024-01-01"},  # hidden, its text gone: nothing to teach
+        {"id": 2, "body": "See you at the reading group on Monday", "reviewed_at": "2024-01-02"},
+    ]
+    export = tmp_path / "export.jsonl"
+    export.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("learn", "--model", tmp_path / "m", export, "--text-col", "body", "--hidden-col", "hidden_at")
+    assert result.code == 0, result.stderr
+    misspelled = run_cli("learn", "--model", tmp_path / "m", export, "--text-col", "body", "--hidden-col", "hiden_at")
+    assert_one_line_error(misspelled, 3)
+    assert "--label-rule \"hiden_at != ''\" instead" in misspelled.stderr
+
+
 def test_ham_rule_replaces_the_reviewed_column(tmp_path):
     out = tmp_path / "model"
     rule = "report_count <= 2"  # kept only if few reports; reviewed r11 (3 reports) is then skipped

@@ -308,8 +308,10 @@ def test_an_export_run_stopped_while_teaching_leaves_its_decisions_due_and_next_
         "UPDATE decisions SET base_logit = 1e308 * 10",
         "DELETE FROM counts",
         "UPDATE message_columns SET columns = x'0102'",
+        "DROP TABLE regression; CREATE TABLE regression (x)",
+        "DROP TABLE fit_versions; CREATE TABLE fit_versions (x)",
     ],
-    ids=["text-logit", "infinite-logit", "counts-gone", "columns-misshapen"],
+    ids=["text-logit", "infinite-logit", "counts-gone", "columns-misshapen", "regression-foreign", "versions-foreign"],
 )
 def test_a_damaged_decisions_table_stops_learn_with_a_model_error(site_model, tmp_path, statement):
     import sqlite3
@@ -318,8 +320,7 @@ def test_a_damaged_decisions_table_stops_learn_with_a_model_error(site_model, tm
 
     _teach_export(site_model, 0, 25)
     con = sqlite3.connect(site_model / "site.sqlite")
-    con.execute(statement)
-    con.commit()
+    con.executescript(statement)
     con.close()
     export = tmp_path / "more.csv"
     texts, labels = _export(100, 2)
@@ -399,3 +400,40 @@ def test_the_fit_does_not_depend_on_how_the_decisions_are_chunked(site_model, mo
         assert site_calibration.refit(con, ctx, "content") == whole
     finally:
         con.close()
+
+
+def test_an_export_keeps_every_decision_with_the_base_log_odds_after_older_lessons_left_them(site_model):
+    """An older spamcli learned into the base counts; an export holding those messages takes them
+    out first, and only then are its decisions' base log-odds read (they were read per class: the
+    spam decisions' while the ham ones were still counted, off by 0.11)."""
+    import sqlite3
+
+    from spamcli.bundle import save_bundle
+    from spamcli.learning import _apply_legacy
+
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa"
+    words = words.split() + ["quebec", "romeo", "sierra", "tango"]
+    ham = [f"zorblax quintet meets at the {w} hall on tuesday, zorblax tickets free" for w in words[:10]]
+    spam = [f"zorblax quintet tickets, buy now at the {w} hall, zorblax cheap" for w in words[10:]]
+    bundle = load_bundle(site_model, with_site=False)
+    ctx = bundle.context("content")
+    for text in ham:  # learned as spam by an older spamcli; the export keeps them
+        _apply_legacy(ctx, text, list(ctx.models), 1, 1.0)
+        bundle.learned[f"content:{message_hash(text)}"] = {
+            "label": "spam",
+            "models": list(ctx.models),
+            "context": "content",
+        }
+    save_bundle(bundle, site_model)
+    teacher = Teacher(site_model)
+    report = teacher.teach_decisions(spam + ham, [1] * 10 + [0] * 10, "content", ["en"] * 20)
+    teacher.close()
+    assert (report.learned, report.moved) == (10, 10)  # the older lessons moved to the site layer
+    after = load_bundle(site_model, with_site=False)
+    assert not after.learned
+    con = sqlite3.connect(site_model / "site.sqlite")
+    stored = dict(con.execute("SELECT key, base_logit FROM decisions"))
+    con.close()
+    texts = spam + ham
+    now = after.context("content").pipeline().base_logits(texts, ["en"] * 20)
+    assert [stored[f"content:{message_hash(t)}"] for t in texts] == now.tolist()
