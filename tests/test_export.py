@@ -273,3 +273,22 @@ def test_export_of_a_model_with_a_non_finite_number_exits_4_and_writes_no_json(m
     assert result.code == 4, result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_export_of_a_site_with_a_capped_class_reproduces_its_scores(model_copy, tmp_path):
+    """The larger taught class capped (site.lesson_class_weights) is in the exported deltas."""
+    from spamcli import SpamFilter, site
+    from spamcli.learning import learn_messages
+
+    shops, perks = ["Lucky", "Golden", "Royal", "Mega", "Super", "Star"], ["spins", "bonus", "jackpot", "slots"]
+    learn_messages(model_copy, [f"Join {s} casino today for {p} and more" for s in shops for p in perks], "spam")
+    con = site.connect(model_copy)
+    assert site.fit_of(con, "content").class_weights == (10 / 24, 1.0)
+    con.close()
+    out = tmp_path / "capped.json"
+    assert run_cli("export", "--model", model_copy, "--out", out).code == 0
+    context = load_export(out)["contexts"]["content"]
+    cases = [*TEXTS, ("Join the Lucky reading club today and more", "en"), ("Hi, casino night today?", "en")]
+    verdicts = SpamFilter.load(model_copy).score([t for t, _ in cases], [lang for _, lang in cases])
+    for (text_, lang), verdict in zip(cases, verdicts):
+        assert abs(_portable_score(context, text_, _route(context, lang)) - verdict.score) < 1e-9, text_
