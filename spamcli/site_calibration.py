@@ -67,27 +67,62 @@ def stale(con: sqlite3.Connection, context: str) -> bool:
 def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
     """Fit and store the ``gain`` and ``offset`` of ``context`` on its decisions (``ctx``: its
     :class:`~spamcli.router.ContextModel`, for the base rates). Returns them with the decisions'
-    counts (``spam``, ``ham``); with too few decisions, gain and offset are None and none is stored."""
-    con.execute("BEGIN IMMEDIATE")  # one snapshot of counts and decisions, and no writer between
-    try:
+    counts (``spam``, ``ham``); with too few decisions, gain and offset are None and none is stored.
+
+    The fit (seconds for thousands of decisions) reads one snapshot outside the write lock, so
+    other writers (``serve``'s learns) do not wait for it; it is stored if what it read (the
+    journal's position and the decisions) is unchanged under the lock, else fitted again, and
+    the last attempt fits under the lock."""
+    for attempt in range(_ATTEMPTS):
+        locked = attempt == _ATTEMPTS - 1
+        con.execute("BEGIN IMMEDIATE" if locked else "BEGIN")  # one snapshot of counts and decisions
         try:
-            with site_regression.one_thread():
-                fitted = _fit(con, ctx, context)
-        except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
-            raise ModelError(f"site database damaged: {exc}") from None
-        # the regression on the lessons too: site_lessons fits it again if no calibration is stored
-        for table in ("calibration", "fit_versions", "lesson_fits"):
-            con.execute(f"DELETE FROM {table} WHERE context = ?", (context,))  # noqa: S608 - our names
-        if fitted["gain"] is not None:
-            row = {"context": context, **fitted}
-            con.execute("INSERT INTO calibration VALUES (:context, :gain, :offset, :spam, :ham)", row)
-            con.execute("INSERT INTO fit_versions VALUES (?, ?)", (context, site.FIT_VERSION))
-        site.store_regression(con, context, fitted.pop("regression"))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return fitted
+            read = _what_the_fit_reads(con, context)
+            try:
+                with site_regression.one_thread():
+                    fitted = _fit(con, ctx, context)
+            except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
+                raise ModelError(f"site database damaged: {exc}") from None
+            if not locked:
+                con.execute("COMMIT")
+                con.execute("BEGIN IMMEDIATE")
+                if _what_the_fit_reads(con, context) != read:  # taught meanwhile: fit that
+                    con.execute("COMMIT")
+                    continue
+            _store(con, context, fitted)
+            con.execute("COMMIT")
+            return fitted
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+    raise AssertionError("not reached: the last attempt holds the lock")
+
+
+_ATTEMPTS = 3
+
+
+def _what_the_fit_reads(con: sqlite3.Connection, context: str) -> tuple:
+    """What a refit of ``context`` depends on, cheaply: every lesson taught or forgotten there
+    moves its newest journal entry (another context's do not), and every decision kept is counted
+    and summed here."""
+    journal = con.execute("SELECT COALESCE(MAX(seq), 0) FROM changes WHERE context = ?", (context,)).fetchone()
+    decisions = con.execute(
+        "SELECT COUNT(*), TOTAL(base_logit) FROM decisions WHERE context = ?", (context,)
+    ).fetchone()
+    return *journal, *decisions
+
+
+def _store(con: sqlite3.Connection, context: str, fitted: dict) -> None:
+    """Replace the stored calibration of ``context`` with ``fitted`` (its regression popped)."""
+    # the regression on the lessons too: site_lessons fits it again if no calibration is stored
+    for table in ("calibration", "fit_versions", "lesson_fits"):
+        con.execute(f"DELETE FROM {table} WHERE context = ?", (context,))  # noqa: S608 - our names
+    if fitted["gain"] is not None:
+        row = {"context": context, **fitted}
+        con.execute("INSERT INTO calibration VALUES (:context, :gain, :offset, :spam, :ham)", row)
+        con.execute("INSERT INTO fit_versions VALUES (?, ?)", (context, site.FIT_VERSION))
+    site.store_regression(con, context, fitted.pop("regression"))
 
 
 def _fit(con: sqlite3.Connection, ctx, context: str) -> dict:

@@ -437,3 +437,36 @@ def test_an_export_keeps_every_decision_with_the_base_log_odds_after_older_lesso
     texts = spam + ham
     now = after.context("content").pipeline().base_logits(texts, ["en"] * 20)
     assert [stored[f"content:{message_hash(t)}"] for t in texts] == now.tolist()
+
+
+def test_a_refit_runs_outside_the_write_lock_and_stores_only_a_fit_of_what_is_taught(site_model, monkeypatch):
+    """Another writer teaches while the calibration is fitted: it is not kept waiting for the fit
+    (it writes in the middle of it), and the fit of what was taught before it is not stored over
+    its lesson: the refit fits again, and stores what a refit from scratch stores."""
+    import time
+
+    _teach_export(site_model, 0, 25)
+    real_fit, calls, waited = site_calibration._fit, [], []
+
+    def fit_while_another_teaches(con, ctx, context):
+        calls.append(context)
+        if len(calls) == 1:  # the other writer, in the middle of the first fit
+            other = site.connect(site_model)
+            other.execute("PRAGMA busy_timeout = 2000")
+            start = time.monotonic()
+            site.apply(other, f"content:{message_hash(_ham(60))}", "content", "ham", np.array([1, 2, 3]))
+            waited.append(time.monotonic() - start)
+            other.close()
+        return real_fit(con, ctx, context)
+
+    monkeypatch.setattr(site_calibration, "_fit", fit_while_another_teaches)
+    ctx = load_bundle(site_model, with_site=False).context("content")
+    con = site.connect(site_model)
+    try:
+        fitted = site_calibration.refit(con, ctx, "content")
+        assert len(calls) == 2 and waited[0] < 1.0  # fitted again after the lesson; the writer did not wait
+        monkeypatch.setattr(site_calibration, "_fit", real_fit)
+        assert site_calibration.refit(con, ctx, "content") == fitted  # what a fresh refit stores
+        assert _gain_offset(site.fit_of(con, "content")) == (fitted["gain"], fitted["offset"])
+    finally:
+        con.close()
