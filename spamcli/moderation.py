@@ -276,5 +276,8 @@ class ModerationLabeler:
             )
 
     def _named_columns(self) -> list[tuple[str, str]]:
-        options = (("--hidden-col", self.hidden_col), ("--blocked-col", self.blocked_col))
-        return [(col, option) for option, col in (*options, ("--reviewed-col", self.reviewed_col)) if col]
+        """The columns named by options that read them (a ``--ham-rule`` replaces ``--reviewed-col``)."""
+        options = [("--hidden-col", self.hidden_col), ("--blocked-col", self.blocked_col)]
+        if self._ham_rule is None:
+            options.append(("--reviewed-col", self.reviewed_col))
+        return [(col, option) for option, col in options if col]

@@ -65,7 +65,8 @@ def test_a_decision_column_held_only_by_rows_without_text_is_not_missing(tmp_pat
 def test_ham_rule_replaces_the_reviewed_column(tmp_path):
     out = tmp_path / "model"
     rule = "report_count <= 2"  # kept only if few reports; reviewed r11 (3 reports) is then skipped
-    args = ["--hidden-col", "hidden_at", "--blocked-col", "blocked", "--ham-rule", rule]
+    # a --reviewed-col the rule replaces is not read, so not required to exist
+    args = ["--hidden-col", "hidden_at", "--blocked-col", "blocked", "--ham-rule", rule, "--reviewed-col", "unused"]
     result = run_cli("train", EXPORT, "--text-col", "body", *args, "--out", out, "--min-per-class", "5")
     assert result.code == 0, result.stderr
     assert _summary(out)["ham"] == 10  # 7 reviewed and 3 unreviewed rows with <= 2 reports
