@@ -249,7 +249,7 @@ class ModerationLabeler:
         holds is a misspelling, not a site where nothing was hidden: InputError once the records
         are read (``learn`` and ``train`` read them all before they write anything). A rule
         (``--label-rule``) takes a missing column as empty, for exporters that leave them out."""
-        named = {col: option for col, option in self._named_columns()}
+        named = dict(self._named_columns())
         first_fields: dict | None = None
         for rec in records:
             if named and rec.fields:  # a row with a blank text or no text field holds its columns too

@@ -141,8 +141,8 @@ def _lesson_regression_line(console, lessons: dict) -> None:
     if spam + ham or lessons.get("not_refitted"):
         console.print(line, markup=False)
     weights = lessons.get("class_weights") or {}
-    for name, other, n, n_other in (("spam", "genuine", spam, ham), ("genuine", "spam", ham, spam)):
-        weight = weights.get("spam" if name == "spam" else "ham", 1.0)
+    for key, name, other, n, n_other in (("spam", "spam", "genuine", spam, ham), ("ham", "genuine", "spam", ham, spam)):
+        weight = weights.get(key, 1.0)
         if weight < 1.0:
             console.print(
                 f"the site layer counts the {n} {name} messages taught as {n * weight:.0f} beside {n_other} "
@@ -242,6 +242,25 @@ def learned_records_warning(console, learned: int) -> None:
     )
 
 
+def _context_title(name: str, ctx: dict) -> str:
+    """One context's line of ``info``: thresholds, what was learned, and how the site is fitted."""
+    t, learned = ctx["thresholds"], ctx["learned"]
+    parts = [f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}"]
+    parts.append(f"learned {learned['spam']} spam, {learned['ham']} ham")
+    if "scoring" in ctx:
+        spam_cut = ctx.get("scoring_thresholds", {}).get("spam")
+        parts.append(f"profile scoring: {ctx['scoring']}" + (f" (spam >= {spam_cut})" if spam_cut is not None else ""))
+    if ctx.get("fp_budgets"):
+        parts.append(f"--max-fpr budgets {', '.join(ctx['fp_budgets'])}")
+    if "site_calibration" in ctx:
+        cal = ctx["site_calibration"]
+        regression = f", regression gain {cal['regression_gain']:.3f}" if cal.get("regression_gain") else ""
+        parts.append(f"site calibration gain {cal['gain']:.3f}, offset {cal['offset']:+.3f}{regression}")
+    if "lesson_regression" in ctx:
+        parts.append(f"lesson regression gain {ctx['lesson_regression']['gain']:.3f}")
+    return "; ".join(parts)
+
+
 def model_info(console, data: dict) -> None:
     """What :func:`spamcli.info.describe` says of a model, as a table per context."""
     from rich.table import Table
@@ -254,33 +273,7 @@ def model_info(console, data: dict) -> None:
         markup=False,
     )
     for name, ctx in data["contexts"].items():
-        t = ctx["thresholds"]
-        learned = ctx["learned"]
-        table = Table(
-            title=Text(  # not markup: a context's name is the user's
-                f"context {name}: thresholds ham < {t['ham']}, spam >= {t['spam']}; "
-                f"learned {learned['spam']} spam, {learned['ham']} ham"
-                + (f"; profile scoring: {ctx['scoring']}" if "scoring" in ctx else "")
-                + (f" (spam >= {ctx['scoring_thresholds']['spam']})" if "scoring_thresholds" in ctx else "")
-                + (f"; --max-fpr budgets {', '.join(ctx['fp_budgets'])}" if ctx.get("fp_budgets") else "")
-                + (
-                    f"; site calibration gain {ctx['site_calibration']['gain']:.3f}, "
-                    f"offset {ctx['site_calibration']['offset']:+.3f}"
-                    + (
-                        f", regression gain {ctx['site_calibration']['regression_gain']:.3f}"
-                        if ctx["site_calibration"].get("regression_gain")
-                        else ""
-                    )
-                    if "site_calibration" in ctx
-                    else ""
-                )
-                + (
-                    f"; lesson regression gain {ctx['lesson_regression']['gain']:.3f}"
-                    if "lesson_regression" in ctx
-                    else ""
-                )
-            )
-        )
+        table = Table(title=Text(_context_title(name, ctx)))  # not markup: a context's name is the user's
         for col in ("model", "kind", "spam", "ham", "ham threshold", "spam threshold"):
             table.add_column(col, justify="left" if col in ("model", "kind") else "right")
         for lang, entry in ctx["models"].items():

@@ -471,10 +471,7 @@ def fit_of(con: sqlite3.Connection, context: str) -> SiteFit:
     writes."""
     row = _calibration_row(con, context)
     if row is None:  # lessons: the classes kept near each other, and perhaps their regression (site_lessons)
-        counts = con.execute("SELECT label, n FROM totals WHERE context = ?", (context,)).fetchall()
-        n = {label: int(value) for label, value in counts}  # ValueError/TypeError if not numbers
-        if any(value < 0 for value in n.values()):
-            raise ValueError(f"negative taught totals in context {context!r}")
+        n = taught(con).get(context, {})
         weights = lesson_class_weights(n.get("spam", 0), n.get("ham", 0))
         return SiteFit(class_weights=weights, regression=regression_of(con, context, on_lessons=True))
     gain, offset, spam, ham, version = row
@@ -555,6 +552,42 @@ def store_regression(con: sqlite3.Connection, context: str, regression: SiteRegr
             "INSERT INTO regression VALUES (?, ?, ?, ?)",
             (context, regression.gain, regression.columns.tobytes(), regression.weights.tobytes()),
         )
+
+
+UNCHANGED = object()  # what a refit's fit returns when there is nothing to store (refit_outside_lock)
+
+
+def refit_outside_lock(con: sqlite3.Connection, version, fit, store, attempts: int = 3):
+    """How the site's refits (a calibration, a lesson regression: up to seconds) run without making
+    other writers wait: ``version()`` says cheaply what the fit depends on; ``fit(version)`` runs on
+    one read snapshot, outside the write lock, and returns what to store (or :data:`UNCHANGED`:
+    nothing); ``store(version, result)`` runs under the lock, only if ``version()`` still says the
+    same there, else the fit runs again on what was taught meanwhile, and the last attempt fits
+    under the lock. Returns the result stored (or UNCHANGED); what ``fit`` or ``store`` raise leaves
+    no transaction open."""
+    for attempt in range(attempts):
+        locked = attempt == attempts - 1
+        con.execute("BEGIN IMMEDIATE" if locked else "BEGIN")
+        try:
+            seen = version()
+            result = fit(seen)
+            if result is UNCHANGED:
+                con.execute("COMMIT")
+                return result
+            if not locked:
+                con.execute("COMMIT")
+                con.execute("BEGIN IMMEDIATE")
+                if version() != seen:  # taught meanwhile: fit that
+                    con.execute("COMMIT")
+                    continue
+            store(seen, result)
+            con.execute("COMMIT")
+            return result
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+    raise AssertionError("not reached: the last attempt holds the lock")
 
 
 def has_calibration(con: sqlite3.Connection, context: str) -> bool:
@@ -653,9 +686,11 @@ def _count(con: sqlite3.Connection, context: str, label: str, columns: np.ndarra
 
 
 def taught(con: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    """Taught messages per context and label."""
+    """Taught messages per context and label; ValueError if a total is not one spamcli writes."""
     out: dict[str, dict[str, int]] = {}
-    for context, label, n in con.execute("SELECT context, label, n FROM totals WHERE n > 0"):
+    for context, label, n in con.execute("SELECT context, label, n FROM totals WHERE n != 0"):
+        if type(n) is not int or n < 0 or label not in LABELS:
+            raise ValueError(f"taught totals of context {context!r} damaged: {label!r} {n!r}")
         out.setdefault(context, {"spam": 0, "ham": 0})[label] = n
     return out
 

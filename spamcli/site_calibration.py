@@ -69,37 +69,21 @@ def refit(con: sqlite3.Connection, ctx, context: str) -> dict:
     :class:`~spamcli.router.ContextModel`, for the base rates). Returns them with the decisions'
     counts (``spam``, ``ham``); with too few decisions, gain and offset are None and none is stored.
 
-    The fit (seconds for thousands of decisions) reads one snapshot outside the write lock, so
-    other writers (``serve``'s learns) do not wait for it; it is stored if what it read (the
-    journal's position and the decisions) is unchanged under the lock, else fitted again, and
-    the last attempt fits under the lock."""
-    for attempt in range(_ATTEMPTS):
-        locked = attempt == _ATTEMPTS - 1
-        con.execute("BEGIN IMMEDIATE" if locked else "BEGIN")  # one snapshot of counts and decisions
+    The fit (seconds for thousands of decisions) runs outside the write lock, so other writers
+    (``serve``'s learns) do not wait for it (:func:`site.refit_outside_lock`): it is stored if what
+    it read (the context's journal and decisions) is unchanged, else fitted again."""
+
+    def fit(_read) -> dict:
         try:
-            read = _what_the_fit_reads(con, context)
-            try:
-                with site_regression.one_thread():
-                    fitted = _fit(con, ctx, context)
-            except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
-                raise ModelError(f"site database damaged: {exc}") from None
-            if not locked:
-                con.execute("COMMIT")
-                con.execute("BEGIN IMMEDIATE")
-                if _what_the_fit_reads(con, context) != read:  # taught meanwhile: fit that
-                    con.execute("COMMIT")
-                    continue
-            _store(con, context, fitted)
-            con.execute("COMMIT")
-            return fitted
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-    raise AssertionError("not reached: the last attempt holds the lock")
+            with site_regression.one_thread():
+                return _fit(con, ctx, context)
+        except (ValueError, TypeError) as exc:  # a damaged site database: say so, fit nothing
+            raise ModelError(f"site database damaged: {exc}") from None
 
+    def store(_read, fitted: dict) -> None:
+        _store(con, context, fitted)
 
-_ATTEMPTS = 3
+    return site.refit_outside_lock(con, lambda: _what_the_fit_reads(con, context), fit, store)
 
 
 def _what_the_fit_reads(con: sqlite3.Connection, context: str) -> tuple:

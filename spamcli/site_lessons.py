@@ -77,37 +77,20 @@ def refit(con: sqlite3.Connection, context: str) -> bool:
     fitted. ValueError if a stored lesson is not one spamcli writes.
 
     The fit runs outside the write lock (it can take a second, the first in a process mostly
-    importing scipy): the sample is read in one snapshot, fitted, and stored only if it is
-    still the sample under the lock; if another writer changed it meanwhile, again, and the last
-    attempt fits under the lock."""
-    for attempt in range(_ATTEMPTS):
-        locked = attempt == _ATTEMPTS - 1
-        con.execute("BEGIN IMMEDIATE" if locked else "BEGIN")
-        try:
-            digest = _sample_digest(con, context)
-            if digest is None or _fitted_on(con, context) == digest:
-                con.execute("COMMIT")
-                return False
-            columns, labels = _sample(con, context)
-            if not locked:
-                con.execute("COMMIT")
-            regression = fit(columns, labels)
-            if not locked:
-                con.execute("BEGIN IMMEDIATE")
-                if _sample_digest(con, context) != digest:  # taught meanwhile: fit that
-                    con.execute("COMMIT")
-                    continue
-            _store(con, context, digest, regression)
-            con.execute("COMMIT")
-            return True
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-    return False  # not reached: the last attempt holds the lock
+    importing scipy): stored only if the sample is still the sample under the lock, else fitted
+    again (:func:`site.refit_outside_lock`)."""
+
+    def fit_sample(digest: str | None):
+        if digest is None or _fitted_on(con, context) == digest:
+            return site.UNCHANGED
+        return fit(*_sample(con, context))
+
+    def store(digest: str, regression: site.SiteRegression | None) -> None:
+        _store(con, context, digest, regression)
+
+    return site.refit_outside_lock(con, lambda: _sample_digest(con, context), fit_sample, store) is not site.UNCHANGED
 
 
-_ATTEMPTS = 3
 _SAMPLE = "SELECT {} FROM messages m {} WHERE m.context = ? AND m.label = ? ORDER BY m.key LIMIT ?"
 
 

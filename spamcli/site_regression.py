@@ -31,6 +31,8 @@ import contextlib
 
 import numpy as np
 
+from .site import balancing
+
 FOLDS = 5
 MAX_DECISIONS = 4_000
 C = 10.0  # inverse strength of the regression's l2 penalty (scikit-learn's C)
@@ -77,8 +79,9 @@ def _weights(x, y: np.ndarray, balanced: bool = False) -> np.ndarray:
     scikit-learn (a second of every ``spamcli learn`` that refits). Run it under :func:`one_thread`."""
     from scipy.optimize import minimize
 
-    n, n_spam = len(y), int(y.sum())
-    weight = np.where(y == 1, n / (2.0 * n_spam), n / (2.0 * (n - n_spam))) if balanced else np.ones(n)
+    n_spam = int(y.sum())
+    spam_weight, ham_weight = balancing(n_spam, len(y) - n_spam) if balanced else (1.0, 1.0)
+    weight = np.where(y == 1, spam_weight, ham_weight)
     sign = np.where(y == 1, 1.0, -1.0)
     xt = x.T.tocsr()
     scale = 1.0 / (C * weight.sum())  # scikit-learn's scaling: the same optimum, gradients of order 1

@@ -507,6 +507,8 @@ TAMPERED_SITE = {
     "count-negative": "UPDATE counts SET ham = -3 WHERE spam > 0",
     "count-negative-alone": "UPDATE counts SET spam = -5",  # its ham 0: not a row "with a count" either
     "counts-lost": "DELETE FROM counts",  # the lessons kept, their counts gone: not an empty layer
+    "totals-negative": "INSERT INTO totals VALUES ('content', 'ham', -2)",
+    "totals-text": "UPDATE totals SET n = 'abc'",
     "regression-ragged": "INSERT INTO regression VALUES ('content', 1.0, x'0100000000000000', x'0102')",
     "regression-unsorted": (
         "INSERT INTO regression VALUES ('content', 1.0, x'02000000000000000100000000000000', zeroblob(16))"
